@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/archiver"
+)
+
+func newBackupCommand(g *globals) *cobra.Command {
+	var (
+		tags, excludes []string
+		host, parent   string
+	)
+	c := &cobra.Command{
+		Use:   "backup PATH...",
+		Short: "Snapshot the given paths",
+		Long: `Snapshot the given paths. Files unchanged since the parent snapshot (same
+size, mtime, ctime and inode) are not read again. Files that cannot be read are
+listed on stderr and the snapshot holds the rest (exit code 3).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(c *cobra.Command, paths []string) error {
+			ctx := c.Context()
+			if host == "" {
+				h, err := os.Hostname()
+				if err != nil {
+					return fmt.Errorf("hostname unknown, give --host: %w", err)
+				}
+				host = h
+			}
+			r, err := g.openRepoIndexed(ctx)
+			if err != nil {
+				return err
+			}
+			snaps, err := r.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			var par *repo.Snapshot
+			if parent != "" {
+				if par, err = repo.FindSnapshot(snaps, parent); err != nil {
+					return fmt.Errorf("--parent: %w", err)
+				}
+			} else {
+				par = latestFor(snaps, host, archiver.AbsPaths(paths))
+			}
+			bar := g.bytesBar(-1, "backup")
+			opts := archiver.Options{
+				Paths: paths, Excludes: excludes, Tags: tags, Host: host,
+				Parent: par, Program: versionString(),
+				OnError: func(path string, err error) {
+					fmt.Fprintf(g.stderr, "courtbak: cannot read %s: %v\n", path, unwrapPathError(err))
+				},
+			}
+			if bar != nil {
+				opts.OnBytes = func(n int64) { _ = bar.Add64(n) }
+			}
+			res, err := archiver.Run(ctx, g.storeCtx, r, opts)
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("backup interrupted; no snapshot was made, data already uploaded is kept and reused by the next run: %w", err)
+				}
+				return fmt.Errorf("backup failed, no snapshot was made: %w", err)
+			}
+			s := res.Summary
+			if g.json {
+				err = g.printJSON(backupJSON{
+					MessageType: "summary", SnapshotID: res.Snapshot.ID.String(),
+					FilesNew: s.FilesNew, FilesChanged: s.FilesChanged, FilesUnmodified: s.FilesUnmodified,
+					FilesFailed: s.FilesFailed, DirsNew: s.DirsNew, TotalFiles: s.TotalFiles,
+					BytesProcessed: s.BytesProcessed, BytesAdded: s.BytesAdded, BlobsAdded: s.BlobsAdded,
+					DurationSeconds: s.DurationSeconds, Parent: parentID(par),
+				})
+			} else if g.quiet {
+				fmt.Fprintln(g.stdout, res.Snapshot.ID)
+			} else {
+				fmt.Fprintf(g.stdout, "Files: %d new, %d changed, %d unmodified", s.FilesNew, s.FilesChanged, s.FilesUnmodified)
+				if s.FilesFailed > 0 {
+					fmt.Fprintf(g.stdout, ", %d unreadable", s.FilesFailed)
+				}
+				fmt.Fprintf(g.stdout, "\nProcessed %s, added %s to the repository in %s\n",
+					formatBytes(s.BytesProcessed), formatBytes(s.BytesAdded), (time.Duration(s.DurationSeconds*float64(time.Second))).Round(time.Millisecond))
+				fmt.Fprintf(g.stdout, "snapshot %s saved\n", res.Snapshot.ID)
+			}
+			if err != nil {
+				return err
+			}
+			if len(res.Errors) > 0 {
+				return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s saved, but %d source files could not be read (listed above)", res.Snapshot.ID.Short(), len(res.Errors))}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringArrayVar(&tags, "tag", nil, "add `TAG` to the snapshot (repeatable)")
+	c.Flags().StringVar(&host, "host", "", "record `NAME` as the host (default: this machine's hostname)")
+	c.Flags().StringArrayVarP(&excludes, "exclude", "e", nil, "skip paths matching `GLOB` (repeatable; matched against the base name and the absolute path)")
+	c.Flags().StringVar(&parent, "parent", "", "compare against snapshot `ID` (default: the latest with the same host and paths)")
+	return c
+}
+
+type backupJSON struct {
+	MessageType     string  `json:"message_type"`
+	SnapshotID      string  `json:"snapshot_id"`
+	Parent          string  `json:"parent,omitempty"`
+	FilesNew        int     `json:"files_new"`
+	FilesChanged    int     `json:"files_changed"`
+	FilesUnmodified int     `json:"files_unmodified"`
+	FilesFailed     int     `json:"files_failed"`
+	DirsNew         int     `json:"dirs_new"`
+	TotalFiles      int     `json:"total_files_processed"`
+	BytesProcessed  int64   `json:"bytes_processed"`
+	BytesAdded      int64   `json:"bytes_added"`
+	BlobsAdded      int     `json:"blobs_added"`
+	DurationSeconds float64 `json:"duration_s"`
+}
+
+func parentID(p *repo.Snapshot) string {
+	if p == nil {
+		return ""
+	}
+	return p.ID.String()
+}
+
+// latestFor picks the newest snapshot of the same host and paths.
+func latestFor(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Hostname == host && slices.Equal(snaps[i].Paths, paths) {
+			return snaps[i]
+		}
+	}
+	return nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/courtbak/courtbak/repo"
+)
+
+type snapshotFilter struct {
+	tags, hosts, paths []string
+}
+
+func (f *snapshotFilter) register(c *cobra.Command) {
+	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only snapshots with `TAG` (repeatable; any matches)")
+	c.Flags().StringArrayVar(&f.hosts, "host", nil, "only snapshots from `HOST` (repeatable)")
+	c.Flags().StringArrayVar(&f.paths, "path", nil, "only snapshots that include `PATH` (repeatable)")
+}
+
+func (f *snapshotFilter) match(sn *repo.Snapshot) bool {
+	if len(f.hosts) > 0 && !contains(f.hosts, sn.Hostname) {
+		return false
+	}
+	if len(f.tags) > 0 {
+		ok := false
+		for _, t := range f.tags {
+			ok = ok || sn.HasTag(t)
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range f.paths {
+		abs, err := filepath.Abs(p)
+		if err != nil || !contains(sn.Paths, abs) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+type snapshotJSON struct {
+	ID       string        `json:"id"`
+	ShortID  string        `json:"short_id"`
+	Time     string        `json:"time"`
+	Host     string        `json:"host"`
+	Username string        `json:"username,omitempty"`
+	Paths    []string      `json:"paths"`
+	Tags     []string      `json:"tags"`
+	Tree     string        `json:"tree"`
+	Parent   string        `json:"parent,omitempty"`
+	Summary  *repo.Summary `json:"summary,omitempty"`
+}
+
+func toSnapshotJSON(sn *repo.Snapshot) snapshotJSON {
+	j := snapshotJSON{
+		ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time.Format(time.RFC3339Nano),
+		Host: sn.Hostname, Username: sn.Username, Paths: sn.Paths, Tags: sn.Tags,
+		Tree: sn.Tree.String(), Summary: sn.Summary,
+	}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if sn.Parent != nil {
+		j.Parent = sn.Parent.String()
+	}
+	return j
+}
+
+func newSnapshotsCommand(g *globals) *cobra.Command {
+	var filter snapshotFilter
+	c := &cobra.Command{
+		Use:   "snapshots",
+		Short: "List snapshots",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			snaps, err := r.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			var out []*repo.Snapshot
+			for _, sn := range snaps {
+				if filter.match(sn) {
+					out = append(out, sn)
+				}
+			}
+			if g.json {
+				list := make([]snapshotJSON, 0, len(out))
+				for _, sn := range out {
+					list = append(list, toSnapshotJSON(sn))
+				}
+				return g.printJSON(list)
+			}
+			if g.quiet {
+				return nil
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tPaths")
+			for _, sn := range out {
+				size := ""
+				if sn.Summary != nil {
+					size = formatBytes(sn.Summary.BytesProcessed)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), sn.Time.Local().Format("2006-01-02 15:04:05"),
+					sn.Hostname, strings.Join(sn.Tags, ","), size, strings.Join(sn.Paths, ", "))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%d snapshots\n", len(out))
+			return nil
+		},
+	}
+	filter.register(c)
+	return c
+}
+
+// formatBytes prints a size in binary units.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

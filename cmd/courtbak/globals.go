@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+)
+
+// globals holds the global flags and the process's streams.
+type globals struct {
+	repoURL         string
+	replicas        []string
+	passwordFile    string
+	passwordCommand string
+	json            bool
+	quiet           bool
+	cacheDir        string
+	limitUpload     int
+	limitDownload   int
+	s3Endpoint      string
+	s3Checksum      string
+	stdout, stderr  io.Writer
+	stdin           *os.File
+	storeCtx        context.Context
+}
+
+func (g *globals) register(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVarP(&g.repoURL, "repo", "r", os.Getenv("COURTBAK_REPOSITORY"), "repository `URL` (env COURTBAK_REPOSITORY)")
+	f.StringArrayVar(&g.replicas, "replica", splitList(os.Getenv("COURTBAK_REPLICAS")), "replica repository `URL`, repeatable, in priority order (env COURTBAK_REPLICAS, comma-separated)")
+	f.StringVar(&g.passwordFile, "password-file", os.Getenv("COURTBAK_PASSWORD_FILE"), "read the password from `FILE` (env COURTBAK_PASSWORD_FILE)")
+	f.StringVar(&g.passwordCommand, "password-command", os.Getenv("COURTBAK_PASSWORD_COMMAND"), "read the password from the output of `CMD` (env COURTBAK_PASSWORD_COMMAND)")
+	f.BoolVar(&g.json, "json", false, "machine-readable output on stdout")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
+	f.StringVar(&g.cacheDir, "cache-dir", os.Getenv("COURTBAK_CACHE_DIR"), "local cache `DIR` (env COURTBAK_CACHE_DIR)")
+	f.IntVar(&g.limitUpload, "limit-upload", 0, "limit uploads to `KiB/s` (0: unlimited)")
+	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
+	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
+	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: when-required (default; works with most self-hosted servers) or when-supported")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (g *globals) remoteOptions() remote.Options {
+	return remote.Options{
+		S3Endpoint:       g.s3Endpoint,
+		S3Checksum:       g.s3Checksum,
+		LimitUploadKiB:   g.limitUpload,
+		LimitDownloadKiB: g.limitDownload,
+		Retry:            true,
+	}
+}
+
+// openBackend opens the storage at url.
+func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, error) {
+	if url == "" {
+		return nil, errors.New("no repository given: use --repo URL or set COURTBAK_REPOSITORY")
+	}
+	return remote.Open(ctx, url, g.remoteOptions())
+}
+
+func (g *globals) repoOptions() repo.Options {
+	return repo.Options{Warn: g.warn}
+}
+
+// openRepo opens the repository at --repo with the password.
+func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
+	be, err := g.openBackend(ctx, g.repoURL)
+	if err != nil {
+		return nil, err
+	}
+	exists, err := repo.Exists(ctx, be)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("%s: %w (create it with 'courtbak init')", be.Location(), repo.ErrNoRepository)
+	}
+	pw, err := g.password(false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, pw, g.repoOptions())
+	if errors.Is(err, crypto.ErrWrongPassword) {
+		return nil, fmt.Errorf("%w for repository %s", crypto.ErrWrongPassword, be.Location())
+	}
+	return r, err
+}
+
+// openRepoIndexed opens the repository and loads its index.
+func (g *globals) openRepoIndexed(ctx context.Context) (*repo.Repository, error) {
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// password returns the repository password from the first source given:
+// --password-file, --password-command, COURTBAK_PASSWORD, else a prompt on
+// a terminal. confirm asks twice (for new passwords).
+func (g *globals) password(confirm bool) ([]byte, error) {
+	switch {
+	case g.passwordFile != "":
+		b, err := os.ReadFile(g.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		return nonEmpty(trimNewline(b), "password file "+g.passwordFile)
+	case g.passwordCommand != "":
+		return commandPassword(g.passwordCommand)
+	case os.Getenv("COURTBAK_PASSWORD") != "":
+		return []byte(os.Getenv("COURTBAK_PASSWORD")), nil
+	}
+	return g.prompt("Repository password: ", confirm)
+}
+
+func (g *globals) prompt(label string, confirm bool) ([]byte, error) {
+	if g.stdin == nil || !term.IsTerminal(int(g.stdin.Fd())) {
+		return nil, errors.New("no password given and no terminal to ask on: use --password-file, --password-command or COURTBAK_PASSWORD")
+	}
+	fmt.Fprint(g.stderr, label)
+	pw, err := term.ReadPassword(int(g.stdin.Fd()))
+	fmt.Fprintln(g.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("read password: %w", err)
+	}
+	if confirm {
+		fmt.Fprint(g.stderr, "Enter it again: ")
+		again, err := term.ReadPassword(int(g.stdin.Fd()))
+		fmt.Fprintln(g.stderr)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		if !bytes.Equal(pw, again) {
+			return nil, errors.New("the passwords do not match")
+		}
+	}
+	return nonEmpty(pw, "the password")
+}
+
+func commandPassword(cmdline string) ([]byte, error) {
+	cmd := exec.Command("/bin/sh", "-c", cmdline)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		// The command line may hold secrets itself: do not echo it.
+		return nil, fmt.Errorf("password command failed: %v", err)
+	}
+	return nonEmpty(trimNewline(out), "the password command's output")
+}
+
+func trimNewline(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+func nonEmpty(pw []byte, what string) ([]byte, error) {
+	if len(pw) == 0 {
+		return nil, fmt.Errorf("%s is empty", what)
+	}
+	return pw, nil
+}
+
+// newPassword reads a password for a new key: from the sources above, or
+// asked twice on a terminal.
+func (g *globals) newPassword(label string, file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read new password file: %w", err)
+		}
+		return nonEmpty(trimNewline(b), "new password file "+file)
+	}
+	if v := os.Getenv("COURTBAK_NEW_PASSWORD"); v != "" {
+		return []byte(v), nil
+	}
+	return g.prompt(label, true)
+}
+
+// printf prints normal output unless --quiet or --json.
+func (g *globals) printf(format string, args ...any) {
+	if g.quiet || g.json {
+		return
+	}
+	fmt.Fprintf(g.stdout, format, args...)
+}
+
+// warn prints a one-line notice on stderr unless --quiet.
+func (g *globals) warn(msg string) {
+	if g.quiet {
+		return
+	}
+	fmt.Fprintf(g.stderr, "courtbak: %s\n", msg)
+}
+
+// printJSON writes one JSON document to stdout.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// showProgress reports whether progress bars may be drawn.
+func (g *globals) showProgress() bool {
+	f, ok := g.stderr.(*os.File)
+	return ok && !g.quiet && !g.json && term.IsTerminal(int(f.Fd()))
+}
+
+// bytesBar returns a progress bar over n bytes (-1: unknown), or nil.
+func (g *globals) bytesBar(n int64, description string) *progressbar.ProgressBar {
+	if !g.showProgress() {
+		return nil
+	}
+	return progressbar.NewOptions64(n,
+		progressbar.OptionSetWriter(g.stderr),
+		progressbar.OptionSetDescription(description),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(200_000_000),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionFullWidth(),
+	)
+}

@@ -1,0 +1,219 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Local stores objects as files under a directory. Writes are atomic: a
+// temporary file is written, fsynced and renamed into place, and the
+// directory is fsynced so the rename survives a power loss.
+type Local struct {
+	root string
+}
+
+// OpenLocal returns a backend for the directory root. It does not check that
+// a repository exists there.
+func OpenLocal(root string) (*Local, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("local repository path %q: %w", root, err)
+	}
+	return &Local{root: abs}, nil
+}
+
+// Location returns the repository directory.
+func (l *Local) Location() string { return l.root }
+
+func (l *Local) dir(h Handle) string {
+	if h.Type == Data && len(h.Name) >= 2 {
+		return filepath.Join(l.root, string(h.Type), h.Name[:2])
+	}
+	if h.Type == Config {
+		return l.root
+	}
+	return filepath.Join(l.root, string(h.Type))
+}
+
+func (l *Local) path(h Handle) string {
+	if h.Type == Config {
+		return filepath.Join(l.root, "config")
+	}
+	return filepath.Join(l.dir(h), h.Name)
+}
+
+func checkHandle(h Handle) error {
+	if h.Type == Config {
+		return nil
+	}
+	if h.Name == "" || strings.ContainsAny(h.Name, `/\`) || h.Name == "." || h.Name == ".." {
+		return fmt.Errorf("invalid object name %q", h.Name)
+	}
+	return nil
+}
+
+// Save writes data to h atomically.
+func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
+	if err := checkHandle(h); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dir := l.dir(h)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	cleanup := func(err error) error {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return cleanup(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return cleanup(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return cleanup(err)
+	}
+	if err := ctx.Err(); err != nil {
+		_ = os.Remove(tmp.Name())
+		return err
+	}
+	// Objects are read-only once stored, as they are immutable.
+	if err := os.Chmod(tmp.Name(), 0o400); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if err := os.Rename(tmp.Name(), l.path(h)); err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Load reads a range of h.
+func (l *Local) Load(ctx context.Context, h Handle, offset, length int64, fn func(io.Reader) error) error {
+	if err := checkHandle(h); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(l.path(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("load %s: %w", h, ErrNotFound)
+		}
+		return fmt.Errorf("load %s: %w", h, err)
+	}
+	defer f.Close()
+	if offset < 0 || length < 0 {
+		return fmt.Errorf("load %s: invalid range offset %d length %d", h, offset, length)
+	}
+	var rd io.Reader = f
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			return fmt.Errorf("load %s: %w", h, err)
+		}
+	}
+	if length > 0 {
+		rd = io.LimitReader(f, length)
+	}
+	return fn(rd)
+}
+
+// Stat returns the size of h.
+func (l *Local) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
+	if err := checkHandle(h); err != nil {
+		return ObjectInfo{}, err
+	}
+	fi, err := os.Stat(l.path(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return ObjectInfo{}, fmt.Errorf("stat %s: %w", h, ErrNotFound)
+		}
+		return ObjectInfo{}, fmt.Errorf("stat %s: %w", h, err)
+	}
+	return ObjectInfo{Handle: h, Size: fi.Size()}, nil
+}
+
+// List calls fn for every object of type t, skipping temporary files.
+func (l *Local) List(ctx context.Context, t Type, fn func(ObjectInfo) error) error {
+	if t == Config {
+		fi, err := l.Stat(ctx, Handle{Type: Config, Name: "config"})
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(fi)
+	}
+	base := filepath.Join(l.root, string(t))
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == base {
+				return nil
+			}
+			return err
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		return fn(ObjectInfo{Handle: Handle{Type: t, Name: d.Name()}, Size: info.Size()})
+	})
+	if err != nil {
+		return fmt.Errorf("list %s: %w", t, err)
+	}
+	return nil
+}
+
+// Remove deletes h. Removing a missing object is not an error.
+func (l *Local) Remove(ctx context.Context, h Handle) error {
+	if err := checkHandle(h); err != nil {
+		return err
+	}
+	err := os.Remove(l.path(h))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", h, err)
+	}
+	return nil
+}
+
+// Close releases nothing; it exists to satisfy Backend.
+func (l *Local) Close() error { return nil }

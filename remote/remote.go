@@ -1,0 +1,94 @@
+// Package remote stores a repository's objects. A Backend is a flat store of
+// immutable, named objects grouped by Type; wrappers (retry, rate limit,
+// fault injection, failover) decorate a Backend without the repository noticing.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Type groups objects. Each type is a directory (local) or key prefix (S3).
+type Type string
+
+// Object types of a courtbak repository.
+const (
+	Config   Type = "config"
+	Keys     Type = "keys"
+	Data     Type = "data"
+	Index    Type = "index"
+	Snapshot Type = "snapshots"
+)
+
+// AllTypes lists every object type in the order replication copies them:
+// an object is only copied after everything it may refer to.
+var AllTypes = []Type{Config, Keys, Data, Index, Snapshot}
+
+// Handle names one object.
+type Handle struct {
+	Type Type
+	// Name is the lowercase hex BLAKE3-256 of the object's bytes, except for
+	// the single config object, whose name is "config".
+	Name string
+}
+
+func (h Handle) String() string {
+	if h.Type == Config {
+		return "config"
+	}
+	return string(h.Type) + "/" + h.Name
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Handle
+	Size int64
+}
+
+// ErrNotFound is returned (wrapped) when an object or repository is missing.
+var ErrNotFound = errors.New("not found")
+
+// Backend is the storage interface every backend implements and every
+// wrapper decorates.
+//
+// Save stores data under h, replacing any object of that name (names are
+// content hashes, so a replacement carries the same bytes, except when repair
+// replaces a damaged copy). A Save that fails or is cancelled leaves either no
+// object or the old one; never a partial one.
+//
+// Load calls fn with a reader over length bytes of h starting at offset;
+// length 0 means up to the end. fn may be called again if a wrapper retries,
+// so it must not keep state across calls.
+type Backend interface {
+	Location() string
+	Save(ctx context.Context, h Handle, data []byte) error
+	Load(ctx context.Context, h Handle, offset, length int64, fn func(io.Reader) error) error
+	Stat(ctx context.Context, h Handle) (ObjectInfo, error)
+	List(ctx context.Context, t Type, fn func(ObjectInfo) error) error
+	Remove(ctx context.Context, h Handle) error
+	Close() error
+}
+
+// ReadAll loads a whole object into memory.
+func ReadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
+	return ReadRange(ctx, be, h, 0, 0)
+}
+
+// ReadRange loads length bytes of h from offset (0 = to the end).
+func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) ([]byte, error) {
+	var buf []byte
+	err := be.Load(ctx, h, offset, length, func(rd io.Reader) error {
+		b, err := io.ReadAll(rd)
+		buf = b
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if length > 0 && int64(len(buf)) != length {
+		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d", h, offset, len(buf), length)
+	}
+	return buf, nil
+}

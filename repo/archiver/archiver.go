@@ -1,0 +1,553 @@
+// Package archiver makes snapshots: it walks the source paths, reads only
+// the files that changed since the parent snapshot, chunks them, stores the
+// new chunks through a repo.Saver and writes trees and the snapshot.
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/courtbak/courtbak/chunking"
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
+)
+
+// Options describe one backup.
+type Options struct {
+	Paths    []string
+	Excludes []string
+	Tags     []string
+	Host     string
+	Parent   *repo.Snapshot // files unchanged since it are not read again
+	Program  string         // courtbak version, recorded in the snapshot
+	// Workers chunk-process in parallel; 0 means one per CPU.
+	Workers int
+	// OnBytes is called as source bytes are processed (progress bars).
+	OnBytes func(n int64)
+	// OnError is called for each source file that could not be read.
+	OnError func(path string, err error)
+}
+
+// FileError is a source file or directory that could not be read.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+// Result is a finished backup.
+type Result struct {
+	Snapshot *repo.Snapshot
+	Summary  repo.Summary
+	Errors   []FileError
+}
+
+type archiver struct {
+	r     *repo.Repository
+	saver *repo.Saver
+	opts  Options
+	jobs  chan chunkJob
+	files chan struct{} // bounds files read at once
+	bufs  sync.Pool
+
+	filesNew, filesChanged, filesUnmodified, dirsNew, total atomic.Int64
+	bytesProcessed                                          atomic.Int64
+	mu                                                      sync.Mutex
+	errs                                                    []FileError
+}
+
+type chunkJob struct {
+	buf  *[]byte
+	data []byte
+	done chan chunkResult
+}
+
+type chunkResult struct {
+	id  blob.ID
+	err error
+}
+
+// Run makes a snapshot. ctx stops the walk (an interrupt); storeCtx governs
+// uploads, so work already packed is still stored and indexed when ctx is
+// cancelled, and the next backup reuses it. No snapshot is written unless
+// everything it refers to is stored.
+func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Result, error) {
+	start := time.Now()
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("no paths to back up")
+	}
+	for _, pat := range opts.Excludes {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			return nil, fmt.Errorf("invalid exclude pattern %q: %w", pat, err)
+		}
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	a := &archiver{
+		r:     r,
+		saver: r.NewSaver(storeCtx, 2),
+		opts:  opts,
+		jobs:  make(chan chunkJob, workers),
+		files: make(chan struct{}, 2),
+	}
+	maxChunk := int(r.Chunking().MaxSize)
+	a.bufs.New = func() any { b := make([]byte, maxChunk); return &b }
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.blobWorker() }()
+	}
+
+	rootNode, walkErr := a.saveRoots(ctx, opts.Paths)
+	close(a.jobs)
+	wg.Wait()
+	flushErr := a.saver.Flush(storeCtx)
+	if walkErr == nil {
+		walkErr = ctx.Err()
+	}
+	if err := errors.Join(walkErr, flushErr); err != nil {
+		return nil, err
+	}
+
+	st := a.saver.Stats()
+	sum := repo.Summary{
+		FilesNew:        int(a.filesNew.Load()),
+		FilesChanged:    int(a.filesChanged.Load()),
+		FilesUnmodified: int(a.filesUnmodified.Load()),
+		DirsNew:         int(a.dirsNew.Load()),
+		FilesFailed:     len(a.errs),
+		TotalFiles:      int(a.total.Load()),
+		BytesProcessed:  a.bytesProcessed.Load(),
+		BytesAdded:      st.StoredAdded,
+		BlobsAdded:      st.BlobsAdded,
+	}
+	sn := &repo.Snapshot{
+		Time:     r.Now(),
+		Hostname: opts.Host,
+		Paths:    AbsPaths(opts.Paths),
+		Tags:     opts.Tags,
+		Excludes: opts.Excludes,
+		Tree:     *rootNode.Subtree,
+		Program:  opts.Program,
+	}
+	if u, err := userName(); err == nil {
+		sn.Username = u
+	}
+	if opts.Parent != nil {
+		pid := opts.Parent.ID
+		sn.Parent = &pid
+	}
+	sum.DurationSeconds = time.Since(start).Seconds()
+	sn.Summary = &sum
+	if err := r.SaveSnapshot(storeCtx, sn); err != nil {
+		return nil, err
+	}
+	return &Result{Snapshot: sn, Summary: sum, Errors: a.errs}, nil
+}
+
+// AbsPaths returns the cleaned absolute forms of paths, sorted, as a
+// snapshot records them.
+func AbsPaths(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		out = append(out, filepath.Clean(p))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (a *archiver) fileError(path string, err error) {
+	a.mu.Lock()
+	a.errs = append(a.errs, FileError{Path: path, Err: err})
+	a.mu.Unlock()
+	if a.opts.OnError != nil {
+		a.opts.OnError(path, err)
+	}
+}
+
+func (a *archiver) excluded(path string) bool {
+	base := filepath.Base(path)
+	for _, pat := range a.opts.Excludes {
+		if ok, _ := filepath.Match(pat, base); ok {
+			return true
+		}
+		if ok, _ := filepath.Match(pat, path); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// vdir is a directory on the way from / to a backed-up path.
+type vdir struct {
+	children map[string]*vdir
+	target   bool // this path itself was named for backup
+}
+
+// saveRoots builds the snapshot's root tree: each source path appears
+// under its absolute path, with the directories above it recorded too.
+func (a *archiver) saveRoots(ctx context.Context, paths []string) (repo.Node, error) {
+	root := &vdir{children: map[string]*vdir{}}
+	for _, p := range AbsPaths(paths) {
+		if _, err := os.Lstat(p); err != nil {
+			return repo.Node{}, fmt.Errorf("source path %s: %w", p, err)
+		}
+		cur := root
+		for _, part := range strings.Split(strings.Trim(filepath.ToSlash(p), "/"), "/") {
+			if part == "" {
+				continue
+			}
+			next := cur.children[part]
+			if next == nil {
+				next = &vdir{children: map[string]*vdir{}}
+				cur.children[part] = next
+			}
+			cur = next
+		}
+		cur.target = true
+	}
+	var parentRoot *repo.Node
+	if a.opts.Parent != nil {
+		parentRoot = &repo.Node{Type: repo.NodeDir, Subtree: &a.opts.Parent.Tree}
+	}
+	return a.saveVirtual(ctx, "/", root, parentRoot)
+}
+
+func (a *archiver) saveVirtual(ctx context.Context, path string, d *vdir, old *repo.Node) (repo.Node, error) {
+	if d.target {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return repo.Node{}, err
+		}
+		return a.saveDir(ctx, path, fi, old)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return repo.Node{}, err
+	}
+	oldTree := a.loadOldTree(ctx, old)
+	var tree repo.Tree
+	names := make([]string, 0, len(d.children))
+	for n := range d.children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		childPath := filepath.Join(path, name)
+		child, err := a.saveVirtual(ctx, childPath, d.children[name], oldTree.Find(name))
+		if err != nil {
+			return repo.Node{}, err
+		}
+		child.Name = name
+		tree.Nodes = append(tree.Nodes, child)
+	}
+	return a.finishDir(fi, &tree)
+}
+
+func (a *archiver) loadOldTree(ctx context.Context, old *repo.Node) *repo.Tree {
+	if old == nil || old.Type != repo.NodeDir || old.Subtree == nil {
+		return &repo.Tree{}
+	}
+	t, err := a.r.LoadTree(ctx, *old.Subtree)
+	if err != nil {
+		// The parent is only an optimisation: read everything instead.
+		a.r.Warn("parent snapshot tree %s unreadable, re-reading files: %v", old.Subtree.Short(), err)
+		return &repo.Tree{}
+	}
+	return t
+}
+
+func (a *archiver) finishDir(fi fs.FileInfo, tree *repo.Tree) (repo.Node, error) {
+	data, err := repo.EncodeTree(tree)
+	if err != nil {
+		return repo.Node{}, err
+	}
+	id := a.r.BlobID(data)
+	if _, err := a.saver.SaveBlob(blob.Tree, id, data); err != nil {
+		return repo.Node{}, err
+	}
+	n := baseNode(fi)
+	n.Type = repo.NodeDir
+	n.Subtree = &id
+	return n, nil
+}
+
+func baseNode(fi fs.FileInfo) repo.Node {
+	idn := identity(fi)
+	return repo.Node{
+		Name:       fi.Name(),
+		Mode:       fi.Mode(),
+		ModTime:    fi.ModTime(),
+		ChangeTime: idn.ctime,
+		Inode:      idn.inode,
+		DeviceID:   idn.device,
+		UID:        idn.uid,
+		GID:        idn.gid,
+	}
+}
+
+// saveDir stores a directory: subdirectories depth first, files in parallel.
+func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, error) {
+	if err := ctx.Err(); err != nil {
+		return repo.Node{}, err
+	}
+	if !fi.IsDir() {
+		// A source path that is a file or symlink gets a tree of its own.
+		n, ok, err := a.saveEntry(ctx, path, fi, old)
+		if err != nil || !ok {
+			return repo.Node{}, fmt.Errorf("source path %s could not be read", path)
+		}
+		return n, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		a.fileError(path, err)
+		return a.finishDir(fi, &repo.Tree{})
+	}
+	oldTree := a.loadOldTree(ctx, old)
+	if old == nil {
+		a.dirsNew.Add(1)
+	}
+
+	type pendingNode struct {
+		node repo.Node
+		ok   bool
+		err  error
+		done chan struct{}
+	}
+	results := make([]*pendingNode, 0, len(entries))
+	for _, de := range entries {
+		childPath := filepath.Join(path, de.Name())
+		if a.excluded(childPath) {
+			continue
+		}
+		cfi, err := de.Info()
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // vanished since listing: not an error
+				a.fileError(childPath, err)
+			}
+			continue
+		}
+		p := &pendingNode{done: make(chan struct{})}
+		results = append(results, p)
+		oldChild := oldTree.Find(de.Name())
+		if cfi.IsDir() {
+			p.node, p.err = a.saveDir(ctx, childPath, cfi, oldChild)
+			p.ok = p.err == nil
+			close(p.done)
+			if p.err != nil {
+				break
+			}
+			continue
+		}
+		select {
+		case a.files <- struct{}{}:
+		case <-ctx.Done():
+			p.err = ctx.Err()
+			close(p.done)
+			continue
+		}
+		go func() {
+			defer func() { <-a.files; close(p.done) }()
+			p.node, p.ok, p.err = a.saveEntry(ctx, childPath, cfi, oldChild)
+		}()
+	}
+	var tree repo.Tree
+	var firstErr error
+	for _, p := range results {
+		<-p.done
+		if p.err != nil && firstErr == nil {
+			firstErr = p.err
+		}
+		if p.ok {
+			tree.Nodes = append(tree.Nodes, p.node)
+		}
+	}
+	if firstErr != nil {
+		return repo.Node{}, firstErr
+	}
+	return a.finishDir(fi, &tree)
+}
+
+// saveEntry stores a non-directory. ok is false when the entry is skipped
+// (unreadable, or a device, socket or pipe). err is only for fatal errors.
+func (a *archiver) saveEntry(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, bool, error) {
+	switch {
+	case fi.Mode().IsRegular():
+		return a.saveFile(ctx, path, fi, old)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(path)
+		if err != nil {
+			a.fileError(path, err)
+			return repo.Node{}, false, nil
+		}
+		n := baseNode(fi)
+		n.Type = repo.NodeSymlink
+		n.LinkTarget = target
+		return n, true, nil
+	default:
+		return repo.Node{}, false, nil
+	}
+}
+
+func unchanged(old *repo.Node, n *repo.Node) bool {
+	return old != nil && old.Type == repo.NodeFile && old.BLAKE3 != nil &&
+		old.Size == n.Size && old.ModTime.Equal(n.ModTime) &&
+		old.ChangeTime.Equal(n.ChangeTime) && old.Inode == n.Inode
+}
+
+func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, bool, error) {
+	a.total.Add(1)
+	n := baseNode(fi)
+	n.Type = repo.NodeFile
+	n.Size = uint64(fi.Size())
+	if unchanged(old, &n) && a.allStored(old.Content) {
+		n.Content, n.BLAKE3 = old.Content, old.BLAKE3
+		a.filesUnmodified.Add(1)
+		a.bytesProcessed.Add(int64(n.Size))
+		if a.opts.OnBytes != nil {
+			a.opts.OnBytes(int64(n.Size))
+		}
+		return n, true, nil
+	}
+	f, err := openNoAtime(path)
+	if err != nil {
+		a.fileError(path, err)
+		return repo.Node{}, false, nil
+	}
+	defer f.Close()
+	// Describe the file as opened, not as listed: it may have been replaced.
+	if fi2, err := f.Stat(); err == nil {
+		n = baseNode(fi2)
+		n.Name = fi.Name()
+		n.Type = repo.NodeFile
+	}
+	content, sum, size, err := a.chunkFile(ctx, f)
+	if err != nil {
+		if ctx.Err() != nil || a.storeFailed(err) {
+			return repo.Node{}, false, err
+		}
+		a.fileError(path, err)
+		return repo.Node{}, false, nil
+	}
+	n.Size = uint64(size)
+	n.Content = content
+	n.BLAKE3 = &sum
+	if old == nil {
+		a.filesNew.Add(1)
+	} else {
+		a.filesChanged.Add(1)
+	}
+	return n, true, nil
+}
+
+// storeFailed tells a repository error (fatal) from a source read error.
+func (a *archiver) storeFailed(err error) bool {
+	var se *storeError
+	return errors.As(err, &se)
+}
+
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+func (a *archiver) allStored(ids []blob.ID) bool {
+	for _, id := range ids {
+		if !a.saver.Known(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkFile reads f once: the whole-file hash and the chunk boundaries are
+// computed here; ids, compression and encryption run in the blob workers,
+// at most a few chunks ahead so memory stays bounded.
+func (a *archiver) chunkFile(ctx context.Context, f *os.File) ([]blob.ID, blob.ID, int64, error) {
+	ch := chunking.New(f, a.r.Chunking())
+	hasher := crypto.NewHasher()
+	var (
+		size     int64
+		inflight []chan chunkResult
+		content  []blob.ID
+		firstErr error
+	)
+	collect := func() {
+		res := <-inflight[0]
+		inflight = inflight[1:]
+		if res.err != nil && firstErr == nil {
+			firstErr = &storeError{res.err}
+		}
+		content = append(content, res.id)
+	}
+	for firstErr == nil {
+		if err := ctx.Err(); err != nil {
+			firstErr = err
+			break
+		}
+		buf := a.bufs.Get().(*[]byte)
+		data, err := ch.Next(*buf)
+		if err == io.EOF {
+			a.bufs.Put(buf)
+			break
+		}
+		if err != nil {
+			a.bufs.Put(buf)
+			firstErr = err
+			break
+		}
+		_, _ = hasher.Write(data)
+		size += int64(len(data))
+		done := make(chan chunkResult, 1)
+		inflight = append(inflight, done)
+		a.jobs <- chunkJob{buf: buf, data: data, done: done}
+		if len(inflight) > cap(a.jobs) {
+			collect()
+		}
+		a.bytesProcessed.Add(int64(len(data)))
+		if a.opts.OnBytes != nil {
+			a.opts.OnBytes(int64(len(data)))
+		}
+	}
+	for len(inflight) > 0 {
+		collect()
+	}
+	var sum blob.ID
+	hasher.Sum(sum[:0])
+	return content, sum, size, firstErr
+}
+
+func (a *archiver) blobWorker() {
+	for j := range a.jobs {
+		id := a.r.BlobID(j.data)
+		_, err := a.saver.SaveBlob(blob.Data, id, j.data)
+		a.bufs.Put(j.buf)
+		j.done <- chunkResult{id: id, err: err}
+	}
+}
+
+func userName() (string, error) {
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
+}

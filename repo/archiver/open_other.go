@@ -1,0 +1,9 @@
+//go:build !linux
+
+package archiver
+
+import (
+	"os"
+)
+
+func openNoAtime(path string) (*os.File, error) { return os.Open(path) }

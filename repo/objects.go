@@ -1,0 +1,236 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/pack"
+)
+
+// saveObject stores data under the BLAKE3 of its bytes.
+func (r *Repository) saveObject(ctx context.Context, t remote.Type, data []byte) (blob.ID, error) {
+	id := blob.ID(crypto.Hash(data))
+	if err := r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// CheckName reports whether data hashes to the object's name. It needs no
+// key; the config object has no hash name and is accepted when it parses.
+func CheckName(h remote.Handle, data []byte) error {
+	if h.Type == remote.Config {
+		_, err := ParseConfig(data)
+		return err
+	}
+	if got := blob.ID(crypto.Hash(data)).String(); got != h.Name {
+		return fmt.Errorf("%s: content hashes to %s: %w", h, got[:16], ErrDamaged)
+	}
+	return nil
+}
+
+// loadVerified reads a whole object and checks it against its name.
+func (r *Repository) loadVerified(ctx context.Context, h remote.Handle) ([]byte, error) {
+	b, err := remote.ReadAll(ctx, r.be, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckName(h, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func fileAD(t remote.Type) []byte { return []byte("courtbak file v1 " + string(t)) }
+
+// compress returns zstd-compressed data when that saves at least 1/32 of
+// it, so incompressible video is stored raw and costs no decompression.
+func (r *Repository) compress(dst, data []byte) ([]byte, uint8) {
+	c := r.zenc.EncodeAll(data, dst[:0])
+	if len(c) < len(data)-len(data)/32 {
+		return c, pack.CompressionZstd
+	}
+	return data, pack.CompressionNone
+}
+
+func (r *Repository) decompress(data []byte, compression uint8, rawLength int) ([]byte, error) {
+	switch compression {
+	case pack.CompressionNone:
+		return data, nil
+	case pack.CompressionZstd:
+		out, err := r.zdec.DecodeAll(data, make([]byte, 0, rawLength))
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %v: %w", err, ErrDamaged)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown compression %d: %w", compression, ErrDamaged)
+}
+
+// SaveFile seals plaintext as a file of type t (index or snapshot):
+// Seal(compression byte || payload).
+func (r *Repository) SaveFile(ctx context.Context, t remote.Type, plaintext []byte) (blob.ID, error) {
+	payload, comp := r.compress(nil, plaintext)
+	buf := make([]byte, 0, 1+len(payload))
+	buf = append(buf, comp)
+	buf = append(buf, payload...)
+	return r.saveObject(ctx, t, r.key.Seal(nil, buf, fileAD(t)))
+}
+
+// LoadFile reads, checks and opens a file written by SaveFile.
+func (r *Repository) LoadFile(ctx context.Context, h remote.Handle) ([]byte, error) {
+	b, err := r.loadVerified(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return r.openFile(h, b)
+}
+
+func (r *Repository) openFile(h remote.Handle, sealed []byte) ([]byte, error) {
+	plain, err := r.key.Open(nil, sealed, fileAD(h.Type))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", h, err, ErrDamaged)
+	}
+	if len(plain) == 0 {
+		return nil, fmt.Errorf("%s: empty: %w", h, ErrDamaged)
+	}
+	out, err := r.decompress(plain[1:], plain[0], 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h, err)
+	}
+	return out, nil
+}
+
+// List lists the objects of one type.
+func (r *Repository) List(ctx context.Context, t remote.Type) ([]remote.ObjectInfo, error) {
+	var out []remote.ObjectInfo
+	err := r.be.List(ctx, t, func(fi remote.ObjectInfo) error {
+		out = append(out, fi)
+		return nil
+	})
+	return out, err
+}
+
+// LoadIndexFiles reads every index file in parallel and returns them by id.
+func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File, error) {
+	infos, err := r.List(ctx, remote.Index)
+	if err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	files := make(map[string]*index.File, len(infos))
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 8)
+	)
+	for _, fi := range infos {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(h remote.Handle) {
+			defer func() { <-sem; wg.Done() }()
+			plain, err := r.LoadFile(ctx, h)
+			var f *index.File
+			if err == nil {
+				f, err = index.Decode(plain)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("load index %s: %w", h.Name, err)
+				}
+				return
+			}
+			files[h.Name] = f
+		}(fi.Handle)
+	}
+	wg.Wait()
+	return files, firstErr
+}
+
+// LoadIndex reads every index file into the in-memory index. A file
+// superseded by another present one is skipped.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	superseded := map[string]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			superseded[s.String()] = true
+		}
+	}
+	for name, f := range files {
+		if !superseded[name] {
+			r.index.AddFile(f)
+		}
+	}
+	return nil
+}
+
+// ErrBlobNotIndexed means a tree or snapshot refers to a blob no index knows.
+var ErrBlobNotIndexed = errors.New("blob is not in the index")
+
+// LoadBlob returns the plaintext of a blob, read from its pack, authenticated
+// and decompressed.
+func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]byte, error) {
+	loc, ok := r.index.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("%s blob %s: %w", t, id, ErrBlobNotIndexed)
+	}
+	if loc.Type != t {
+		return nil, fmt.Errorf("blob %s is a %s blob, want %s: %w", id, loc.Type, t, ErrDamaged)
+	}
+	h := remote.Handle{Type: remote.Data, Name: loc.Pack.String()}
+	sealed, err := remote.ReadRange(ctx, r.be, h, int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, fmt.Errorf("read %s blob %s from pack %s: %w", t, id.Short(), loc.Pack.Short(), err)
+	}
+	plain, err := r.OpenBlob(loc, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%s blob %s in pack %s: %w", t, id.Short(), loc.Pack.Short(), err)
+	}
+	return plain, nil
+}
+
+// OpenBlob authenticates, decrypts and decompresses one sealed blob.
+func (r *Repository) OpenBlob(loc index.Location, sealed []byte) ([]byte, error) {
+	plain, err := r.key.Open(nil, sealed, pack.BlobAD(loc.Type, loc.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrDamaged)
+	}
+	out, err := r.decompress(plain, loc.Compression, int(loc.RawLength))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != int(loc.RawLength) {
+		return nil, fmt.Errorf("length %d, index says %d: %w", len(out), loc.RawLength, ErrDamaged)
+	}
+	return out, nil
+}
+
+// ReadPackHeader reads and opens the header of a stored pack.
+func (r *Repository) ReadPackHeader(ctx context.Context, id blob.ID, size int64) ([]pack.Entry, error) {
+	h := remote.Handle{Type: remote.Data, Name: id.String()}
+	tail, err := remote.ReadRange(ctx, r.be, h, size-4, 4)
+	if err != nil {
+		return nil, err
+	}
+	n, err := pack.HeaderLength(tail, size)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := remote.ReadRange(ctx, r.be, h, size-4-int64(n), int64(n))
+	if err != nil {
+		return nil, err
+	}
+	return pack.ParseHeader(r.key, sealed, size)
+}

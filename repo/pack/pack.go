@@ -1,0 +1,166 @@
+// Package pack encodes and decodes pack files: sealed blobs back to back,
+// then a sealed header listing them, then the header's length. Only a key
+// holder can read where one blob ends and the next begins.
+//
+//	pack   = blob* sealedHeader headerLength
+//	blob   = Seal(key, payload, AD = "courtbak blob v1" || type || id)
+//	header = "CBPK" version:u8 count:u32 entry*       (sealed, AD = "courtbak pack header v1")
+//	entry  = type:u8 compression:u8 id:[32] length:u32 rawLength:u32
+//	headerLength = u32, the length of sealedHeader
+//
+// All integers are little-endian.
+package pack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/repo/blob"
+)
+
+// Compression of a blob's payload.
+const (
+	CompressionNone uint8 = 0
+	CompressionZstd uint8 = 1
+)
+
+const (
+	magic        = "CBPK"
+	version      = 1
+	entrySize    = 1 + 1 + 32 + 4 + 4
+	headerPrefix = len(magic) + 1 + 4
+	// MaxBlobs bounds the entries of one pack so a damaged or forged length
+	// cannot make a reader allocate without bound.
+	MaxBlobs = 1 << 20
+)
+
+var headerAD = []byte("courtbak pack header v1")
+
+// ErrFormat means a pack does not have the expected structure.
+var ErrFormat = errors.New("malformed pack")
+
+// Entry locates one blob in a pack.
+type Entry struct {
+	Type        blob.Type
+	Compression uint8
+	ID          blob.ID
+	Offset      uint32
+	Length      uint32 // sealed length in the pack
+	RawLength   uint32 // plaintext length
+}
+
+// BlobAD is the associated data that binds a sealed blob to its type and id:
+// a blob moved to another id or type fails authentication.
+func BlobAD(t blob.Type, id blob.ID) []byte {
+	ad := make([]byte, 0, 16+1+32)
+	ad = append(ad, "courtbak blob v1"...)
+	ad = append(ad, byte(t))
+	return append(ad, id[:]...)
+}
+
+// Writer accumulates sealed blobs into one pack in memory.
+type Writer struct {
+	buf     []byte
+	entries []Entry
+}
+
+// NewWriter returns a writer with capacity for about sizeHint bytes.
+func NewWriter(sizeHint int) *Writer {
+	return &Writer{buf: make([]byte, 0, sizeHint)}
+}
+
+// Add appends a sealed blob.
+func (w *Writer) Add(t blob.Type, id blob.ID, compression uint8, rawLength int, sealed []byte) {
+	w.entries = append(w.entries, Entry{
+		Type: t, Compression: compression, ID: id,
+		Offset: uint32(len(w.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLength),
+	})
+	w.buf = append(w.buf, sealed...)
+}
+
+// Size is the number of blob bytes so far.
+func (w *Writer) Size() int { return len(w.buf) }
+
+// Count is the number of blobs so far.
+func (w *Writer) Count() int { return len(w.entries) }
+
+// Finish appends the sealed header and returns the pack's bytes and entries.
+func (w *Writer) Finish(key *crypto.Key) ([]byte, []Entry) {
+	hdr := make([]byte, 0, headerPrefix+entrySize*len(w.entries))
+	hdr = append(hdr, magic...)
+	hdr = append(hdr, version)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(w.entries)))
+	for _, e := range w.entries {
+		hdr = append(hdr, byte(e.Type), e.Compression)
+		hdr = append(hdr, e.ID[:]...)
+		hdr = binary.LittleEndian.AppendUint32(hdr, e.Length)
+		hdr = binary.LittleEndian.AppendUint32(hdr, e.RawLength)
+	}
+	before := len(w.buf)
+	w.buf = key.Seal(w.buf, hdr, headerAD)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(len(w.buf)-before))
+	return w.buf, w.entries
+}
+
+// HeaderLength returns the sealed header's length from a pack's last 4 bytes.
+func HeaderLength(tail []byte, packSize int64) (int, error) {
+	if len(tail) < 4 {
+		return 0, fmt.Errorf("%w: trailer of %d bytes", ErrFormat, len(tail))
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if n < int64(crypto.Overhead+headerPrefix) || n+4 > packSize || n > int64(crypto.Overhead+headerPrefix+entrySize*MaxBlobs) {
+		return 0, fmt.Errorf("%w: header length %d in a pack of %d bytes", ErrFormat, n, packSize)
+	}
+	return int(n), nil
+}
+
+// ParseHeader opens a sealed header and returns the entries with offsets.
+// The entries must exactly tile the pack up to the header.
+func ParseHeader(key *crypto.Key, sealed []byte, packSize int64) ([]Entry, error) {
+	hdr, err := key.Open(nil, sealed, headerAD)
+	if err != nil {
+		return nil, fmt.Errorf("pack header: %w", err)
+	}
+	if len(hdr) < headerPrefix || string(hdr[:4]) != magic {
+		return nil, fmt.Errorf("%w: bad header magic", ErrFormat)
+	}
+	if hdr[4] != version {
+		return nil, fmt.Errorf("%w: pack version %d is not supported", ErrFormat, hdr[4])
+	}
+	count := binary.LittleEndian.Uint32(hdr[5:9])
+	if count > MaxBlobs || len(hdr) != headerPrefix+int(count)*entrySize {
+		return nil, fmt.Errorf("%w: header of %d bytes for %d entries", ErrFormat, len(hdr), count)
+	}
+	entries := make([]Entry, count)
+	var offset uint64
+	p := hdr[headerPrefix:]
+	for i := range entries {
+		e := &entries[i]
+		e.Type = blob.Type(p[0])
+		e.Compression = p[1]
+		copy(e.ID[:], p[2:34])
+		e.Length = binary.LittleEndian.Uint32(p[34:38])
+		e.RawLength = binary.LittleEndian.Uint32(p[38:42])
+		e.Offset = uint32(offset)
+		offset += uint64(e.Length)
+		p = p[entrySize:]
+		if e.Type > blob.Tree || e.Compression > CompressionZstd {
+			return nil, fmt.Errorf("%w: entry %d has unknown type %d or compression %d", ErrFormat, i, e.Type, e.Compression)
+		}
+	}
+	if int64(offset)+int64(len(sealed))+4 != packSize {
+		return nil, fmt.Errorf("%w: blobs cover %d bytes, header %d, pack is %d", ErrFormat, offset, len(sealed), packSize)
+	}
+	return entries, nil
+}
+
+// Size returns the size of a pack holding entries, derived from the format.
+func Size(entries []Entry) int64 {
+	n := int64(crypto.Overhead+headerPrefix+entrySize*len(entries)) + 4
+	for _, e := range entries {
+		n += int64(e.Length)
+	}
+	return n
+}

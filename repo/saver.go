@@ -1,0 +1,237 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/pack"
+)
+
+// Index files are written after this many uploaded packs or this much time,
+// so an interrupted or killed backup loses at most that much work: the next
+// run finds the indexed blobs and does not upload them again.
+const (
+	indexFlushPacks = 32
+	indexFlushEvery = time.Minute
+)
+
+// Saver stores new blobs: it packs them (data and trees apart), uploads
+// full packs in the background and writes index files for uploaded packs.
+// Packs are always stored before the index that names them, and the index
+// before any snapshot that uses them. Safe for concurrent use.
+type Saver struct {
+	r       *Repository
+	ctx     context.Context
+	uploads chan finishedPack
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	pending   map[blob.ID]struct{}
+	packers   [2]*pack.Writer
+	unindexed []index.PackBlobs
+	lastFlush time.Time
+	err       error
+	stats     SaverStats
+}
+
+// SaverStats counts what a Saver stored.
+type SaverStats struct {
+	BlobsAdded   int
+	BytesAdded   int64 // plaintext bytes of new blobs
+	StoredAdded  int64 // bytes uploaded: packs and index files
+	PacksWritten int
+}
+
+type finishedPack struct {
+	data    []byte
+	entries []pack.Entry
+}
+
+// NewSaver starts uploaders, which use ctx. Give it a context that an
+// interrupt does not cancel, so packs already built still reach storage and
+// get indexed; call Flush to finish.
+func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
+	if uploaders < 1 {
+		uploaders = 1
+	}
+	s := &Saver{
+		r:         r,
+		ctx:       ctx,
+		uploads:   make(chan finishedPack, uploaders),
+		pending:   map[blob.ID]struct{}{},
+		lastFlush: r.Now(),
+	}
+	for i := 0; i < uploaders; i++ {
+		s.wg.Add(1)
+		go s.uploader()
+	}
+	return s
+}
+
+// Known reports whether a blob is stored or being stored.
+func (s *Saver) Known(id blob.ID) bool {
+	if s.r.index.Has(id) {
+		return true
+	}
+	s.mu.Lock()
+	_, ok := s.pending[id]
+	s.mu.Unlock()
+	return ok
+}
+
+// SaveBlob stores plaintext as a blob with the given id (from BlobID) unless
+// it is known. It reports whether the blob was new. It may block while
+// uploads catch up.
+func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error) {
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return false, err
+	}
+	if _, ok := s.pending[id]; ok || s.r.index.Has(id) {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.pending[id] = struct{}{}
+	s.mu.Unlock()
+
+	payload, comp := s.r.compress(nil, plaintext)
+	sealed := s.r.key.Seal(make([]byte, 0, len(payload)+crypto.Overhead), payload, pack.BlobAD(t, id))
+
+	s.mu.Lock()
+	pw := s.packers[t]
+	if pw == nil {
+		pw = pack.NewWriter(s.r.opts.PackSize + s.r.opts.PackSize/8)
+		s.packers[t] = pw
+	}
+	pw.Add(t, id, comp, len(plaintext), sealed)
+	s.stats.BlobsAdded++
+	s.stats.BytesAdded += int64(len(plaintext))
+	var full *pack.Writer
+	if pw.Size() >= s.r.opts.PackSize {
+		full, s.packers[t] = pw, nil
+	}
+	s.mu.Unlock()
+	if full != nil {
+		if err := s.send(full); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+func (s *Saver) send(pw *pack.Writer) error {
+	data, entries := pw.Finish(s.r.key)
+	select {
+	case s.uploads <- finishedPack{data: data, entries: entries}:
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+func (s *Saver) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *Saver) uploader() {
+	defer s.wg.Done()
+	for p := range s.uploads {
+		if s.failed() {
+			continue // drain so senders never block on a dead saver
+		}
+		id := blob.ID(crypto.Hash(p.data))
+		if err := s.r.be.Save(s.ctx, remote.Handle{Type: remote.Data, Name: id.String()}, p.data); err != nil {
+			s.fail(fmt.Errorf("upload pack %s: %w", id, err))
+			continue
+		}
+		s.r.index.AddPack(id, p.entries)
+		s.mu.Lock()
+		s.stats.StoredAdded += int64(len(p.data))
+		s.stats.PacksWritten++
+		s.unindexed = append(s.unindexed, index.PackBlobs{ID: id, Blobs: p.entries})
+		due := len(s.unindexed) >= indexFlushPacks || s.r.Now().Sub(s.lastFlush) >= indexFlushEvery
+		s.mu.Unlock()
+		if due {
+			if err := s.writeIndex(s.ctx); err != nil {
+				s.fail(err)
+			}
+		}
+	}
+}
+
+func (s *Saver) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+// writeIndex stores one index file for the packs uploaded since the last one.
+func (s *Saver) writeIndex(ctx context.Context) error {
+	s.mu.Lock()
+	packs := s.unindexed
+	s.unindexed = nil
+	s.lastFlush = s.r.Now()
+	s.mu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	data := index.Encode(&index.File{Packs: packs})
+	_, err := s.r.SaveFile(ctx, remote.Index, data)
+	if err != nil {
+		s.mu.Lock()
+		s.unindexed = append(packs, s.unindexed...)
+		s.mu.Unlock()
+		return fmt.Errorf("save index: %w", err)
+	}
+	s.mu.Lock()
+	s.stats.StoredAdded += int64(len(data)) // approximate: before compression and sealing
+	s.mu.Unlock()
+	return nil
+}
+
+// Flush uploads the partly filled packs, waits for every upload and writes
+// the index for them, using ctx for that index. The Saver cannot be used
+// afterwards.
+func (s *Saver) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	partial := s.packers
+	s.packers = [2]*pack.Writer{}
+	s.mu.Unlock()
+	var sendErr error
+	for _, pw := range partial {
+		if pw != nil && pw.Count() > 0 {
+			if err := s.send(pw); err != nil && sendErr == nil {
+				sendErr = err
+			}
+		}
+	}
+	close(s.uploads)
+	s.wg.Wait()
+	// Index what was uploaded even when some upload failed: those packs are
+	// intact and the next run should reuse them.
+	idxErr := s.writeIndex(ctx)
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	return errors.Join(err, sendErr, idxErr)
+}
+
+// Stats returns what was stored so far.
+func (s *Saver) Stats() SaverStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
