@@ -78,6 +78,9 @@ type Options struct {
 	PackSize int
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// CacheDir holds local state that speeds up or protects later runs
+	// (the journal of uploaded packs); empty disables it.
+	CacheDir string
 	// Warn receives one-line notices (failover, skipped damage) for stderr.
 	Warn func(string)
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/courtbak/courtbak/repo/pack"
 )
 
-// Index files are written after this many uploaded packs or this much time,
-// so an interrupted or killed backup loses at most that much work: the next
-// run finds the indexed blobs and does not upload them again.
+// Index files are written after this many uploaded packs or this much time:
+// few index files keep loading the index fast, and an interrupt flushes one.
+// A journal in the cache directory covers the packs in between.
 const (
-	indexFlushPacks = 32
-	indexFlushEvery = time.Minute
+	indexFlushPacks = 64
+	indexFlushEvery = 5 * time.Minute
 )
 
 // Saver stores new blobs: it packs them (data and trees apart), uploads
@@ -31,6 +31,7 @@ type Saver struct {
 	ctx     context.Context
 	uploads chan finishedPack
 	wg      sync.WaitGroup
+	journal *journal
 
 	mu        sync.Mutex
 	pending   map[blob.ID]struct{}
@@ -67,6 +68,7 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 		uploads:   make(chan finishedPack, uploaders),
 		pending:   map[blob.ID]struct{}{},
 		lastFlush: r.Now(),
+		journal:   r.openJournal(),
 	}
 	for i := 0; i < uploaders; i++ {
 		s.wg.Add(1)
@@ -157,6 +159,7 @@ func (s *Saver) uploader() {
 			s.fail(fmt.Errorf("upload pack %s: %w", id, err))
 			continue
 		}
+		s.journal.add(id, len(p.data))
 		s.r.index.AddPack(id, p.entries)
 		s.mu.Lock()
 		s.stats.StoredAdded += int64(len(p.data))
@@ -223,6 +226,9 @@ func (s *Saver) Flush(ctx context.Context) error {
 	// Index what was uploaded even when some upload failed: those packs are
 	// intact and the next run should reuse them.
 	idxErr := s.writeIndex(ctx)
+	if idxErr == nil {
+		s.journal.finish()
+	}
 	s.mu.Lock()
 	err := s.err
 	s.mu.Unlock()

@@ -88,7 +88,7 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 					fmt.Fprintf(g.stdout, ", %d unreadable", s.FilesFailed)
 				}
 				fmt.Fprintf(g.stdout, "\nProcessed %s, added %s to the repository in %s\n",
-					formatBytes(s.BytesProcessed), formatBytes(s.BytesAdded), (time.Duration(s.DurationSeconds*float64(time.Second))).Round(time.Millisecond))
+					formatBytes(s.BytesProcessed), formatBytes(s.BytesAdded), (time.Duration(s.DurationSeconds * float64(time.Second))).Round(time.Millisecond))
 				fmt.Fprintf(g.stdout, "snapshot %s saved\n", res.Snapshot.ID)
 			}
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zeebo/blake3"
 
@@ -51,15 +52,16 @@ type env struct {
 	t        *testing.T
 	repo     string
 	password string
+	home     string   // HOME, and so the cache directory
 	extra    []string // further environment variables
 }
 
 func newLocalEnv(t *testing.T) *env {
-	return &env{t: t, repo: filepath.Join(t.TempDir(), "repo"), password: "correct horse battery staple"}
+	return &env{t: t, repo: filepath.Join(t.TempDir(), "repo"), password: "correct horse battery staple", home: t.TempDir()}
 }
 
 func (e *env) environ() []string {
-	out := []string{"HOME=" + e.t.TempDir(), "PATH=" + os.Getenv("PATH"), "COURTBAK_PASSWORD=" + e.password}
+	out := []string{"HOME=" + e.home, "PATH=" + os.Getenv("PATH"), "COURTBAK_PASSWORD=" + e.password}
 	return append(out, e.extra...)
 }
 
@@ -624,5 +626,90 @@ func TestVersion(t *testing.T) {
 	var v map[string]string
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v["go_version"] == "" || v["os"] == "" || v["version"] == "" {
 		t.Errorf("version --json: %v %q", err, r.stdout)
+	}
+}
+
+// countPacks counts the pack files of a local repository.
+func countPacks(repo string) int {
+	n := 0
+	_ = filepath.WalkDir(filepath.Join(repo, "data"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), ".tmp-") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// interruptedBackup starts a backup of src and sends sig once a few packs
+// are stored. It returns the exit code.
+func interruptedBackup(t *testing.T, e *env, src string, sig os.Signal) int {
+	t.Helper()
+	cmd := exec.Command(binary, "--repo", e.repo, "backup", src)
+	cmd.Env = e.environ()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(2 * time.Minute)
+	for countPacks(e.repo) < 4 {
+		select {
+		case err := <-done:
+			t.Fatalf("backup finished before it could be interrupted: %v %s", err, errb.String())
+		case <-deadline:
+			t.Fatal("backup stored no packs in 2 minutes")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	return cmd.ProcessState.ExitCode()
+}
+
+func bigSource(t *testing.T, files int) (string, int64) {
+	t.Helper()
+	src := t.TempDir()
+	const size = 100 << 20
+	for i := 0; i < files; i++ {
+		if err := gen.WriteMedia(filepath.Join(src, fmt.Sprintf("hearing-%d.mp4", i)), size, int64(100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src, int64(files) * size
+}
+
+func TestInterruptedBackupIsConsistentAndReused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sig  os.Signal
+		code int
+	}{
+		{"SIGINT", os.Interrupt, 130},
+		{"SIGKILL", os.Kill, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newLocalEnv(t)
+			e.init()
+			src, total := bigSource(t, 3)
+			code := interruptedBackup(t, e, src, tc.sig)
+			if code != tc.code {
+				t.Errorf("interrupted backup exit %d, want %d", code, tc.code)
+			}
+			if r := e.must("snapshots", "--json"); strings.TrimSpace(r.stdout) != "[]" {
+				t.Errorf("an interrupted backup left a snapshot: %s", r.stdout)
+			}
+			s := e.backup(src)
+			if s.BytesAdded > total*9/10 {
+				t.Errorf("backup after %s added %d of %d bytes: uploaded data was not reused", tc.name, s.BytesAdded, total)
+			}
+			target := t.TempDir()
+			e.must("restore", "latest", "--target", target)
+			compareTrees(t, src, restoredPath(target, src))
+		})
 	}
 }

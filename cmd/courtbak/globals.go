@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -82,7 +83,19 @@ func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, 
 }
 
 func (g *globals) repoOptions() repo.Options {
-	return repo.Options{Warn: g.warn}
+	return repo.Options{Warn: g.warn, CacheDir: g.cachePath()}
+}
+
+// cachePath is --cache-dir, else the user cache directory; "" when there
+// is none (then nothing is cached).
+func (g *globals) cachePath() string {
+	if g.cacheDir != "" {
+		return g.cacheDir
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "courtbak")
+	}
+	return ""
 }
 
 // openRepo opens the repository at --repo with the password.

@@ -93,6 +93,11 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 			return nil, fmt.Errorf("invalid exclude pattern %q: %w", pat, err)
 		}
 	}
+	if n, err := r.RecoverJournal(ctx); err != nil {
+		r.Warn("could not recover packs of an interrupted backup (they will be uploaded again): %v", err)
+	} else if n > 0 {
+		r.Warn("reusing %d packs uploaded by an interrupted backup", n)
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)

@@ -87,6 +87,13 @@ func (x *Index) Len() int {
 	return len(x.blobs)
 }
 
+// PackIDs returns the ids of every indexed pack.
+func (x *Index) PackIDs() []blob.ID {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return append([]blob.ID(nil), x.packs...)
+}
+
 // Packs returns, for every indexed pack, its blobs sorted by offset.
 func (x *Index) Packs() map[blob.ID][]pack.Entry {
 	x.mu.RLock()

@@ -1,0 +1,135 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+)
+
+// journal is a local, append-only list of packs uploaded but perhaps not
+// yet indexed. Index files are written only every few minutes, so a backup
+// killed with SIGKILL would otherwise leave packs nobody knows about; the
+// next run on the same host indexes them from the journal and reuses them.
+// It holds pack ids and sizes only, nothing secret.
+type journal struct {
+	mu   sync.Mutex
+	path string
+	f    *os.File
+}
+
+func (r *Repository) journalPath() string {
+	if r.opts.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(r.opts.CacheDir, r.cfg.ID, "pending-packs")
+}
+
+func (r *Repository) openJournal() *journal {
+	p := r.journalPath()
+	if p == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		r.Warn("cache directory unusable, an interrupted backup will re-upload more: %v", err)
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		r.Warn("cache directory unusable, an interrupted backup will re-upload more: %v", err)
+		return nil
+	}
+	return &journal{path: p, f: f}
+}
+
+// add records an uploaded pack durably before it is relied on.
+func (j *journal) add(id blob.ID, size int) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := fmt.Fprintf(j.f, "%s %d\n", id, size); err == nil {
+		_ = j.f.Sync()
+	}
+}
+
+// finish removes the journal once every pack in it is indexed.
+func (j *journal) finish() {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_ = j.f.Close()
+	_ = os.Remove(j.path)
+}
+
+// RecoverJournal indexes packs that an interrupted backup on this host
+// uploaded but did not index. The index must be loaded. It returns the
+// number of packs recovered.
+func (r *Repository) RecoverJournal(ctx context.Context) (int, error) {
+	p := r.journalPath()
+	if p == "" {
+		return 0, nil
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	known := map[blob.ID]bool{}
+	for _, pid := range r.index.PackIDs() {
+		known[pid] = true
+	}
+	var packs []index.PackBlobs
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 {
+			continue // a torn last line from the kill
+		}
+		id, err := blob.ParseID(fields[0])
+		size, serr := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil || serr != nil || known[id] {
+			continue
+		}
+		known[id] = true
+		fi, err := r.be.Stat(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
+		if err != nil || fi.Size != size {
+			continue // never fully stored: nothing to recover
+		}
+		entries, err := r.ReadPackHeader(ctx, id, size)
+		if err != nil {
+			r.Warn("not recovering pack %s from the interrupted backup: %v", id.Short(), err)
+			continue
+		}
+		packs = append(packs, index.PackBlobs{ID: id, Blobs: entries})
+	}
+	if len(packs) > 0 {
+		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: packs})); err != nil {
+			return 0, fmt.Errorf("index packs of an interrupted backup: %w", err)
+		}
+		for _, pb := range packs {
+			r.index.AddPack(pb.ID, pb.Blobs)
+		}
+	}
+	_ = f.Close()
+	if err := os.Remove(p); err != nil {
+		return len(packs), fmt.Errorf("remove journal: %w", err)
+	}
+	return len(packs), nil
+}
