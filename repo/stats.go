@@ -10,55 +10,72 @@ import (
 // Stats are the sizes of a repository.
 type Stats struct {
 	Snapshots     int     `json:"snapshots"`
-	Files         int64   `json:"files"`
-	LogicalBytes  int64   `json:"logical_bytes"` // file contents summed over every snapshot
-	UniqueBytes   int64   `json:"unique_bytes"`  // distinct file data referenced, before compression
-	StoredBytes   int64   `json:"stored_bytes"`  // every object in storage
-	DataBlobs     int     `json:"data_blobs"`    // distinct data blobs referenced
-	TreeBlobs     int     `json:"tree_blobs"`    // distinct tree blobs referenced
-	IndexedBlobs  int     `json:"indexed_blobs"` // blobs in the index, referenced or not
-	Packs         int     `json:"packs"`
-	IndexFiles    int     `json:"index_files"`
-	KeyFiles      int     `json:"key_files"`
+	Files         int64   `json:"files"`             // file entries summed over every snapshot
+	LogicalBytes  int64   `json:"logical_bytes"`     // file contents summed over every snapshot
+	UniqueBytes   int64   `json:"unique_bytes"`      // distinct file data referenced, before compression
+	StoredBytes   int64   `json:"stored_bytes"`      // every object in storage
+	DataBlobs     int     `json:"data_blobs"`        // distinct data blobs referenced
+	TreeBlobs     int     `json:"tree_blobs"`        // distinct tree blobs referenced
+	IndexedBlobs  int     `json:"indexed_blobs"`     // blobs in the index, referenced or not
+	Packs         int     `json:"packs"`             // pack files
+	IndexFiles    int     `json:"index_files"`       // index files
+	KeyFiles      int     `json:"key_files"`         // key files
 	DedupRatio    float64 `json:"dedup_ratio"`       // logical / unique
 	CompressRatio float64 `json:"compression_ratio"` // unique / stored
 }
 
+type treeTotals struct{ files, bytes int64 }
+
 // Stats walks every snapshot and lists storage. The index must be loaded.
+// Each distinct tree is read once: snapshots share most of theirs.
 func (r *Repository) Stats(ctx context.Context, snaps []*Snapshot) (*Stats, error) {
 	st := &Stats{Snapshots: len(snaps), IndexedBlobs: r.index.Len()}
 	seenData := map[blob.ID]bool{}
-	seenTree := map[blob.ID]bool{}
-	for _, sn := range snaps {
-		seenTree[sn.Tree] = true
-		err := r.Walk(ctx, sn.Tree, func(_ string, n *Node) error {
-			switch n.Type {
-			case NodeFile:
-				st.Files++
-				st.LogicalBytes += int64(n.Size)
-				for _, id := range n.Content {
-					if !seenData[id] {
-						seenData[id] = true
-						if loc, ok := r.index.Lookup(id); ok {
+	totals := map[blob.ID]treeTotals{}
+	var visit func(id blob.ID) (treeTotals, error)
+	visit = func(id blob.ID) (treeTotals, error) {
+		if t, ok := totals[id]; ok {
+			return t, nil
+		}
+		tree, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return treeTotals{}, err
+		}
+		var sum treeTotals
+		for _, n := range tree.Nodes {
+			switch {
+			case n.Type == NodeFile:
+				sum.files++
+				sum.bytes += int64(n.Size)
+				for _, b := range n.Content {
+					if !seenData[b] {
+						seenData[b] = true
+						if loc, ok := r.index.Lookup(b); ok {
 							st.UniqueBytes += int64(loc.RawLength)
 						}
 					}
 				}
-			case NodeDir:
-				if n.Subtree != nil && seenTree[*n.Subtree] {
-					return ErrSkipDir // counted already
+			case n.Type == NodeDir && n.Subtree != nil:
+				sub, err := visit(*n.Subtree)
+				if err != nil {
+					return treeTotals{}, err
 				}
-				if n.Subtree != nil {
-					seenTree[*n.Subtree] = true
-				}
+				sum.files += sub.files
+				sum.bytes += sub.bytes
 			}
-			return nil
-		})
+		}
+		totals[id] = sum
+		return sum, nil
+	}
+	for _, sn := range snaps {
+		t, err := visit(sn.Tree)
 		if err != nil {
 			return nil, err
 		}
+		st.Files += t.files
+		st.LogicalBytes += t.bytes
 	}
-	st.DataBlobs, st.TreeBlobs = len(seenData), len(seenTree)
+	st.DataBlobs, st.TreeBlobs = len(seenData), len(totals)
 	counts := map[remote.Type]*int{remote.Data: &st.Packs, remote.Index: &st.IndexFiles, remote.Keys: &st.KeyFiles}
 	for _, t := range remote.AllTypes {
 		err := r.be.List(ctx, t, func(fi remote.ObjectInfo) error {

@@ -713,3 +713,31 @@ func TestInterruptedBackupIsConsistentAndReused(t *testing.T) {
 		})
 	}
 }
+
+func TestStatsCountsEverySnapshot(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := generate(t, 5, 4<<20)
+	s := e.backup(src)
+	e.backup(src)
+	r := e.must("stats", "--json")
+	var st struct {
+		Snapshots    int     `json:"snapshots"`
+		LogicalBytes int64   `json:"logical_bytes"`
+		UniqueBytes  int64   `json:"unique_bytes"`
+		StoredBytes  int64   `json:"stored_bytes"`
+		DedupRatio   float64 `json:"dedup_ratio"`
+		Packs        int     `json:"packs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Snapshots != 2 || st.LogicalBytes != 2*s.BytesProcessed || st.Packs == 0 {
+		t.Errorf("stats %+v after two backups of %d bytes", st, s.BytesProcessed)
+	}
+	// The generated tree holds one exact copy of a recording, so unique data is
+	// less than half of two snapshots' worth.
+	if st.DedupRatio <= 2 || st.UniqueBytes >= s.BytesProcessed {
+		t.Errorf("dedup ratio %.2f, unique %d of %d processed", st.DedupRatio, st.UniqueBytes, s.BytesProcessed)
+	}
+}
