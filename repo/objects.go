@@ -49,14 +49,34 @@ func (r *Repository) loadVerified(ctx context.Context, h remote.Handle) ([]byte,
 
 func fileAD(t remote.Type) []byte { return []byte("courtbak file v1 " + string(t)) }
 
-// compress returns zstd-compressed data when that saves at least 1/32 of
-// it, so incompressible video is stored raw and costs no decompression.
+// compress returns zstd-compressed data, appended to dst, when that saves
+// at least 1/32 of it; otherwise data itself, so incompressible video is
+// stored raw and costs nothing to restore. Large inputs are judged by a
+// sample first: trying to compress a whole video chunk wastes a core.
 func (r *Repository) compress(dst, data []byte) ([]byte, uint8) {
+	if len(data) >= 3*sampleSize*4 && !r.worthCompressing(data) {
+		return data, pack.CompressionNone
+	}
 	c := r.zenc.EncodeAll(data, dst[:0])
 	if len(c) < len(data)-len(data)/32 {
 		return c, pack.CompressionZstd
 	}
 	return data, pack.CompressionNone
+}
+
+const sampleSize = 8 << 10
+
+// worthCompressing compresses three slices (start, middle, end) and
+// reports whether they shrink by at least 1/32.
+func (r *Repository) worthCompressing(data []byte) bool {
+	var sample [3 * sampleSize]byte
+	mid := len(data)/2 - sampleSize/2
+	copy(sample[:], data[:sampleSize])
+	copy(sample[sampleSize:], data[mid:mid+sampleSize])
+	copy(sample[2*sampleSize:], data[len(data)-sampleSize:])
+	var out [3*sampleSize + 512]byte
+	c := r.zenc.EncodeAll(sample[:], out[:0])
+	return len(c) < len(sample)-len(sample)/32
 }
 
 func (r *Repository) decompress(data []byte, compression uint8, rawLength int) ([]byte, error) {

@@ -35,7 +35,9 @@ type Saver struct {
 
 	mu        sync.Mutex
 	pending   map[blob.ID]struct{}
-	packers   [2]*pack.Writer
+	scratch   sync.Pool // *[]byte for compressed and sealed blobs
+	packBufs  sync.Pool // *[]byte for whole packs
+	packers   [2]*openPack
 	unindexed []index.PackBlobs
 	lastFlush time.Time
 	err       error
@@ -48,6 +50,13 @@ type SaverStats struct {
 	BytesAdded   int64 // plaintext bytes of new blobs
 	StoredAdded  int64 // bytes uploaded: packs and index files
 	PacksWritten int
+}
+
+// openPack is a pack being filled; blobs reserved in it may still be
+// sealing when it becomes full, so it is sent only after they finish.
+type openPack struct {
+	w       *pack.Writer
+	sealing sync.WaitGroup
 }
 
 type finishedPack struct {
@@ -65,7 +74,7 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 	s := &Saver{
 		r:         r,
 		ctx:       ctx,
-		uploads:   make(chan finishedPack, uploaders),
+		uploads:   make(chan finishedPack),
 		pending:   map[blob.ID]struct{}{},
 		lastFlush: r.Now(),
 		journal:   r.openJournal(),
@@ -105,33 +114,66 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 	s.pending[id] = struct{}{}
 	s.mu.Unlock()
 
-	payload, comp := s.r.compress(nil, plaintext)
-	sealed := s.r.key.Seal(make([]byte, 0, len(payload)+crypto.Overhead), payload, pack.BlobAD(t, id))
+	cbuf := s.buffer(&s.scratch, 0)
+	payload, comp := s.r.compress(*cbuf, plaintext)
+	sealedLen := len(payload) + crypto.Overhead
 
 	s.mu.Lock()
-	pw := s.packers[t]
-	if pw == nil {
-		pw = pack.NewWriter(s.r.opts.PackSize + s.r.opts.PackSize/8)
-		s.packers[t] = pw
+	op := s.packers[t]
+	var full []*openPack
+	room, ok := []byte(nil), false
+	if op != nil {
+		room, ok = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
+		if !ok {
+			full, op = append(full, op), nil
+		}
 	}
-	pw.Add(t, id, comp, len(plaintext), sealed)
+	if op == nil {
+		op = &openPack{w: pack.NewWriter(*s.buffer(&s.packBufs, s.packCap()))}
+		s.packers[t] = op
+		room, _ = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
+	}
+	op.sealing.Add(1)
+	if op.w.Size() >= s.r.opts.PackSize {
+		full, s.packers[t] = append(full, op), nil
+	}
 	s.stats.BlobsAdded++
 	s.stats.BytesAdded += int64(len(plaintext))
-	var full *pack.Writer
-	if pw.Size() >= s.r.opts.PackSize {
-		full, s.packers[t] = pw, nil
-	}
 	s.mu.Unlock()
-	if full != nil {
-		if err := s.send(full); err != nil {
+
+	// Sealing runs outside the lock, straight into the pack's buffer.
+	s.r.key.Seal(room, payload, pack.BlobAD(t, id))
+	op.sealing.Done()
+	if comp == pack.CompressionZstd {
+		*cbuf = payload[:0]
+	}
+	s.scratch.Put(cbuf)
+	for _, op := range full {
+		if err := s.send(op); err != nil {
 			return true, err
 		}
 	}
 	return true, nil
 }
 
-func (s *Saver) send(pw *pack.Writer) error {
-	data, entries := pw.Finish(s.r.key)
+// buffer takes a recycled buffer from pool, or makes one of capacity size.
+func (s *Saver) buffer(pool *sync.Pool, size int) *[]byte {
+	if b, ok := pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// packCap fits a full pack plus one maximal blob and the header, so a
+// pack buffer never grows while blobs are being sealed into it.
+func (s *Saver) packCap() int {
+	return s.r.opts.PackSize + int(s.r.chunk.MaxSize) + 1<<20
+}
+
+func (s *Saver) send(op *openPack) error {
+	op.sealing.Wait()
+	data, entries := op.w.Finish(s.r.key)
 	select {
 	case s.uploads <- finishedPack{data: data, entries: entries}:
 		return nil
@@ -161,8 +203,10 @@ func (s *Saver) uploader() {
 		}
 		s.journal.add(id, len(p.data))
 		s.r.index.AddPack(id, p.entries)
+		size := len(p.data)
+		s.packBufs.Put(&p.data)
 		s.mu.Lock()
-		s.stats.StoredAdded += int64(len(p.data))
+		s.stats.StoredAdded += int64(size)
 		s.stats.PacksWritten++
 		s.unindexed = append(s.unindexed, index.PackBlobs{ID: id, Blobs: p.entries})
 		due := len(s.unindexed) >= indexFlushPacks || s.r.Now().Sub(s.lastFlush) >= indexFlushEvery
@@ -211,12 +255,12 @@ func (s *Saver) writeIndex(ctx context.Context) error {
 func (s *Saver) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	partial := s.packers
-	s.packers = [2]*pack.Writer{}
+	s.packers = [2]*openPack{}
 	s.mu.Unlock()
 	var sendErr error
-	for _, pw := range partial {
-		if pw != nil && pw.Count() > 0 {
-			if err := s.send(pw); err != nil && sendErr == nil {
+	for _, op := range partial {
+		if op != nil && op.w.Count() > 0 {
+			if err := s.send(op); err != nil && sendErr == nil {
 				sendErr = err
 			}
 		}

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 )
-
-// bucketCreator is implemented by backends that can create their container.
-type bucketCreator interface {
-	CreateBucketIfMissing(ctx context.Context) error
-}
 
 type kdfFlags struct {
 	memoryKiB uint32
@@ -45,10 +40,8 @@ func newInitCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if bc, ok := be.(bucketCreator); ok {
-				if err := bc.CreateBucketIfMissing(ctx); err != nil {
-					return err
-				}
+			if err := remote.CreateBucketIfMissing(ctx, be); err != nil {
+				return err
 			}
 			pw, err := g.password(true)
 			if err != nil {

@@ -58,9 +58,12 @@ type archiver struct {
 	r     *repo.Repository
 	saver *repo.Saver
 	opts  Options
-	jobs  chan chunkJob
-	files chan struct{} // bounds files read at once
-	bufs  sync.Pool
+	jobs  chan *chunkJob
+	// window bounds the chunks of one file in flight: enough to keep every
+	// worker busy while the reader runs ahead, few enough to bound memory.
+	window int
+	files  chan struct{} // bounds files read at once
+	bufs   sync.Pool
 
 	filesNew, filesChanged, filesUnmodified, dirsNew, total atomic.Int64
 	bytesProcessed                                          atomic.Int64
@@ -72,6 +75,7 @@ type chunkJob struct {
 	buf  *[]byte
 	data []byte
 	done chan chunkResult
+	refs atomic.Int32 // the hasher and a blob worker each release it
 }
 
 type chunkResult struct {
@@ -103,14 +107,15 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		workers = runtime.GOMAXPROCS(0)
 	}
 	a := &archiver{
-		r:     r,
-		saver: r.NewSaver(storeCtx, 2),
-		opts:  opts,
-		jobs:  make(chan chunkJob, workers),
-		files: make(chan struct{}, 2),
+		r:      r,
+		saver:  r.NewSaver(storeCtx, 2),
+		opts:   opts,
+		jobs:   make(chan *chunkJob, workers),
+		window: 2*workers + 2,
+		files:  make(chan struct{}, 2),
 	}
-	maxChunk := int(r.Chunking().MaxSize)
-	a.bufs.New = func() any { b := make([]byte, maxChunk); return &b }
+	// Buffers start at twice the average chunk and grow when needed.
+	a.bufs.New = func() any { b := make([]byte, 0, 2<<r.Chunking().AverageBits); return &b }
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -483,12 +488,24 @@ func (a *archiver) allStored(ids []blob.ID) bool {
 	return true
 }
 
-// chunkFile reads f once: the whole-file hash and the chunk boundaries are
-// computed here; ids, compression and encryption run in the blob workers,
-// at most a few chunks ahead so memory stays bounded.
+// chunkFile reads f once. This goroutine only reads and finds chunk
+// boundaries; a companion goroutine computes the whole-file hash in order,
+// and the blob workers compute ids, compress and encrypt. At most a few
+// chunks are in flight, so memory stays bounded.
 func (a *archiver) chunkFile(ctx context.Context, f *os.File) ([]blob.ID, blob.ID, int64, error) {
 	ch := chunking.New(f, a.r.Chunking())
-	hasher := crypto.NewHasher()
+	hashq := make(chan *chunkJob, a.window+1)
+	hashed := make(chan blob.ID, 1)
+	go func() {
+		hasher := crypto.NewHasher()
+		for j := range hashq {
+			_, _ = hasher.Write(j.data)
+			a.release(j)
+		}
+		var sum blob.ID
+		hasher.Sum(sum[:0])
+		hashed <- sum
+	}()
 	var (
 		size     int64
 		inflight []chan chunkResult
@@ -519,12 +536,14 @@ func (a *archiver) chunkFile(ctx context.Context, f *os.File) ([]blob.ID, blob.I
 			firstErr = err
 			break
 		}
-		_, _ = hasher.Write(data)
+		*buf = data[:0] // keep the storage if the chunker grew it
 		size += int64(len(data))
-		done := make(chan chunkResult, 1)
-		inflight = append(inflight, done)
-		a.jobs <- chunkJob{buf: buf, data: data, done: done}
-		if len(inflight) > cap(a.jobs) {
+		j := &chunkJob{buf: buf, data: data, done: make(chan chunkResult, 1)}
+		j.refs.Store(2)
+		inflight = append(inflight, j.done)
+		hashq <- j
+		a.jobs <- j
+		if len(inflight) > a.window {
 			collect()
 		}
 		a.bytesProcessed.Add(int64(len(data)))
@@ -535,16 +554,23 @@ func (a *archiver) chunkFile(ctx context.Context, f *os.File) ([]blob.ID, blob.I
 	for len(inflight) > 0 {
 		collect()
 	}
-	var sum blob.ID
-	hasher.Sum(sum[:0])
-	return content, sum, size, firstErr
+	close(hashq)
+	return content, <-hashed, size, firstErr
+}
+
+// release returns a chunk's buffer once both the hasher and a blob worker
+// are done with it.
+func (a *archiver) release(j *chunkJob) {
+	if j.refs.Add(-1) == 0 {
+		a.bufs.Put(j.buf)
+	}
 }
 
 func (a *archiver) blobWorker() {
 	for j := range a.jobs {
 		id := a.r.BlobID(j.data)
 		_, err := a.saver.SaveBlob(blob.Data, id, j.data)
-		a.bufs.Put(j.buf)
+		a.release(j)
 		j.done <- chunkResult{id: id, err: err}
 	}
 }

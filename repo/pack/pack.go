@@ -66,18 +66,31 @@ type Writer struct {
 	entries []Entry
 }
 
-// NewWriter returns a writer with capacity for about sizeHint bytes.
-func NewWriter(sizeHint int) *Writer {
-	return &Writer{buf: make([]byte, 0, sizeHint)}
+// NewWriter returns a writer that builds the pack in buf's storage
+// (callers recycle pack buffers; buf's contents are discarded).
+func NewWriter(buf []byte) *Writer {
+	return &Writer{buf: buf[:0]}
 }
 
-// Add appends a sealed blob.
-func (w *Writer) Add(t blob.Type, id blob.ID, compression uint8, rawLength int, sealed []byte) {
+// Reserve appends room for a sealed blob of sealedLen bytes and returns
+// it; the caller seals into it (possibly concurrently with other reserved
+// blobs) before Finish. Blobs are sealed in place, never copied. ok is
+// false when the blob does not fit the buffer's capacity: start a new pack.
+// An empty writer always accepts, growing its buffer.
+func (w *Writer) Reserve(t blob.Type, id blob.ID, compression uint8, rawLength, sealedLen int) (room []byte, ok bool) {
+	off := len(w.buf)
+	if off+sealedLen > cap(w.buf) {
+		if off > 0 {
+			return nil, false
+		}
+		w.buf = make([]byte, 0, sealedLen)
+	}
 	w.entries = append(w.entries, Entry{
 		Type: t, Compression: compression, ID: id,
-		Offset: uint32(len(w.buf)), Length: uint32(len(sealed)), RawLength: uint32(rawLength),
+		Offset: uint32(off), Length: uint32(sealedLen), RawLength: uint32(rawLength),
 	})
-	w.buf = append(w.buf, sealed...)
+	w.buf = w.buf[:off+sealedLen]
+	return w.buf[off : off : off+sealedLen], true
 }
 
 // Size is the number of blob bytes so far.

@@ -1,0 +1,227 @@
+package remote
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// Options configure Open. The zero value opens a bare backend.
+type Options struct {
+	// S3Endpoint is the --s3-endpoint flag: the server for s3://BUCKET
+	// URLs. An endpoint in the URL itself (s3:http://…) takes precedence;
+	// without either, AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS.
+	S3Endpoint string
+	// S3Checksum is ChecksumWhenRequired or ChecksumWhenSupported; empty
+	// means COURTBAK_S3_CHECKSUM, else ChecksumWhenRequired.
+	S3Checksum string
+	// S3AccessKey and S3SecretKey replace the AWS credential chain when set
+	// (embedding, tests); the CLI leaves them empty.
+	S3AccessKey, S3SecretKey string
+	// LimitUploadKiB and LimitDownloadKiB cap bandwidth in KiB/s; 0 means
+	// no limit.
+	LimitUploadKiB, LimitDownloadKiB int
+	// Retry wraps network backends in NewRetry with RetryPolicy.
+	Retry       bool
+	RetryPolicy RetryPolicy
+}
+
+// Environment variables consulted by Open.
+const (
+	EnvS3Checksum  = "COURTBAK_S3_CHECKSUM"
+	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
+	envEndpointAll = "AWS_ENDPOINT_URL"
+)
+
+// Open returns the backend for a repository URL (see the contract's
+// "Repository URLs"), decorated with retries and rate limits as opts ask.
+// It does not check that a repository exists there.
+func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
+	loc, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	var be Backend
+	if loc.local != "" {
+		if be, err = OpenLocal(loc.local); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg := loc.s3
+		if cfg.Endpoint == "" {
+			if cfg.Endpoint, err = checkEndpoint(cmp.Or(opts.S3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll))); err != nil {
+				return nil, err
+			}
+		}
+		cfg.Checksum = cmp.Or(opts.S3Checksum, os.Getenv(EnvS3Checksum))
+		cfg.AccessKey, cfg.SecretKey = opts.S3AccessKey, opts.S3SecretKey
+		s3be, err := OpenS3(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		be = s3be
+		if opts.Retry {
+			be = NewRetry(be, opts.RetryPolicy)
+		}
+	}
+	// The limiter goes outside the retries: it paces what the caller
+	// moves, and its waits must not count against an attempt's timeout.
+	if opts.LimitUploadKiB > 0 || opts.LimitDownloadKiB > 0 {
+		be = NewLimiter(be, opts.LimitUploadKiB, opts.LimitDownloadKiB)
+	}
+	return be, nil
+}
+
+type parsedURL struct {
+	local string   // directory, for local repositories
+	s3    S3Config // Endpoint is set only when the URL names one
+}
+
+var (
+	schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+	// Looser than AWS's rules: other servers accept legacy names.
+	bucketRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+)
+
+func parseURL(raw string) (parsedURL, error) {
+	switch {
+	case raw == "":
+		return parsedURL{}, errors.New("repository URL is empty")
+	case strings.HasPrefix(raw, "file://"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			// url.Error quotes the whole URL, credentials included.
+			return parsedURL{}, fmt.Errorf("invalid repository URL %q: %w", Redact(raw), errors.Unwrap(err))
+		}
+		if (u.Host != "" && u.Host != "localhost") || u.Path == "" || u.User != nil {
+			return parsedURL{}, fmt.Errorf("invalid repository URL %q: want file:///absolute/path", Redact(raw))
+		}
+		return parsedURL{local: u.Path}, nil
+	case strings.HasPrefix(raw, "s3://"):
+		return parseS3(raw, strings.TrimPrefix(raw, "s3://"), "")
+	case strings.HasPrefix(raw, "s3:http://"), strings.HasPrefix(raw, "s3:https://"):
+		scheme, rest, _ := strings.Cut(strings.TrimPrefix(raw, "s3:"), "://")
+		host, rest, _ := strings.Cut(rest, "/")
+		endpoint, err := checkEndpoint(scheme + "://" + host)
+		if err != nil {
+			return parsedURL{}, fmt.Errorf("invalid repository URL: %w", err)
+		}
+		return parseS3(raw, rest, endpoint)
+	case strings.HasPrefix(raw, "s3:"):
+		return parsedURL{}, fmt.Errorf("invalid repository URL %q: want s3://BUCKET/PREFIX or s3:http(s)://HOST:PORT/BUCKET/PREFIX", Redact(raw))
+	case schemeRE.MatchString(raw):
+		return parsedURL{}, fmt.Errorf("unsupported repository URL %q: use a path, file:///path, s3://BUCKET/PREFIX or s3:http(s)://HOST:PORT/BUCKET/PREFIX", Redact(raw))
+	}
+	return parsedURL{local: raw}, nil
+}
+
+// parseS3 parses "BUCKET/PREFIX?QUERY", the part after the endpoint.
+func parseS3(raw, rest, endpoint string) (parsedURL, error) {
+	bucketPath, query, _ := strings.Cut(rest, "?")
+	bucket, prefix, _ := strings.Cut(bucketPath, "/")
+	if strings.Contains(bucket, "@") {
+		return parsedURL{}, errCredentialsInURL(raw)
+	}
+	if bucket == "" {
+		return parsedURL{}, fmt.Errorf("invalid repository URL %q: no bucket name", Redact(raw))
+	}
+	if !bucketRE.MatchString(bucket) {
+		// Not echoed: "s3://KEY:SE/CRET@bucket" ends up here.
+		return parsedURL{}, errors.New("invalid repository URL: a bucket name holds only letters, digits, '.', '-' and '_' (and credentials do not belong in the URL)")
+	}
+	if prefix = strings.Trim(prefix, "/"); prefix != "" {
+		if cleaned := path.Clean(prefix); cleaned != prefix || strings.HasPrefix(cleaned, "..") {
+			return parsedURL{}, fmt.Errorf("invalid repository URL %q: prefix %q is not a clean path", Redact(raw), prefix)
+		}
+	}
+	cfg := S3Config{Endpoint: endpoint, Bucket: bucket, Prefix: prefix}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return parsedURL{}, fmt.Errorf("invalid repository URL %q: %w", Redact(raw), err)
+	}
+	for k, v := range values {
+		if len(v) != 1 || v[0] == "" {
+			return parsedURL{}, fmt.Errorf("invalid repository URL %q: %s needs exactly one non-empty value", Redact(raw), k)
+		}
+		switch k {
+		case "profile":
+			cfg.Profile = v[0]
+		case "region":
+			cfg.Region = v[0]
+		default:
+			return parsedURL{}, fmt.Errorf("invalid repository URL %q: unknown parameter %q (known: profile, region)", Redact(raw), k)
+		}
+	}
+	return parsedURL{s3: cfg}, nil
+}
+
+// checkEndpoint validates an S3 endpoint ("" for AWS) and adds https://
+// when the scheme is missing.
+func checkEndpoint(endpoint string) (string, error) {
+	if endpoint == "" {
+		return "", nil
+	}
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint
+	}
+	if Redact(endpoint) != endpoint {
+		return "", fmt.Errorf("S3 endpoint %q must not contain credentials; use ?profile= or the AWS environment", Redact(endpoint))
+	}
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil:
+		// Not echoed: a mistyped user:secret@ may be what broke it.
+		return "", errors.New("invalid S3 endpoint: want http(s)://HOST[:PORT]")
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", strings.Trim(u.Path, "/") != "", u.RawQuery != "":
+		return "", fmt.Errorf("invalid S3 endpoint %q: want http(s)://HOST[:PORT]", Redact(endpoint))
+	}
+	return strings.TrimSuffix(endpoint, "/"), nil
+}
+
+func errCredentialsInURL(raw string) error {
+	return fmt.Errorf("repository URL %q must not contain credentials; use ?profile= or the AWS environment", Redact(raw))
+}
+
+// Redact removes user information (user:password@) from a URL so it can be
+// shown or logged. Strings without "://" are returned unchanged.
+func Redact(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	authority := rest
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		authority = rest[:end]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return raw
+	}
+	return raw[:i+3] + rest[at+1:]
+}
+
+// CreateBucketIfMissing creates the bucket (or equivalent container) under
+// be, looking through wrappers, when the backend has one; init calls it.
+// Backends without a container (Local creates directories on write) need
+// nothing.
+func CreateBucketIfMissing(ctx context.Context, be Backend) error {
+	for {
+		if c, ok := be.(interface {
+			CreateBucketIfMissing(context.Context) error
+		}); ok {
+			return c.CreateBucketIfMissing(ctx)
+		}
+		u, ok := be.(interface{ Unwrap() Backend })
+		if !ok {
+			return nil
+		}
+		be = u.Unwrap()
+	}
+}
