@@ -5,12 +5,14 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/remote/s3test"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -58,6 +62,52 @@ type env struct {
 
 func newLocalEnv(t *testing.T) *env {
 	return &env{t: t, repo: filepath.Join(t.TempDir(), "repo"), password: "correct horse battery staple", home: t.TempDir()}
+}
+
+// newS3Env uses a fresh bucket on the test S3 server, with credentials from
+// the standard AWS environment variables as an operator would set them.
+func newS3Env(t *testing.T) *env {
+	endpoint, _, _ := s3test.Server(t)
+	e := newLocalEnv(t)
+	e.repo = s3test.NewBucketURL(t, endpoint)
+	e.extra = s3test.Env()
+	return e
+}
+
+// backends are the repository kinds every core test runs against.
+var backends = []struct {
+	name   string
+	newEnv func(*testing.T) *env
+}{{"local", newLocalEnv}, {"s3", newS3Env}}
+
+// forEachBackend runs test once per repository kind.
+func forEachBackend(t *testing.T, test func(t *testing.T, newEnv func(*testing.T) *env)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b.newEnv) })
+	}
+}
+
+// storedObjects returns every object of the repository, through the
+// storage layer, so local and S3 repositories are inspected alike.
+func storedObjects(t *testing.T, e *env) map[string][]byte {
+	t.Helper()
+	ctx := context.Background()
+	be, err := remote.Open(ctx, e.repo, s3test.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, typ := range remote.AllTypes {
+		err := be.List(ctx, typ, func(fi remote.ObjectInfo) error {
+			b, err := remote.ReadAll(ctx, be, fi.Handle)
+			out[fi.Handle.String()] = b
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 func (e *env) environ() []string {
@@ -213,7 +263,11 @@ func restoredPath(target, src string) string {
 }
 
 func TestBackupRestoreByteIdentical(t *testing.T) {
-	e := newLocalEnv(t)
+	forEachBackend(t, testBackupRestoreByteIdentical)
+}
+
+func testBackupRestoreByteIdentical(t *testing.T, newEnv func(*testing.T) *env) {
+	e := newEnv(t)
 	e.init()
 	src := generate(t, 1, 24<<20)
 	s := e.backup(src)
@@ -238,7 +292,11 @@ func TestBackupRestoreByteIdentical(t *testing.T) {
 }
 
 func TestExactCopyAddsAlmostNothing(t *testing.T) {
-	e := newLocalEnv(t)
+	forEachBackend(t, testExactCopyAddsAlmostNothing)
+}
+
+func testExactCopyAddsAlmostNothing(t *testing.T, newEnv func(*testing.T) *env) {
+	e := newEnv(t)
 	e.init()
 	src := t.TempDir()
 	rec := filepath.Join(src, "hearing.mp4")
@@ -272,7 +330,11 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 func TestGrowingRecordingAddsAboutTheAppendedBytes(t *testing.T) {
-	e := newLocalEnv(t)
+	forEachBackend(t, testGrowingRecording)
+}
+
+func testGrowingRecording(t *testing.T, newEnv func(*testing.T) *env) {
+	e := newEnv(t)
 	e.init()
 	src := t.TempDir()
 	rec := filepath.Join(src, "live-recording.mp4")
@@ -321,36 +383,42 @@ func walkRepo(t *testing.T, repo string, fn func(rel string, data []byte)) {
 }
 
 func TestRepositoryHoldsNoPlaintextAndNamesAreHashes(t *testing.T) {
-	e := newLocalEnv(t)
-	e.init()
-	src := generate(t, 2, 8<<20)
-	e.backup(src)
-	objects := 0
-	walkRepo(t, e.repo, func(rel string, data []byte) {
-		if bytes.Contains(data, []byte(gen.Marker)) {
-			t.Errorf("%s contains the plaintext marker", rel)
-		}
-		for _, name := range []string{"notes.txt", "metadata.json", "hearings"} {
-			if bytes.Contains(data, []byte(name)) {
-				t.Errorf("%s contains the file name %q in plaintext", rel, name)
+	forEachBackend(t, func(t *testing.T, newEnv func(*testing.T) *env) {
+		e := newEnv(t)
+		e.init()
+		src := generate(t, 2, 8<<20)
+		e.backup(src)
+		objects := 0
+		for name, data := range storedObjects(t, e) {
+			if bytes.Contains(data, []byte(gen.Marker)) {
+				t.Errorf("%s contains the plaintext marker", name)
+			}
+			for _, word := range []string{"notes.txt", "metadata.json", "hearings"} {
+				if bytes.Contains(data, []byte(word)) {
+					t.Errorf("%s contains the file name %q in plaintext", name, word)
+				}
+			}
+			if name == "config" {
+				continue
+			}
+			objects++
+			sum := blake3.Sum256(data)
+			if got := fmt.Sprintf("%x", sum); got != path.Base(name) {
+				t.Errorf("object %s hashes to %s", name, got)
 			}
 		}
-		if rel == "config" {
-			return
-		}
-		objects++
-		sum := blake3.Sum256(data)
-		if got := fmt.Sprintf("%x", sum); got != filepath.Base(rel) {
-			t.Errorf("object %s hashes to %s", rel, got)
+		if objects < 4 {
+			t.Errorf("only %d objects in the repository", objects)
 		}
 	})
-	if objects < 4 {
-		t.Errorf("only %d objects in the repository", objects)
-	}
 }
 
 func TestExitCodesForMissingRepositoryAndWrongPassword(t *testing.T) {
-	e := newLocalEnv(t)
+	forEachBackend(t, testExitCodes)
+}
+
+func testExitCodes(t *testing.T, newEnv func(*testing.T) *env) {
+	e := newEnv(t)
 	r := e.run("snapshots")
 	if r.code != 10 {
 		t.Errorf("missing repository: exit %d, stderr %q", r.code, r.stderr)
@@ -375,7 +443,7 @@ func TestExitCodesForMissingRepositoryAndWrongPassword(t *testing.T) {
 		t.Error("the password appears in the output")
 	}
 	// No password source and no terminal: a clear message and exit 1.
-	r = e.runEnv([]string{"PATH=" + os.Getenv("PATH")}, "--repo", e.repo, "snapshots")
+	r = e.runEnv(append([]string{"PATH=" + os.Getenv("PATH")}, e.extra...), "--repo", e.repo, "snapshots")
 	if r.code != 1 || !strings.Contains(r.stderr, "no password") {
 		t.Errorf("no password: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -490,7 +558,11 @@ type lsEntry struct {
 }
 
 func TestLsDumpDiffAndPartialRestore(t *testing.T) {
-	e := newLocalEnv(t)
+	forEachBackend(t, testLsDumpDiff)
+}
+
+func testLsDumpDiff(t *testing.T, newEnv func(*testing.T) *env) {
+	e := newEnv(t)
 	e.init()
 	src := generate(t, 4, 6<<20)
 	s1 := e.backup("--tag", "nightly", src)

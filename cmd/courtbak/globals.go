@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -34,6 +35,7 @@ type globals struct {
 	limitDownload   int
 	s3Endpoint      string
 	s3Checksum      string
+	retries         int
 	stdout, stderr  io.Writer
 	stdin           *os.File
 	storeCtx        context.Context
@@ -51,6 +53,7 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.limitUpload, "limit-upload", 0, "limit uploads to `KiB/s` (0: unlimited)")
 	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
+	f.IntVar(&g.retries, "retries", 8, "attempts per storage request before giving up (network backends)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: when-required (default; works with most self-hosted servers) or when-supported")
 }
 
@@ -71,6 +74,12 @@ func (g *globals) remoteOptions() remote.Options {
 		LimitUploadKiB:   g.limitUpload,
 		LimitDownloadKiB: g.limitDownload,
 		Retry:            true,
+		RetryPolicy: remote.RetryPolicy{
+			MaxAttempts: g.retries,
+			OnRetry: func(what string, attempt int, err error, wait time.Duration) {
+				g.warn(fmt.Sprintf("%s failed (attempt %d of %d), retrying in %s: %v", what, attempt, g.retries, wait.Round(time.Millisecond), err))
+			},
+		},
 	}
 }
 
