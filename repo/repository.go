@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -91,17 +90,16 @@ const DefaultPackSize = 16 << 20
 
 // Repository is an open repository.
 type Repository struct {
-	be     remote.Backend
-	cfg    Config
-	key    *crypto.Key
-	idKey  *crypto.IDKey
-	chunk  chunking.Params
-	keyID  string
-	opts   Options
-	index  *index.Index
-	zenc   *zstd.Encoder
-	zdec   *zstd.Decoder
-	loaded sync.Once
+	be    remote.Backend
+	cfg   Config
+	key   *crypto.Key
+	idKey *crypto.IDKey
+	chunk chunking.Params
+	keyID string
+	opts  Options
+	index *index.Index
+	zenc  *zstd.Encoder
+	zdec  *zstd.Decoder
 }
 
 func (o *Options) defaults() {

@@ -362,26 +362,6 @@ func testGrowingRecording(t *testing.T, newEnv func(*testing.T) *env) {
 	}
 }
 
-// walkRepo calls fn for every stored object file of a local repository.
-func walkRepo(t *testing.T, repo string, fn func(rel string, data []byte)) {
-	t.Helper()
-	err := filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(repo, p)
-		fn(filepath.ToSlash(rel), b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestRepositoryHoldsNoPlaintextAndNamesAreHashes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newEnv func(*testing.T) *env) {
 		e := newEnv(t)
