@@ -86,6 +86,16 @@ func (k *Key) Open(dst, sealed, ad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// OpenInPlace is Open decrypting into sealed's own storage (no allocation);
+// sealed is overwritten.
+func (k *Key) OpenInPlace(sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < Overhead {
+		return nil, fmt.Errorf("ciphertext of %d bytes is shorter than the %d-byte overhead: %w", len(sealed), Overhead, ErrAuth)
+	}
+	ct := sealed[chacha20poly1305.NonceSizeX:]
+	return k.Open(ct[:0], sealed, ad)
+}
+
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) >= n {
 		return b[:len(b)+n]

@@ -25,7 +25,7 @@ import (
 // Multipart parameters. Packs are tens of MiB, so most objects go in one
 // PUT; bigger ones are split so a failed part costs 8 MiB, not the object.
 const (
-	s3MultipartThreshold = 16 << 20
+	s3MultipartThreshold = 32 << 20
 	s3PartSize           = 8 << 20
 	s3MaxParts           = 10000
 	s3PartConcurrency    = 4

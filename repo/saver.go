@@ -10,6 +10,7 @@ import (
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 )
@@ -35,8 +36,8 @@ type Saver struct {
 
 	mu        sync.Mutex
 	pending   map[blob.ID]struct{}
-	scratch   sync.Pool // *[]byte for compressed and sealed blobs
-	packBufs  sync.Pool // *[]byte for whole packs
+	scratch   sync.Pool     // *[]byte for compressed blobs
+	packBufs  *buffers.List // data pack buffers
 	packers   [2]*openPack
 	unindexed []index.PackBlobs
 	lastFlush time.Time
@@ -79,6 +80,9 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 		lastFlush: r.Now(),
 		journal:   r.openJournal(),
 	}
+	// Data packs in existence: one filling, one waiting for an uploader,
+	// one per uploader.
+	s.packBufs = buffers.New(uploaders+2, s.packCap())
 	for i := 0; i < uploaders; i++ {
 		s.wg.Add(1)
 		go s.uploader()
@@ -114,11 +118,35 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 	s.pending[id] = struct{}{}
 	s.mu.Unlock()
 
-	cbuf := s.buffer(&s.scratch, 0)
+	cbuf := s.scratchBuffer()
 	payload, comp := s.r.compress(*cbuf, plaintext)
 	sealedLen := len(payload) + crypto.Overhead
 
 	s.mu.Lock()
+	if t == blob.Tree {
+		// Tree blobs are small: sealed under the lock into a pack buffer
+		// that grows as needed, instead of a full-size one.
+		op := s.packers[t]
+		if op == nil {
+			op = &openPack{w: pack.NewWriter(make([]byte, 0, 256<<10))}
+			s.packers[t] = op
+		}
+		op.w.Grow(sealedLen)
+		room, _ := op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
+		s.r.key.Seal(room, payload, pack.BlobAD(t, id))
+		s.stats.BlobsAdded++
+		s.stats.BytesAdded += int64(len(plaintext))
+		var full *openPack
+		if op.w.Size() >= s.r.opts.PackSize {
+			full, s.packers[t] = op, nil
+		}
+		s.mu.Unlock()
+		s.scratch.Put(cbuf)
+		if full != nil {
+			return true, s.send(full)
+		}
+		return true, nil
+	}
 	op := s.packers[t]
 	var full []*openPack
 	room, ok := []byte(nil), false
@@ -129,7 +157,7 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 		}
 	}
 	if op == nil {
-		op = &openPack{w: pack.NewWriter(*s.buffer(&s.packBufs, s.packCap()))}
+		op = &openPack{w: pack.NewWriter(*s.packBufs.Get())}
 		s.packers[t] = op
 		room, _ = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
 	}
@@ -156,19 +184,19 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 	return true, nil
 }
 
-// buffer takes a recycled buffer from pool, or makes one of capacity size.
-func (s *Saver) buffer(pool *sync.Pool, size int) *[]byte {
-	if b, ok := pool.Get().(*[]byte); ok {
+// scratchBuffer returns a recycled buffer for compression output.
+func (s *Saver) scratchBuffer() *[]byte {
+	if b, ok := s.scratch.Get().(*[]byte); ok {
 		return b
 	}
-	b := make([]byte, 0, size)
-	return &b
+	return new([]byte)
 }
 
-// packCap fits a full pack plus one maximal blob and the header, so a
-// pack buffer never grows while blobs are being sealed into it.
+// packCap is the fixed capacity of a data pack buffer: a pack never grows
+// while blobs are sealed into it; a blob that does not fit starts the next
+// pack. The slack keeps most packs close to PackSize.
 func (s *Saver) packCap() int {
-	return s.r.opts.PackSize + int(s.r.chunk.MaxSize) + 1<<20
+	return s.r.opts.PackSize + 1<<20
 }
 
 func (s *Saver) send(op *openPack) error {
@@ -204,7 +232,7 @@ func (s *Saver) uploader() {
 		s.journal.add(id, len(p.data))
 		s.r.index.AddPack(id, p.entries)
 		size := len(p.data)
-		s.packBufs.Put(&p.data)
+		s.packBufs.Put(&p.data) // tree packs are smaller than the list's size and dropped
 		s.mu.Lock()
 		s.stats.StoredAdded += int64(size)
 		s.stats.PacksWritten++

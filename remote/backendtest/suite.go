@@ -26,7 +26,7 @@ const ManyObjects = 1100
 
 // LargeObject is the size of the object LargeObject round-trips: more than
 // the S3 multipart threshold, not a multiple of the part size.
-const LargeObject = 20<<20 + 12345
+const LargeObject = 36<<20 + 12345
 
 // Run runs the suite. Each subtest runs in parallel with a fresh, empty
 // backend from newBackend, which must therefore be safe to call from

@@ -23,6 +23,7 @@ import (
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/buffers"
 )
 
 // Options describe one backup.
@@ -63,7 +64,7 @@ type archiver struct {
 	// worker busy while the reader runs ahead, few enough to bound memory.
 	window int
 	files  chan struct{} // bounds files read at once
-	bufs   sync.Pool
+	bufs   *buffers.List
 
 	filesNew, filesChanged, filesUnmodified, dirsNew, total atomic.Int64
 	bytesProcessed                                          atomic.Int64
@@ -111,11 +112,13 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		saver:  r.NewSaver(storeCtx, 2),
 		opts:   opts,
 		jobs:   make(chan *chunkJob, workers),
-		window: 2*workers + 2,
+		window: workers + 1,
 		files:  make(chan struct{}, 2),
 	}
-	// Buffers start at twice the average chunk and grow when needed.
-	a.bufs.New = func() any { b := make([]byte, 0, 2<<r.Chunking().AverageBits); return &b }
+	// Chunk buffers: those in flight for the two files read at once plus the
+	// ones being filled. They start
+	// at twice the average chunk and grow when the chunker needs more.
+	a.bufs = buffers.New(2*a.window+4, 2<<r.Chunking().AverageBits)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -525,7 +528,7 @@ func (a *archiver) chunkFile(ctx context.Context, f *os.File) ([]blob.ID, blob.I
 			firstErr = err
 			break
 		}
-		buf := a.bufs.Get().(*[]byte)
+		buf := a.bufs.Get()
 		data, err := ch.Next(*buf)
 		if err == io.EOF {
 			a.bufs.Put(buf)

@@ -93,6 +93,16 @@ func (w *Writer) Reserve(t blob.Type, id blob.ID, compression uint8, rawLength, 
 	return w.buf[off : off : off+sealedLen], true
 }
 
+// Grow makes room for n more bytes, moving the buffer if needed. Call it
+// only while no reserved blob is still being sealed.
+func (w *Writer) Grow(n int) {
+	if cap(w.buf)-len(w.buf) < n {
+		nb := make([]byte, len(w.buf), 2*cap(w.buf)+n)
+		copy(nb, w.buf)
+		w.buf = nb
+	}
+}
+
 // Size is the number of blob bytes so far.
 func (w *Writer) Size() int { return len(w.buf) }
 

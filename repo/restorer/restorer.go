@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,9 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/repo"
-	"github.com/courtbak/courtbak/repo/blob"
 )
 
 // ErrMismatch means a restored file's content does not hash to the value
@@ -84,6 +81,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		workers = 4
 	}
 	res := &Result{}
+	budget := newBudget(restoreBudget)
 	var (
 		mu       sync.Mutex
 		dirs     []dirMeta
@@ -96,7 +94,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		go func() {
 			defer wg.Done()
 			for j := range files {
-				if err := restoreFile(ctx, r, j.dst, j.node, opts.OnBytes); err != nil {
+				if err := restoreFile(ctx, r, budget, j.dst, j.node, opts.OnBytes); err != nil {
 					mu.Lock()
 					fileErrs = append(fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
 					mu.Unlock()
@@ -188,7 +186,7 @@ func restoreSymlink(dst string, n *repo.Node) error {
 // restoreFile writes a file next to its destination, checks its BLAKE3,
 // then renames it into place: a file at the destination path is either the
 // old one or a verified new one.
-func restoreFile(ctx context.Context, r *repo.Repository, dst string, n repo.Node, onBytes func(int64)) error {
+func restoreFile(ctx context.Context, r *repo.Repository, budget *budget, dst string, n repo.Node, onBytes func(int64)) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+strings.TrimPrefix(filepath.Base(dst), ".")+".courtbak-*")
 	if err != nil {
 		return err
@@ -200,7 +198,7 @@ func restoreFile(ctx context.Context, r *repo.Repository, dst string, n repo.Nod
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := WriteContent(ctx, r, n, tmp, onBytes); err != nil {
+	if err := writeContent(ctx, r, budget, n, tmp, onBytes); err != nil {
 		return err
 	}
 	if err := tmp.Chmod(n.Mode.Perm() | n.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
@@ -214,40 +212,4 @@ func restoreFile(ctx context.Context, r *repo.Repository, dst string, n repo.Nod
 	}
 	ok = true
 	return os.Chtimes(dst, n.ModTime, n.ModTime)
-}
-
-// WriteContent writes a file node's content to w, checking the whole-file
-// BLAKE3 recorded at backup. On a mismatch the bytes were already written:
-// callers writing to a terminal or pipe report the error.
-func WriteContent(ctx context.Context, r *repo.Repository, n repo.Node, w io.Writer, onBytes func(int64)) error {
-	if n.Type != repo.NodeFile {
-		return fmt.Errorf("%s is a %s, not a file", n.Name, n.Type)
-	}
-	h := crypto.NewHasher()
-	var size uint64
-	for _, id := range n.Content {
-		data, err := r.LoadBlob(ctx, blob.Data, id)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-		_, _ = h.Write(data)
-		size += uint64(len(data))
-		if onBytes != nil {
-			onBytes(int64(len(data)))
-		}
-	}
-	if size != n.Size {
-		return fmt.Errorf("%w: %d bytes, recorded size %d", ErrMismatch, size, n.Size)
-	}
-	if n.BLAKE3 != nil {
-		var got blob.ID
-		h.Sum(got[:0])
-		if got != *n.BLAKE3 {
-			return fmt.Errorf("%w: got %s, recorded %s", ErrMismatch, got, n.BLAKE3)
-		}
-	}
-	return nil
 }

@@ -1,0 +1,76 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/pack"
+)
+
+// Contiguous reports whether b directly follows a in the same pack, so both
+// can be fetched with one read.
+func Contiguous(a, b index.Location) bool {
+	return a.Pack == b.Pack && a.Offset+a.Length == b.Offset
+}
+
+// LoadRun returns the plaintexts of data blobs stored back to back in one
+// pack (see Contiguous), fetched with a single range read: one request per
+// run instead of one per blob matters on object storage. If the run cannot
+// be read or a blob in it fails authentication, each blob is loaded on its
+// own through LoadBlob, which knows how to fetch intact copies elsewhere.
+func (r *Repository) LoadRun(ctx context.Context, run []index.Location) ([][]byte, error) {
+	if len(run) == 0 {
+		return nil, nil
+	}
+	first, last := run[0], run[len(run)-1]
+	size := int64(last.Offset+last.Length) - int64(first.Offset)
+	h := remote.Handle{Type: remote.Data, Name: first.Pack.String()}
+	raw, err := remote.ReadRange(ctx, r.be, h, int64(first.Offset), size)
+	if err == nil {
+		out := make([][]byte, len(run))
+		for i, loc := range run {
+			if loc.Pack != first.Pack || (i > 0 && !Contiguous(run[i-1], loc)) {
+				return nil, fmt.Errorf("blobs %s and %s are not contiguous in pack %s", run[i-1].ID.Short(), loc.ID.Short(), first.Pack.Short())
+			}
+			start := loc.Offset - first.Offset
+			if out[i], err = r.openBlobInPlace(loc, raw[start:start+loc.Length]); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			return out, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	out := make([][]byte, len(run))
+	for i, loc := range run {
+		if out[i], err = r.LoadBlob(ctx, blob.Data, loc.ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// openBlobInPlace is OpenBlob decrypting into the sealed buffer itself.
+func (r *Repository) openBlobInPlace(loc index.Location, sealed []byte) ([]byte, error) {
+	if loc.Type != blob.Data {
+		return nil, fmt.Errorf("blob %s is a %s blob, want data: %w", loc.ID.Short(), loc.Type, ErrDamaged)
+	}
+	plain, err := r.key.OpenInPlace(sealed, pack.BlobAD(loc.Type, loc.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, ErrDamaged)
+	}
+	out, err := r.decompress(plain, loc.Compression, int(loc.RawLength))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != int(loc.RawLength) {
+		return nil, fmt.Errorf("length %d, index says %d: %w", len(out), loc.RawLength, ErrDamaged)
+	}
+	return out, nil
+}
