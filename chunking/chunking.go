@@ -40,8 +40,9 @@ func NewParams() (Params, error) {
 
 // Validate checks parameters read from a repository config.
 func (p Params) Validate() error {
-	if !chunker.Pol(p.Polynomial).Irreducible() {
-		return fmt.Errorf("chunker polynomial %#x is not irreducible", p.Polynomial)
+	pol := chunker.Pol(p.Polynomial)
+	if pol.Deg() != 53 || !pol.Irreducible() {
+		return fmt.Errorf("chunker polynomial %#x is not an irreducible polynomial of degree 53", p.Polynomial)
 	}
 	if p.MinSize < 64 || p.MaxSize <= p.MinSize || p.MaxSize > 64<<20 {
 		return fmt.Errorf("chunk sizes out of range (min %d, max %d)", p.MinSize, p.MaxSize)

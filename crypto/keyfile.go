@@ -29,7 +29,7 @@ var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 256 * 1024, Threads: 4}
 // Validate refuses parameters too weak to protect a password or too big to be sane,
 // so that a forged key file cannot make courtbak allocate without bound.
 func (p KDFParams) Validate() error {
-	if p.Time < 1 || p.Time > 100 || p.MemoryKiB < 8*1024 || p.MemoryKiB > 4*1024*1024 || p.Threads < 1 {
+	if p.Time < 1 || p.Time > 100 || p.MemoryKiB < 8*1024 || p.MemoryKiB > 4*1024*1024 || p.Threads < 1 || p.Threads > 64 {
 		return fmt.Errorf("argon2id parameters out of range (time %d, memory %d KiB, threads %d)", p.Time, p.MemoryKiB, p.Threads)
 	}
 	return nil

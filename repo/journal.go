@@ -21,35 +21,44 @@ import (
 // yet indexed. Index files are written only every few minutes, so a backup
 // killed with SIGKILL would otherwise leave packs nobody knows about; the
 // next run on the same host indexes them from the journal and reuses them.
-// It holds pack ids and sizes only, nothing secret.
+// It holds pack ids and sizes only, nothing secret. Each run has its own
+// journal file, locked while the run lives, so concurrent backups on one
+// host never recover (or delete) each other's.
 type journal struct {
 	mu   sync.Mutex
 	path string
 	f    *os.File
 }
 
-func (r *Repository) journalPath() string {
+func (r *Repository) journalDir() string {
 	if r.opts.CacheDir == "" {
 		return ""
 	}
-	return filepath.Join(r.opts.CacheDir, r.cfg.ID, "pending-packs")
+	return filepath.Join(r.opts.CacheDir, r.cfg.ID, "journal")
 }
 
 func (r *Repository) openJournal() *journal {
-	p := r.journalPath()
-	if p == "" {
+	dir := r.journalDir()
+	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	fail := func(err error) *journal {
 		r.Warn("cache directory unusable, an interrupted backup will re-upload more: %v", err)
 		return nil
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, "pending-*")
 	if err != nil {
-		r.Warn("cache directory unusable, an interrupted backup will re-upload more: %v", err)
-		return nil
+		return fail(err)
 	}
-	return &journal{path: p, f: f}
+	if err := lockFile(f, true); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return fail(err)
+	}
+	return &journal{path: f.Name(), f: f}
 }
 
 // add records an uploaded pack durably before it is relied on.
@@ -71,19 +80,38 @@ func (j *journal) finish() {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	_ = os.Remove(j.path) // while still locked: no recovery can pick it up
 	_ = j.f.Close()
-	_ = os.Remove(j.path)
 }
 
-// RecoverJournal indexes packs that an interrupted backup on this host
-// uploaded but did not index. The index must be loaded. It returns the
-// number of packs recovered.
+// RecoverJournal indexes packs that interrupted backups on this host
+// uploaded but did not index. Journals of backups still running are left
+// alone. The index must be loaded. It returns the number of packs recovered.
 func (r *Repository) RecoverJournal(ctx context.Context) (int, error) {
-	p := r.journalPath()
-	if p == "" {
+	dir := r.journalDir()
+	if dir == "" {
 		return 0, nil
 	}
-	f, err := os.Open(p)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, de := range entries {
+		n, err := r.recoverJournalFile(ctx, filepath.Join(dir, de.Name()))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (r *Repository) recoverJournalFile(ctx context.Context, p string) (int, error) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -91,6 +119,9 @@ func (r *Repository) RecoverJournal(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer f.Close()
+	if lockFile(f, false) != nil {
+		return 0, nil // its backup is still running
+	}
 	known := map[blob.ID]bool{}
 	for _, pid := range r.index.PackIDs() {
 		known[pid] = true
@@ -114,7 +145,7 @@ func (r *Repository) RecoverJournal(ctx context.Context) (int, error) {
 		}
 		entries, err := r.ReadPackHeader(ctx, id, size)
 		if err != nil {
-			r.Warn("not recovering pack %s from the interrupted backup: %v", id.Short(), err)
+			r.Warn("not recovering pack %s from an interrupted backup: %v", id.Short(), err)
 			continue
 		}
 		packs = append(packs, index.PackBlobs{ID: id, Blobs: entries})
@@ -127,7 +158,6 @@ func (r *Repository) RecoverJournal(ctx context.Context) (int, error) {
 			r.index.AddPack(pb.ID, pb.Blobs)
 		}
 	}
-	_ = f.Close()
 	if err := os.Remove(p); err != nil {
 		return len(packs), fmt.Errorf("remove journal: %w", err)
 	}

@@ -68,6 +68,10 @@ func ParseConfig(b []byte) (Config, error) {
 	if c.Version != FormatVersion {
 		return c, fmt.Errorf("repository format version %d is not supported by this courtbak (it reads version %d); upgrade courtbak", c.Version, FormatVersion)
 	}
+	// The id names local cache directories: it must be what init wrote.
+	if _, err := blob.ParseID(c.ID); err != nil {
+		return c, fmt.Errorf("config has an invalid repository id: %w", ErrDamaged)
+	}
 	return c, nil
 }
 
@@ -215,25 +219,33 @@ func Open(ctx context.Context, be remote.Backend, password []byte, opts Options)
 	if err := r.unlock(ctx, password); err != nil {
 		return nil, err
 	}
-	sec, err := r.key.Open(nil, r.cfg.Secrets, configAD)
-	if err != nil {
-		return nil, fmt.Errorf("config secrets: %w", err)
-	}
-	var s secrets
-	if err := json.Unmarshal(sec, &s); err != nil {
-		return nil, fmt.Errorf("config secrets: %w", err)
-	}
-	if err := s.Chunker.Validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	r.chunk = s.Chunker
-	if r.idKey, err = crypto.NewIDKey(s.BlobIDKey); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	return r, nil
 }
 
-// unlock tries every key file until one opens with password.
+// openSecrets opens the config's sealed secrets with a candidate master key.
+func (r *Repository) openSecrets(master *crypto.Key) error {
+	sec, err := master.Open(nil, r.cfg.Secrets, configAD)
+	if err != nil {
+		return fmt.Errorf("config secrets: %w", err)
+	}
+	var s secrets
+	if err := json.Unmarshal(sec, &s); err != nil {
+		return fmt.Errorf("config secrets: %v: %w", err, ErrDamaged)
+	}
+	if err := s.Chunker.Validate(); err != nil {
+		return fmt.Errorf("config: %v: %w", err, ErrDamaged)
+	}
+	idKey, err := crypto.NewIDKey(s.BlobIDKey)
+	if err != nil {
+		return fmt.Errorf("config: %v: %w", err, ErrDamaged)
+	}
+	r.key, r.chunk, r.idKey = master, s.Chunker, idKey
+	return nil
+}
+
+// unlock tries every key file until one opens the config with password.
+// A key whose password matches but whose master key does not open the
+// config (left by an interrupted init) is skipped, not fatal.
 func (r *Repository) unlock(ctx context.Context, password []byte) error {
 	keys, err := r.listKeys(ctx)
 	if err != nil {
@@ -242,17 +254,18 @@ func (r *Repository) unlock(ctx context.Context, password []byte) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("%s has a config but no key files: %w", r.be.Location(), ErrDamaged)
 	}
-	var lastErr error
+	var lastErr error = ErrWrongPassword
 	for _, k := range keys {
 		master, err := k.File.Open(password)
 		if err == nil {
-			r.key, r.keyID = master, k.ID
-			return nil
+			if err = r.openSecrets(master); err == nil {
+				r.keyID = k.ID
+				return nil
+			}
 		}
-		lastErr = err
-	}
-	if errors.Is(lastErr, crypto.ErrWrongPassword) {
-		return ErrWrongPassword
+		if !errors.Is(err, crypto.ErrWrongPassword) {
+			lastErr = err
+		}
 	}
 	return lastErr
 }

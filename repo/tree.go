@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/courtbak/courtbak/repo/blob"
 )
@@ -37,6 +39,13 @@ type Node struct {
 	BLAKE3     *blob.ID `json:"blake3,omitempty"`
 	LinkTarget string   `json:"link_target,omitempty"`
 	Subtree    *blob.ID `json:"subtree,omitempty"`
+
+	// JSON strings hold only UTF-8, but file names and link targets are
+	// arbitrary bytes (Latin-1 names from old systems): those that are not
+	// valid UTF-8 are stored exactly here, and Name/LinkTarget carry a
+	// readable form for display.
+	NameRaw       []byte `json:"name_raw,omitempty"`
+	LinkTargetRaw []byte `json:"link_target_raw,omitempty"`
 }
 
 // Tree is a directory's entries sorted by name, stored as a JSON tree blob.
@@ -53,20 +62,67 @@ func (t *Tree) Find(name string) *Node {
 	return nil
 }
 
-// EncodeTree serialises a tree with its nodes sorted, so equal directories
-// give equal blobs and deduplicate.
+// EncodeTree serialises a tree with its nodes sorted by name bytes, so
+// equal directories give equal blobs and deduplicate.
 func EncodeTree(t *Tree) ([]byte, error) {
 	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
-	for i := 1; i < len(t.Nodes); i++ {
-		if t.Nodes[i].Name == t.Nodes[i-1].Name {
-			return nil, fmt.Errorf("tree has two entries named %q", t.Nodes[i].Name)
+	out := Tree{Nodes: make([]Node, len(t.Nodes))}
+	for i, n := range t.Nodes {
+		if i > 0 && n.Name == t.Nodes[i-1].Name {
+			return nil, fmt.Errorf("tree has two entries named %q", n.Name)
 		}
+		if !utf8.ValidString(n.Name) {
+			n.NameRaw, n.Name = []byte(n.Name), strings.ToValidUTF8(n.Name, "\uFFFD")
+		}
+		if !utf8.ValidString(n.LinkTarget) {
+			n.LinkTargetRaw, n.LinkTarget = []byte(n.LinkTarget), strings.ToValidUTF8(n.LinkTarget, "\uFFFD")
+		}
+		out.Nodes[i] = n
 	}
-	b, err := json.Marshal(t)
+	b, err := json.Marshal(&out)
 	if err != nil {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// decodeTree parses a tree blob, restores raw names, and checks what
+// restore relies on: valid names, sorted and unique, so no entry can
+// shadow another (a symlink and a directory of the same name).
+func decodeTree(b []byte) (*Tree, error) {
+	var t Tree
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, err
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		if n.NameRaw != nil {
+			n.Name, n.NameRaw = string(n.NameRaw), nil
+		}
+		if n.LinkTargetRaw != nil {
+			n.LinkTarget, n.LinkTargetRaw = string(n.LinkTargetRaw), nil
+		}
+		if !ValidName(n.Name) {
+			return nil, fmt.Errorf("invalid entry name %q", n.Name)
+		}
+		if i > 0 && t.Nodes[i-1].Name >= n.Name {
+			return nil, fmt.Errorf("entries %q and %q are out of order or repeated", t.Nodes[i-1].Name, n.Name)
+		}
+		switch n.Type {
+		case NodeFile:
+			if n.BLAKE3 == nil {
+				return nil, fmt.Errorf("file %q has no content hash", n.Name)
+			}
+		case NodeDir:
+			if n.Subtree == nil {
+				return nil, fmt.Errorf("directory %q has no subtree", n.Name)
+			}
+		case NodeSymlink:
+		default:
+			return nil, fmt.Errorf("entry %q has unknown type %q", n.Name, n.Type)
+		}
+	}
+	return &t, nil
 }
 
 // LoadTree reads a tree blob.
@@ -75,9 +131,9 @@ func (r *Repository) LoadTree(ctx context.Context, id blob.ID) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t Tree
-	if err := json.Unmarshal(b, &t); err != nil {
+	t, err := decodeTree(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode tree %s: %v: %w", id.Short(), err, ErrDamaged)
 	}
-	return &t, nil
+	return t, nil
 }

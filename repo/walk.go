@@ -37,10 +37,7 @@ func (r *Repository) walk(ctx context.Context, id blob.ID, dir string, fn WalkFu
 		return fmt.Errorf("tree of %s: %w", dir, err)
 	}
 	for i := range t.Nodes {
-		n := &t.Nodes[i]
-		if !ValidName(n.Name) {
-			return fmt.Errorf("tree of %s has an invalid entry name %q: %w", dir, n.Name, ErrDamaged)
-		}
+		n := &t.Nodes[i] // names were validated when the tree was decoded
 		p := path.Join(dir, n.Name)
 		err := fn(p, n)
 		if errors.Is(err, ErrSkipDir) {
@@ -50,9 +47,6 @@ func (r *Repository) walk(ctx context.Context, id blob.ID, dir string, fn WalkFu
 			return err
 		}
 		if n.Type == NodeDir {
-			if n.Subtree == nil {
-				return fmt.Errorf("directory %s has no subtree: %w", p, ErrDamaged)
-			}
 			if err := r.walk(ctx, *n.Subtree, p, fn); err != nil {
 				return err
 			}

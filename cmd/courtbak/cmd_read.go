@@ -14,13 +14,14 @@ import (
 	"github.com/courtbak/courtbak/repo/restorer"
 )
 
-// findSnapshot resolves a SNAPSHOT argument.
-func findSnapshot(ctx context.Context, r *repo.Repository, ref string) (*repo.Snapshot, error) {
+// findSnapshot resolves a SNAPSHOT argument among the snapshots that pass
+// filter ("latest" of one host, say).
+func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *snapshotFilter) (*repo.Snapshot, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return repo.FindSnapshot(snaps, ref)
+	return repo.FindSnapshot(filter.apply(snaps), ref)
 }
 
 type lsJSON struct {
@@ -34,7 +35,8 @@ type lsJSON struct {
 }
 
 func newLsCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var filter snapshotFilter
+	c := &cobra.Command{
 		Use:   "ls SNAPSHOT [PATH]",
 		Short: "List the files in a snapshot",
 		Args:  cobra.RangeArgs(1, 2),
@@ -44,7 +46,7 @@ func newLsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sn, err := findSnapshot(ctx, r, args[0])
+			sn, err := findSnapshot(ctx, r, args[0], &filter)
 			if err != nil {
 				return err
 			}
@@ -83,6 +85,8 @@ func newLsCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	filter.register(c)
+	return c
 }
 
 func lsName(p string, n *repo.Node) string {
@@ -96,6 +100,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	var (
 		target   string
 		includes []string
+		filter   snapshotFilter
 	)
 	c := &cobra.Command{
 		Use:   "restore SNAPSHOT --target DIR",
@@ -110,7 +115,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sn, err := findSnapshot(ctx, r, args[0])
+			sn, err := findSnapshot(ctx, r, args[0], &filter)
 			if err != nil {
 				return err
 			}
@@ -146,13 +151,15 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	filter.register(c)
 	c.Flags().StringVarP(&target, "target", "t", "", "restore into `DIR`")
 	c.Flags().StringArrayVarP(&includes, "include", "i", nil, "restore only paths matching `GLOB` (repeatable; matched against the absolute path in the snapshot, its parents, and the base name)")
 	return c
 }
 
 func newDumpCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var filter snapshotFilter
+	c := &cobra.Command{
 		Use:   "dump SNAPSHOT PATH",
 		Short: "Write one file's contents to stdout",
 		Args:  cobra.ExactArgs(2),
@@ -162,7 +169,7 @@ func newDumpCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sn, err := findSnapshot(ctx, r, args[0])
+			sn, err := findSnapshot(ctx, r, args[0], &filter)
 			if err != nil {
 				return err
 			}
@@ -176,10 +183,13 @@ func newDumpCommand(g *globals) *cobra.Command {
 			return restorer.WriteContent(ctx, r, *n, os.Stdout, nil)
 		},
 	}
+	filter.register(c)
+	return c
 }
 
 func newDiffCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var filter snapshotFilter
+	c := &cobra.Command{
 		Use:   "diff SNAPSHOT1 SNAPSHOT2",
 		Short: "Show added, removed and changed paths between two snapshots",
 		Args:  cobra.ExactArgs(2),
@@ -193,6 +203,7 @@ func newDiffCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			snaps = filter.apply(snaps)
 			a, err := repo.FindSnapshot(snaps, args[0])
 			if err != nil {
 				return err
@@ -224,6 +235,8 @@ func newDiffCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	filter.register(c)
+	return c
 }
 
 var diffMark = map[string]string{repo.ChangeAdded: "+", repo.ChangeRemoved: "-", repo.ChangeModified: "M"}

@@ -17,9 +17,9 @@ type snapshotFilter struct {
 }
 
 func (f *snapshotFilter) register(c *cobra.Command) {
-	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only snapshots with `TAG` (repeatable; any matches)")
-	c.Flags().StringArrayVar(&f.hosts, "host", nil, "only snapshots from `HOST` (repeatable)")
-	c.Flags().StringArrayVar(&f.paths, "path", nil, "only snapshots that include `PATH` (repeatable)")
+	c.Flags().StringArrayVar(&f.tags, "tag", nil, "only snapshots with `TAG` (repeatable; any matches; also narrows 'latest')")
+	c.Flags().StringArrayVar(&f.hosts, "host", nil, "only snapshots from `HOST` (repeatable; also narrows 'latest')")
+	c.Flags().StringArrayVar(&f.paths, "path", nil, "only snapshots that include `PATH` (repeatable; also narrows 'latest')")
 }
 
 func (f *snapshotFilter) match(sn *repo.Snapshot) bool {
@@ -42,6 +42,17 @@ func (f *snapshotFilter) match(sn *repo.Snapshot) bool {
 		}
 	}
 	return true
+}
+
+// apply keeps the snapshots that match, in order.
+func (f *snapshotFilter) apply(snaps []*repo.Snapshot) []*repo.Snapshot {
+	var out []*repo.Snapshot
+	for _, sn := range snaps {
+		if f.match(sn) {
+			out = append(out, sn)
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {
@@ -97,12 +108,7 @@ func newSnapshotsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []*repo.Snapshot
-			for _, sn := range snaps {
-				if filter.match(sn) {
-					out = append(out, sn)
-				}
-			}
+			out := filter.apply(snaps)
 			if g.json {
 				list := make([]snapshotJSON, 0, len(out))
 				for _, sn := range out {

@@ -90,6 +90,7 @@ type chunkResult struct {
 // everything it refers to is stored.
 func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Result, error) {
 	start := time.Now()
+	snapTime := r.Now() // a snapshot is dated when it starts, as the files were then
 	if len(opts.Paths) == 0 {
 		return nil, errors.New("no paths to back up")
 	}
@@ -149,7 +150,7 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		BlobsAdded:      st.BlobsAdded,
 	}
 	sn := &repo.Snapshot{
-		Time:     r.Now(),
+		Time:     snapTime,
 		Hostname: opts.Host,
 		Paths:    AbsPaths(opts.Paths),
 		Tags:     opts.Tags,
@@ -302,13 +303,25 @@ func (a *archiver) finishDir(fi fs.FileInfo, tree *repo.Tree) (repo.Node, error)
 	return n, nil
 }
 
+// storableTime clamps a timestamp into the years JSON and RFC 3339 can
+// hold (1..9999): one file with a corrupt clock must not fail a backup.
+func storableTime(t time.Time) time.Time {
+	switch {
+	case t.Year() > 9999:
+		return time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	case t.Year() < 1:
+		return time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return t
+}
+
 func baseNode(fi fs.FileInfo) repo.Node {
 	idn := identity(fi)
 	return repo.Node{
 		Name:       fi.Name(),
 		Mode:       fi.Mode(),
-		ModTime:    fi.ModTime(),
-		ChangeTime: idn.ctime,
+		ModTime:    storableTime(fi.ModTime()),
+		ChangeTime: storableTime(idn.ctime),
 		Inode:      idn.inode,
 		DeviceID:   idn.device,
 		UID:        idn.uid,
