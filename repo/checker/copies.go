@@ -1,0 +1,242 @@
+package checker
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/report"
+)
+
+var configHandle = remote.Handle{Type: remote.Config, Name: "config"}
+
+// errMismatch marks an object whose bytes do not match its name (for the
+// config: do not parse).
+var errMismatch = errors.New("the bytes do not match the object's name")
+
+// keylessNote explains the missing manifest in a keyless report.
+const keylessNote = "Keyless verification: without the password, snapshots, file names and file hashes are encrypted, " +
+	"so this report has no evidence manifest; every stored object was checked against its name instead. " +
+	"Run courtbak verify with the password for the manifest."
+
+// checkKeyless checks every object of the primary against its name (data
+// packs only when data is read, and in the day's subset).
+func (c *checker) checkKeyless(ctx context.Context) error {
+	c.rep.ManifestNote = keylessNote
+	counts := map[remote.Type]*int{remote.Snapshot: &c.rep.Checked.Snapshots, remote.Index: &c.rep.Checked.IndexFiles,
+		remote.Keys: &c.rep.Checked.Keys, remote.Data: &c.rep.Checked.Packs}
+	var toHash []remote.Handle
+	for _, h := range handles(c.primary.objects, "") {
+		if n := counts[h.Type]; n != nil {
+			*n++
+		}
+		if h != configHandle && c.readsData(h) {
+			toHash = append(toHash, h)
+			if h.Type == remote.Data {
+				c.rep.Checked.PacksRead++
+			}
+		}
+	}
+	cfg, err := c.readConfig(ctx, c.primary)
+	switch {
+	case err == nil:
+		c.rep.Repository.ID = cfg.ID
+	case errors.Is(err, errMismatch), errors.Is(err, remote.ErrNotFound):
+		c.markDamaged(configHandle, errors.Is(err, remote.ErrNotFound))
+		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
+			Message: fmt.Sprintf("the config cannot be read: %v", err), Action: c.repairAction()})
+	default:
+		return fmt.Errorf("read config of %s: %w", c.primary.Location, err)
+	}
+	c.plan(nil)
+	c.setCopySize(c.primary)
+	return parallel(ctx, c.opts.Workers, toHash, func(h remote.Handle) {
+		err := c.hashObject(ctx, c.primary, h)
+		switch {
+		case err == nil:
+		case errors.Is(err, errMismatch):
+			c.markDamaged(h, false)
+			c.problem(report.Problem{Copy: c.primary.Location, Kind: KindObjectDamaged, Object: h.String(),
+				Message: err.Error(), Action: c.repairAction()})
+		case ctx.Err() == nil:
+			c.problem(report.Problem{Copy: c.primary.Location, Kind: KindObjectUnreadable, Object: h.String(),
+				Message: fmt.Sprintf("the object cannot be read: %v", err), Action: "check the storage, then verify again"})
+		}
+	})
+}
+
+// hashObject reads h from cs and checks it against its name.
+func (c *checker) hashObject(ctx context.Context, cs *copyState, h remote.Handle) error {
+	var (
+		sum [32]byte
+		n   int64
+	)
+	err := cs.Backend.Load(ctx, h, 0, 0, func(rd io.Reader) error {
+		hs := crypto.NewHasher() // afresh: Load may call again on retry
+		var err error
+		n, err = io.Copy(hs, rd)
+		hs.Sum(sum[:0])
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.read(cs, n, true)
+	if got := hex.EncodeToString(sum[:]); got != h.Name {
+		return fmt.Errorf("%w: its %d bytes hash to %s", errMismatch, n, got[:16])
+	}
+	return nil
+}
+
+// readConfig reads and parses the config of cs. The config has no hash
+// name: one that does not parse counts as damaged.
+func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, error) {
+	data, err := remote.ReadAll(ctx, cs.Backend, configHandle)
+	if err != nil {
+		return repo.Config{}, err
+	}
+	c.read(cs, int64(len(data)), true)
+	cfg, err := repo.ParseConfig(data)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %v", errMismatch, err)
+	}
+	return cfg, nil
+}
+
+func (c *checker) setCopySize(cs *copyState) {
+	cs.rep.Objects = len(cs.objects)
+	cs.rep.Bytes = 0
+	for _, size := range cs.objects {
+		cs.rep.Bytes += size
+	}
+}
+
+// listReplica lists a replica's objects; a replica that cannot be opened or
+// listed is reported unreachable.
+func (c *checker) listReplica(ctx context.Context, cs *copyState) {
+	err := cs.OpenErr
+	if cs.Backend != nil {
+		cs.objects, err = listAll(ctx, cs.Backend)
+	}
+	if err == nil {
+		c.setCopySize(cs)
+		return
+	}
+	cs.objects = nil
+	cs.rep.Status = report.StatusUnreachable
+	cs.rep.Error = err.Error()
+	c.problem(report.Problem{Copy: cs.Location, Kind: KindReplicaUnreachable,
+		Message: fmt.Sprintf("the replica cannot be listed: %v", err), Action: "check the replica's URL, credentials and network, then verify again"})
+}
+
+// checkReplicas compares every reachable replica with the primary: objects
+// missing, damaged (bytes that do not match the name) or extra.
+func (c *checker) checkReplicas(ctx context.Context) error {
+	c.setCopySize(c.primary)
+	for _, cs := range c.replicas {
+		if cs.objects == nil {
+			continue
+		}
+		if err := c.checkReplica(ctx, cs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *checker) checkReplica(ctx context.Context, cs *copyState) error {
+	repairReplica := fmt.Sprintf("repair the replica from the primary: courtbak verify --keyless --repair --repo %s --replica %s", cs.Location, c.primary.Location)
+	damaged := func(h remote.Handle, why string) {
+		c.mu.Lock()
+		cs.rep.Damaged = append(cs.rep.Damaged, h.String())
+		c.mu.Unlock()
+		c.problem(report.Problem{Copy: cs.Location, Kind: KindObjectDamaged, Object: h.String(), Message: why, Action: repairReplica})
+	}
+	missing := func(h remote.Handle) {
+		c.mu.Lock()
+		cs.rep.Missing = append(cs.rep.Missing, h.String())
+		c.mu.Unlock()
+		c.problem(report.Problem{Copy: cs.Location, Kind: KindObjectMissing, Object: h.String(),
+			Message: "the object is missing from the replica", Action: "bring the replica up to date: courtbak replicate --to " + cs.Location})
+	}
+	if len(cs.objects) == 0 {
+		cs.rep.Status = report.StatusUnreachable
+		cs.rep.Error = "there is no repository here: nothing was replicated yet, or the URL is wrong"
+		c.problem(report.Problem{Copy: cs.Location, Kind: KindReplicaUnreachable, Message: cs.rep.Error,
+			Action: "check the URL, or make the replica: courtbak replicate --to " + cs.Location})
+		return nil
+	}
+	// A replica of another repository would make every comparison noise.
+	if _, ok := cs.objects[configHandle]; ok {
+		cfg, err := c.readConfig(ctx, cs)
+		switch {
+		case errors.Is(err, errMismatch):
+			damaged(configHandle, err.Error())
+		case err != nil:
+			return c.unreadable(ctx, cs, configHandle, err)
+		case c.rep.Repository.ID != "" && cfg.ID != c.rep.Repository.ID:
+			cs.foreign = true
+			c.problem(report.Problem{Copy: cs.Location, Kind: KindReplicaForeign, Object: "config",
+				Message: fmt.Sprintf("the replica is a copy of repository %s, not %s", cfg.ID, c.rep.Repository.ID),
+				Action:  "check the replica URL"})
+			return nil
+		}
+	}
+	want := map[remote.Handle]bool{}
+	for h := range c.primary.objects {
+		want[h] = true
+	}
+	for h := range c.damaged {
+		want[h] = true // needed by the primary even where it lacks them
+	}
+	var toHash []remote.Handle
+	for _, h := range handles(want, "") {
+		size, ok := cs.objects[h]
+		switch primarySize, atPrimary := c.primary.objects[h]; {
+		case h == configHandle:
+			if !ok {
+				missing(h)
+			}
+		case !ok:
+			missing(h)
+		case c.readsData(h) || (atPrimary && size != primarySize):
+			// A size differing from the primary's is decided by the hash:
+			// the damaged copy may be the primary's.
+			toHash = append(toHash, h)
+		}
+	}
+	for _, h := range handles(cs.objects, "") {
+		if !want[h] {
+			cs.rep.Extra = append(cs.rep.Extra, h.String())
+		}
+	}
+	if n := len(cs.rep.Extra); n > 0 {
+		c.notice(report.Problem{Copy: cs.Location, Kind: KindObjectsExtra,
+			Message: fmt.Sprintf("%d objects are in the replica but not in the primary: pruned at the primary and not yet removed here, or lost at the primary (a keyed verify of the primary tells)", n)})
+	}
+	return parallel(ctx, c.opts.Workers, toHash, func(h remote.Handle) {
+		switch err := c.hashObject(ctx, cs, h); {
+		case err == nil:
+		case errors.Is(err, errMismatch):
+			damaged(h, err.Error())
+		case errors.Is(err, remote.ErrNotFound):
+			missing(h)
+		case ctx.Err() == nil:
+			_ = c.unreadable(ctx, cs, h, err)
+		}
+	})
+}
+
+func (c *checker) unreadable(ctx context.Context, cs *copyState, h remote.Handle, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	c.problem(report.Problem{Copy: cs.Location, Kind: KindObjectUnreadable, Object: h.String(),
+		Message: fmt.Sprintf("the object cannot be read: %v", err), Action: "check the storage, then verify again"})
+	return nil
+}
