@@ -126,8 +126,8 @@ func TestS3LargeObjectIsMultipart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if etag := aws.ToString(out.ETag); !strings.HasSuffix(strings.Trim(etag, `"`), "-3") {
-		t.Fatalf("ETag %s: want a 3-part multipart upload", etag)
+	if etag := aws.ToString(out.ETag); !strings.HasSuffix(strings.Trim(etag, `"`), "-5") {
+		t.Fatalf("ETag %s: want a 5-part multipart upload", etag)
 	}
 }
 

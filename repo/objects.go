@@ -210,6 +210,9 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]b
 		return nil, fmt.Errorf("blob %s is a %s blob, want %s: %w", id, loc.Type, t, ErrDamaged)
 	}
 	h := remote.Handle{Type: remote.Data, Name: loc.Pack.String()}
+	if cl, ok := r.be.(checkedLoader); ok {
+		return r.loadBlobChecked(ctx, cl, t, id, loc, h)
+	}
 	sealed, err := remote.ReadRange(ctx, r.be, h, int64(loc.Offset), int64(loc.Length))
 	if err != nil {
 		return nil, fmt.Errorf("read %s blob %s from pack %s: %w", t, id.Short(), loc.Pack.Short(), err)

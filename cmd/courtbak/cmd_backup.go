@@ -55,7 +55,11 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				Paths: paths, Excludes: excludes, Tags: tags, Host: host,
 				Parent: par, Program: versionString(),
 				OnError: func(path string, err error) {
-					fmt.Fprintf(g.stderr, "courtbak: cannot read %s: %v\n", path, unwrapPathError(err))
+					err = unwrapPathError(err)
+					fmt.Fprintf(g.stderr, "courtbak: cannot read %s: %v\n", path, err)
+					if g.json {
+						_ = g.printJSON(map[string]string{"message_type": "error", "path": path, "error": err.Error()})
+					}
 				},
 			}
 			if bar != nil {

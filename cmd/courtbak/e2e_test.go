@@ -480,12 +480,21 @@ func TestUnreadableFileGivesExit3AndASnapshotOfTheRest(t *testing.T) {
 	if r := run("init", "--kdf-memory", "8192", "--kdf-time", "1"); r.code != 0 {
 		t.Fatalf("init: %d %s", r.code, r.stderr)
 	}
-	r := run("backup", src)
+	r := run("backup", "--json", src)
 	if r.code != 3 {
 		t.Fatalf("backup with an unreadable file: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, secret) {
 		t.Errorf("stderr does not name the unreadable file: %q", r.stderr)
+	}
+	// --json streams the error as a JSON line, then the summary.
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var first, last map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["message_type"] != "error" || first["path"] != secret {
+		t.Errorf("first --json line %q (%v): want the error for %s", lines[0], err, secret)
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last["message_type"] != "summary" || last["files_failed"] != 1.0 {
+		t.Errorf("last --json line %q (%v): want the summary", lines[len(lines)-1], err)
 	}
 	r = run("ls", "--json", "latest")
 	if r.code != 0 {
@@ -792,4 +801,23 @@ func TestStatsCountsEverySnapshot(t *testing.T) {
 	if st.DedupRatio <= 2 || st.UniqueBytes >= s.BytesProcessed {
 		t.Errorf("dedup ratio %.2f, unique %d of %d processed", st.DedupRatio, st.UniqueBytes, s.BytesProcessed)
 	}
+}
+
+func TestNonUTF8NamesRestoreExactly(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := t.TempDir()
+	// Latin-1 names that differ only in bytes that are not valid UTF-8.
+	for i, name := range []string{"M\xfcller.txt", "M\xe4ller.txt", "caf\xe9"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(fmt.Sprintf("content %d", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("M\xfcller.txt", filepath.Join(src, "link-\xff")); err != nil {
+		t.Fatal(err)
+	}
+	e.backup(src)
+	target := t.TempDir()
+	e.must("restore", "latest", "--target", target)
+	compareTrees(t, src, restoredPath(target, src))
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -39,6 +40,11 @@ type globals struct {
 	stdout, stderr  io.Writer
 	stdin           *os.File
 	storeCtx        context.Context
+	outMu           sync.Mutex
+
+	// readOnly is set for the read commands, which fail over to the
+	// replicas.
+	readOnly bool
 }
 
 func (g *globals) register(root *cobra.Command) {
@@ -55,7 +61,14 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "attempts per storage request before giving up (network backends)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: when-required (default; works with most self-hosted servers) or when-supported")
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+		g.readOnly = c.Parent() == root && readCommands[c.Name()]
+	}
 }
+
+// readCommands read through the replicas when the primary fails. Every
+// other command (backup, verify, key, …) must see the primary alone.
+var readCommands = map[string]bool{"snapshots": true, "ls": true, "restore": true, "dump": true, "diff": true, "stats": true}
 
 func splitList(s string) []string {
 	var out []string
@@ -107,9 +120,22 @@ func (g *globals) cachePath() string {
 	return ""
 }
 
+// openRepoBackend opens --repo; for read commands with --replica given,
+// as a failover over the primary and the replicas.
+func (g *globals) openRepoBackend(ctx context.Context) (remote.Backend, error) {
+	if !g.readOnly || len(g.replicas) == 0 {
+		return g.openBackend(ctx, g.repoURL)
+	}
+	if g.repoURL == "" {
+		return nil, errors.New("no repository given: use --repo URL (the primary) with --replica, or --repo REPLICA_URL")
+	}
+	return remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
+		remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn})
+}
+
 // openRepo opens the repository at --repo with the password.
 func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
-	be, err := g.openBackend(ctx, g.repoURL)
+	be, err := g.openRepoBackend(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -241,8 +267,11 @@ func (g *globals) warn(msg string) {
 	fmt.Fprintf(g.stderr, "courtbak: %s\n", msg)
 }
 
-// printJSON writes one JSON document to stdout.
+// printJSON writes one JSON document (one line) to stdout. Safe for
+// concurrent use, so streamed lines never interleave.
 func (g *globals) printJSON(v any) error {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
 	enc := json.NewEncoder(g.stdout)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)

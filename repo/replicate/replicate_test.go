@@ -1,0 +1,289 @@
+package replicate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/replicate"
+)
+
+func newLocal(t *testing.T) *remote.Local {
+	t.Helper()
+	be, err := remote.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+func hashName(data []byte) string {
+	sum := crypto.Hash(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// newPrimary makes a repository (config and key) and adds objects of every
+// type, named by their hashes, as a backup would leave them. Replication
+// does not open them, so their contents need not be real packs.
+func newPrimary(t *testing.T) *remote.Local {
+	t.Helper()
+	be := newLocal(t)
+	if _, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: crypto.KDFParams{Time: 1, MemoryKiB: 8192, Threads: 1}}, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, typ := range []remote.Type{remote.Data, remote.Data, remote.Data, remote.Data, remote.Data, remote.Index, remote.Index, remote.Snapshot} {
+		data := bytes.Repeat([]byte(fmt.Sprintf("%s object %d ", typ, i)), 1000*(i+1))
+		save(t, be, remote.Handle{Type: typ, Name: hashName(data)}, data)
+	}
+	return be
+}
+
+func save(t *testing.T, be remote.Backend, h remote.Handle, data []byte) {
+	t.Helper()
+	if err := be.Save(context.Background(), h, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// contents maps every object of be to its bytes.
+func contents(t *testing.T, be remote.Backend) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, typ := range remote.AllTypes {
+		err := be.List(context.Background(), typ, func(fi remote.ObjectInfo) error {
+			b, err := remote.ReadAll(context.Background(), be, fi.Handle)
+			out[fi.Handle.String()] = string(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func sameObjects(t *testing.T, want, got remote.Backend) {
+	t.Helper()
+	w, g := contents(t, want), contents(t, got)
+	for name, b := range w {
+		if gb, ok := g[name]; !ok {
+			t.Errorf("replica lacks %s", name)
+		} else if gb != b {
+			t.Errorf("replica's %s differs", name)
+		}
+	}
+	for name := range g {
+		if _, ok := w[name]; !ok {
+			t.Errorf("replica has extra %s", name)
+		}
+	}
+}
+
+// recorder notes the order of the objects saved.
+type recorder struct {
+	remote.Backend
+	mu    sync.Mutex
+	saved []remote.Type
+}
+
+func (r *recorder) Save(ctx context.Context, h remote.Handle, data []byte) error {
+	if err := r.Backend.Save(ctx, h, data); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.saved = append(r.saved, h.Type)
+	return nil
+}
+
+func run(t *testing.T, primary, replica remote.Backend, opts replicate.Options) (replicate.Result, error) {
+	t.Helper()
+	return replicate.Run(context.Background(), context.Background(), primary, replica, opts)
+}
+
+func TestReplicateCopiesWhatIsMissingInOrder(t *testing.T) {
+	primary := newPrimary(t)
+	replica := &recorder{Backend: newLocal(t)}
+	var planned int64
+	var copied int64
+	res, err := run(t, primary, replica, replicate.Options{
+		Workers: 3,
+		OnPlan:  func(_ int, n int64) { planned = n },
+		OnBytes: func(n int64) { copied += n },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, replica)
+	total := len(contents(t, primary))
+	if res.ObjectsCopied != total || res.ObjectsPresent != 0 || res.BytesCopied != planned || copied != planned {
+		t.Errorf("first run: %+v, planned %d bytes, progress %d, want %d objects", res, planned, copied, total)
+	}
+	// Keys, then the config, then packs, index, snapshots.
+	order := []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot}
+	if !slices.IsSortedFunc(replica.saved, func(a, b remote.Type) int { return slices.Index(order, a) - slices.Index(order, b) }) {
+		t.Errorf("objects saved in the order %v", replica.saved)
+	}
+
+	res, err = run(t, primary, replica, replicate.Options{})
+	if err != nil || res.ObjectsCopied != 0 || res.BytesCopied != 0 || res.ObjectsPresent != total {
+		t.Errorf("second run: %+v, %v; want nothing copied, %d present", res, err, total)
+	}
+
+	// A new object is all the next run copies; an object pruned at the
+	// primary stays at the replica.
+	data := []byte("a new snapshot")
+	save(t, primary, remote.Handle{Type: remote.Snapshot, Name: hashName(data)}, data)
+	var gone remote.Handle
+	_ = primary.List(context.Background(), remote.Index, func(fi remote.ObjectInfo) error { gone = fi.Handle; return nil })
+	if err := primary.Remove(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	res, err = run(t, primary, replica, replicate.Options{})
+	if err != nil || res.ObjectsCopied != 1 || res.BytesCopied != int64(len(data)) || res.ObjectsExtra != 1 {
+		t.Errorf("third run: %+v, %v; want 1 object copied, 1 extra", res, err)
+	}
+}
+
+func TestReplicateRefusesAnotherRepository(t *testing.T) {
+	primary := newPrimary(t)
+	other := newPrimary(t)
+	before := contents(t, other)
+	_, err := run(t, primary, other, replicate.Options{})
+	if err == nil || !strings.Contains(err.Error(), "holds another repository") {
+		t.Fatalf("replicating into another repository: %v", err)
+	}
+	if after := contents(t, other); len(after) != len(before) {
+		t.Errorf("the refused replica went from %d to %d objects", len(before), len(after))
+	}
+	if _, err := run(t, primary, primary, replicate.Options{}); err == nil {
+		t.Error("replicating a repository into itself succeeded")
+	}
+	if _, err := run(t, newLocal(t), newLocal(t), replicate.Options{}); !errors.Is(err, repo.ErrNoRepository) {
+		t.Errorf("replicating from an empty location: %v, want ErrNoRepository", err)
+	}
+}
+
+// damagePack overwrites the biggest pack of be with other bytes of the
+// same size and returns its handle and intact bytes.
+func damagePack(t *testing.T, be remote.Backend) (remote.Handle, []byte) {
+	t.Helper()
+	var h remote.Handle
+	var size int64
+	_ = be.List(context.Background(), remote.Data, func(fi remote.ObjectInfo) error {
+		if fi.Size > size {
+			h, size = fi.Handle, fi.Size
+		}
+		return nil
+	})
+	intact, err := remote.ReadAll(context.Background(), be, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(intact)
+	bad[len(bad)/2] ^= 0x80
+	save(t, be, h, bad)
+	return h, intact
+}
+
+func TestReplicateCopiesADamagedPackFromAnotherReplica(t *testing.T) {
+	primary := newPrimary(t)
+	dr := newLocal(t)
+	if _, err := run(t, primary, dr, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	h, intact := damagePack(t, primary)
+	center := newLocal(t)
+	var warnings []string
+	res, err := run(t, primary, center, replicate.Options{Fallbacks: []remote.Backend{dr}, Warn: func(s string) { warnings = append(warnings, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := remote.ReadAll(context.Background(), center, h); err != nil || !bytes.Equal(got, intact) {
+		t.Errorf("the damaged pack was not copied intact: %v", err)
+	}
+	if res.ObjectsFromReplicas != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], h.String()+" damaged at "+primary.Location()+", copied from "+dr.Location()) {
+		t.Errorf("result %+v, warnings %q", res, warnings)
+	}
+}
+
+// Without an intact copy of a pack, the index and snapshots stay behind:
+// the replica must not refer to data it lacks.
+func TestReplicateStopsBeforeTheIndexWhenAPackHasNoIntactCopy(t *testing.T) {
+	primary := newPrimary(t)
+	h, _ := damagePack(t, primary)
+	replica := newLocal(t)
+	res, err := run(t, primary, replica, replicate.Options{Workers: 1})
+	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots were not copied") {
+		t.Fatalf("replicating a damaged pack: %v", err)
+	}
+	got := contents(t, replica)
+	for name := range got {
+		if strings.HasPrefix(name, "index/") || strings.HasPrefix(name, "snapshots/") {
+			t.Errorf("the replica got %s although a pack is missing", name)
+		}
+	}
+	// The other packs were copied all the same.
+	if res.ObjectsCopied != 2+4 { // key, config, 4 intact packs
+		t.Errorf("copied %d objects, want 6 (%+v)", res.ObjectsCopied, res)
+	}
+}
+
+// Writes failing at random (a flaky replica, or a run killed mid-way)
+// leave a consistent replica, and re-runs finish the job.
+func TestReplicateResumesAfterFailures(t *testing.T) {
+	primary := newPrimary(t)
+	base := newLocal(t)
+	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 7, FailRate: 0.3})
+	failures := 0
+	for run := 0; ; run++ {
+		if run == 50 {
+			t.Fatal("replication did not finish in 50 runs")
+		}
+		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{})
+		checkConsistent(t, primary, base)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, remote.ErrInjected) {
+			t.Fatal(err)
+		}
+		failures++
+	}
+	if failures == 0 {
+		t.Error("no run failed: the test proves little")
+	}
+	sameObjects(t, primary, base)
+}
+
+// checkConsistent fails if the replica holds an object of a type while
+// lacking any object of a type it may refer to.
+func checkConsistent(t *testing.T, primary, replica remote.Backend) {
+	t.Helper()
+	want, got := contents(t, primary), contents(t, replica)
+	complete := true
+	for _, typ := range []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot} {
+		prefix := string(typ)
+		has, all := false, true
+		for name := range want {
+			if strings.HasPrefix(name, prefix) {
+				_, ok := got[name]
+				has = has || ok
+				all = all && ok
+			}
+		}
+		if has && !complete {
+			t.Fatalf("the replica holds %s objects but lacks some it may refer to", typ)
+		}
+		complete = complete && all
+	}
+}
