@@ -45,7 +45,9 @@ func readManifest(t *testing.T) map[string]string {
 	return want
 }
 
-type hashWriter struct{ h interface{ Write([]byte) (int, error) } }
+type hashWriter struct {
+	h interface{ Write([]byte) (int, error) }
+}
 
 func (w hashWriter) Write(p []byte) (int, error) { return w.h.Write(p) }
 
