@@ -148,7 +148,7 @@ func (r *Repository) recoverJournalFile(ctx context.Context, p string) (int, err
 			r.Warn("not recovering pack %s from an interrupted backup: %v", id.Short(), err)
 			continue
 		}
-		packs = append(packs, index.PackBlobs{ID: id, Blobs: entries})
+		packs = append(packs, index.PackBlobs{ID: id, Size: size, Blobs: entries})
 	}
 	if len(packs) > 0 {
 		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: packs})); err != nil {

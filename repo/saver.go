@@ -196,7 +196,7 @@ func (s *Saver) scratchBuffer() *[]byte {
 // while blobs are sealed into it; a blob that does not fit starts the next
 // pack. The slack keeps most packs close to PackSize.
 func (s *Saver) packCap() int {
-	return s.r.opts.PackSize + 1<<20
+	return s.r.opts.PackSize + 1<<20 + 64<<10
 }
 
 func (s *Saver) send(op *openPack) error {
@@ -236,7 +236,7 @@ func (s *Saver) uploader() {
 		s.mu.Lock()
 		s.stats.StoredAdded += int64(size)
 		s.stats.PacksWritten++
-		s.unindexed = append(s.unindexed, index.PackBlobs{ID: id, Blobs: p.entries})
+		s.unindexed = append(s.unindexed, index.PackBlobs{ID: id, Size: int64(size), Blobs: p.entries})
 		due := len(s.unindexed) >= indexFlushPacks || s.r.Now().Sub(s.lastFlush) >= indexFlushEvery
 		s.mu.Unlock()
 		if due {

@@ -120,6 +120,7 @@ type checker struct {
 	// Keyed state.
 	packs       map[blob.ID][]pack.Entry // indexed packs and their blobs
 	packIndex   map[blob.ID]string       // the index file that lists a pack
+	packSizes   map[blob.ID]int64        // pack sizes as indexed
 	badBlobs    map[blob.ID]string       // blobs known damaged or missing, and why
 	orphans     map[blob.ID]blob.ID      // blobs in unindexed packs, by pack
 	unindexed   map[blob.ID]bool         // blobs snapshots need that no index lists
@@ -187,6 +188,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		damaged:     map[remote.Handle]bool{},
 		packs:       map[blob.ID][]pack.Entry{},
 		packIndex:   map[blob.ID]string{},
+		packSizes:   map[blob.ID]int64{},
 		badBlobs:    map[blob.ID]string{},
 		orphans:     map[blob.ID]blob.ID{},
 		unindexed:   map[blob.ID]bool{},

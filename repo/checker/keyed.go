@@ -159,6 +159,7 @@ func (c *checker) checkIndex(ctx context.Context) error {
 				continue
 			}
 			c.packs[p.ID] = p.Blobs
+			c.packSizes[p.ID] = p.Size
 			c.packIndex[p.ID] = h.String()
 			var off uint32
 			for _, e := range p.Blobs {
@@ -177,7 +178,7 @@ func (c *checker) checkIndex(ctx context.Context) error {
 }
 
 // checkPacks checks that every indexed pack is stored with the size its
-// entries imply, and reads the headers of packs no index lists, so that a
+// index records, and reads the headers of packs no index lists, so that a
 // lost index file can be told from packs an interrupted backup left.
 func (c *checker) checkPacks(ctx context.Context) error {
 	c.rep.Checked.Packs = len(c.packs)
@@ -186,11 +187,11 @@ func (c *checker) checkPacks(ctx context.Context) error {
 		h := remote.Handle{Type: remote.Data, Name: id.String()}
 		size, ok := c.primary.objects[h]
 		var kind, msg string
-		switch want := pack.Size(entries); {
+		switch want := c.packSizes[id]; {
 		case !ok:
 			kind, msg = KindPackMissing, fmt.Sprintf("the pack is missing, but %s lists %d blobs in it", c.packIndex[id], len(entries))
 		case size != want:
-			kind, msg = KindPackSize, fmt.Sprintf("the pack has %d bytes, the index implies %d: it was truncated or altered", size, want)
+			kind, msg = KindPackSize, fmt.Sprintf("the pack has %d bytes, the index records %d: it was truncated or altered", size, want)
 		default:
 			continue
 		}

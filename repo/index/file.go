@@ -14,7 +14,7 @@ import (
 // that readers can ignore the old ones once the new one exists).
 //
 //	file  = "CBIX" version:u8 count:u32 supersededID:[32]*count count:u32 pack*count
-//	pack  = id:[32] count:u32 entry*count
+//	pack  = id:[32] size:u64 count:u32 entry*count
 //	entry = type:u8 compression:u8 id:[32] offset:u32 length:u32 rawLength:u32
 //
 // All integers are little-endian. The file is stored compressed and sealed
@@ -24,9 +24,11 @@ type File struct {
 	Packs      []PackBlobs
 }
 
-// PackBlobs lists the blobs of one pack, in the order they are stored.
+// PackBlobs lists the blobs of one pack, in the order they are stored,
+// and the pack's size (its padding makes it more than the blobs').
 type PackBlobs struct {
 	ID    blob.ID
+	Size  int64
 	Blobs []pack.Entry
 }
 
@@ -34,6 +36,7 @@ const (
 	fileMagic   = "CBIX"
 	fileVersion = 1
 	entrySize   = 1 + 1 + 32 + 4 + 4 + 4
+	packPrefix  = 32 + 8 + 4
 )
 
 // ErrFormat means an index file does not have the expected structure.
@@ -43,7 +46,7 @@ var ErrFormat = errors.New("malformed index file")
 func Encode(f *File) []byte {
 	n := 4 + 1 + 4 + 32*len(f.Supersedes) + 4
 	for _, p := range f.Packs {
-		n += 36 + entrySize*len(p.Blobs)
+		n += packPrefix + entrySize*len(p.Blobs)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, fileMagic...)
@@ -55,6 +58,7 @@ func Encode(f *File) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Packs)))
 	for _, p := range f.Packs {
 		b = append(b, p.ID[:]...)
+		b = binary.LittleEndian.AppendUint64(b, uint64(p.Size))
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Blobs)))
 		for _, e := range p.Blobs {
 			b = append(b, byte(e.Type), e.Compression)
@@ -120,11 +124,17 @@ func Decode(data []byte) (*File, error) {
 		copy(id[:], r.take(32))
 		f.Supersedes = append(f.Supersedes, id)
 	}
-	n = r.count(36)
+	n = r.count(packPrefix)
 	f.Packs = make([]PackBlobs, 0, n)
 	for i := 0; i < n && r.err == nil; i++ {
 		var p PackBlobs
 		copy(p.ID[:], r.take(32))
+		if v := r.take(8); v != nil {
+			p.Size = int64(binary.LittleEndian.Uint64(v))
+			if p.Size < 0 || p.Size > 1<<40 {
+				r.err = fmt.Errorf("%w: pack %s has size %d", ErrFormat, p.ID, p.Size)
+			}
+		}
 		m := r.count(entrySize)
 		p.Blobs = make([]pack.Entry, m)
 		for j := 0; j < m && r.err == nil; j++ {
@@ -152,11 +162,4 @@ func Decode(data []byte) (*File, error) {
 		return nil, r.err
 	}
 	return f, nil
-}
-
-// AddFile adds every pack of f.
-func (x *Index) AddFile(f *File) {
-	for _, p := range f.Packs {
-		x.AddPack(p.ID, p.Blobs)
-	}
 }

@@ -13,7 +13,8 @@ func sampleFile() *File {
 	return &File{
 		Supersedes: []blob.ID{{9}},
 		Packs: []PackBlobs{{
-			ID: blob.ID{1},
+			ID:   blob.ID{1},
+			Size: 4321,
 			Blobs: []pack.Entry{
 				{Type: blob.Data, Compression: pack.CompressionNone, ID: blob.ID{2}, Offset: 0, Length: 140, RawLength: 100},
 				{Type: blob.Tree, Compression: pack.CompressionZstd, ID: blob.ID{3}, Offset: 140, Length: 60, RawLength: 300},
