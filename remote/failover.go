@@ -344,20 +344,45 @@ func (f *Failover) noticeFallback(h Handle, m *member, fails []copyError) {
 	f.warn(fmt.Sprintf("%s %s, read from %s", h, strings.Join(parts, ", "), m.be.Location()))
 }
 
-// Stat asks the first copy that can answer.
+// Stat asks the first copy that can answer. A copy without a config, when
+// a later copy has one, holds no repository (a replaced disk, an emptied
+// bucket): it is taken out of the rotation like an unreachable one, since
+// its empty listings would otherwise hide the snapshots.
 func (f *Failover) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
-	var fails []copyError
+	var (
+		fails    []copyError
+		empty    []*member
+		notFound error
+	)
 	for _, m := range f.members {
 		if m.isDead() {
 			fails = append(fails, deadError(m))
 			continue
 		}
 		fi, err := m.be.Stat(ctx, h)
+		if h.Type == Config && errors.Is(err, ErrNotFound) {
+			empty = append(empty, m)
+			notFound = err
+			fails = append(fails, classify(m.be.Location(), err, false))
+			continue
+		}
+		if err == nil && h.Type == Config {
+			for _, e := range empty {
+				e.once.Do(func() {
+					e.deadErr = notFound
+					close(e.dead)
+					f.warn(fmt.Sprintf("%s holds no repository; reading from the next copy", e.be.Location()))
+				})
+			}
+		}
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
 			return fi, err
 		}
 		f.failed(m, err)
 		fails = append(fails, classify(m.be.Location(), err, false))
+	}
+	if notFound != nil && len(empty) == len(f.members) {
+		return ObjectInfo{}, notFound
 	}
 	return ObjectInfo{}, &failoverError{what: "stat " + h.String(), copies: fails}
 }

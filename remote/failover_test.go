@@ -262,3 +262,31 @@ func TestOpenFailoverGivesUpOnAnUnreachableCopyAtOnce(t *testing.T) {
 		t.Errorf("location %q, want the primary's", f.Location())
 	}
 }
+
+// A primary that answers but holds no repository (a replaced disk) is
+// passed over for the replica that has one.
+func TestFailoverPassesOverACopyWithoutConfig(t *testing.T) {
+	ctx := context.Background()
+	primary, replica := newLocal(t), newLocal(t)
+	cfg := remote.Handle{Type: remote.Config, Name: "config"}
+	mustSave(t, replica, cfg, []byte("the config"))
+	snap := named(remote.Snapshot, []byte("a snapshot"))
+	mustSave(t, replica, snap, []byte("a snapshot"))
+	var n notices
+	f := remote.NewFailover([]remote.Backend{primary, replica}, remote.FailoverOptions{Warn: n.warn})
+	if _, err := f.Stat(ctx, cfg); err != nil {
+		t.Fatalf("stat config: %v", err)
+	}
+	b, err := remote.ReadAll(ctx, f, snap)
+	if err != nil || string(b) != "a snapshot" {
+		t.Fatalf("read after passing over the empty primary: %v %q", err, b)
+	}
+	if msgs := n.all(); len(msgs) == 0 || !strings.Contains(msgs[0], "holds no repository") {
+		t.Errorf("notices %q", msgs)
+	}
+	// With no copy holding a config, the answer is "not found".
+	empty := remote.NewFailover([]remote.Backend{newLocal(t), newLocal(t)}, remote.FailoverOptions{})
+	if _, err := empty.Stat(ctx, cfg); !errors.Is(err, remote.ErrNotFound) {
+		t.Errorf("no repository anywhere: %v", err)
+	}
+}

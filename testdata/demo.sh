@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on a local default: generate sample court
 # recordings, back them up, back up again after a hearing grows and an
-# exhibit is filed, restore, and compare byte for byte.
+# exhibit is filed, replicate to the provincial center and the DR pool
+# (local directories here), lose the city's copy, restore from the
+# replicas and compare byte for byte, then verify every copy and write a
+# report for the auditors.
 #
 #   bash testdata/demo.sh            # work in a fresh temporary directory
 #   DEMO_DIR=/path SIZE=2G bash testdata/demo.sh
@@ -42,12 +45,23 @@ cp -p "$first" "$work/recordings/exhibit-copy.mp4"
 step "snapshots"
 "$bin" snapshots
 
+step "replicate to the provincial center and the DR pool (no password needed)"
+center=$work/provincial-center
+dr=$work/dr-pool
+env -u COURTBAK_PASSWORD_FILE "$bin" replicate --to "$center" --to "$dr"
+
+step "verify the city repository and both replicas, read all data, write a report"
+"$bin" verify --read-data --replica "$center" --replica "$dr" --report "$work/verification-report.html" --report "$work/verification-report.json"
+echo "report for the clerk: $work/verification-report.html"
+
 step "what changed"
 first_id=$("$bin" snapshots --json | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4)
 "$bin" diff "$first_id" latest
 
-step "restore the latest snapshot (every file is checked against its BLAKE3)"
-"$bin" restore latest --target "$work/restore"
+step "the city's server fails: restore the latest snapshot from the replicas"
+mv "$COURTBAK_REPOSITORY" "$work/city-repo-lost"
+"$bin" restore latest --replica "$center" --replica "$dr" --target "$work/restore"
+mv "$work/city-repo-lost" "$COURTBAK_REPOSITORY"
 
 step "compare the restore with the originals, byte for byte"
 diff -r "$work/recordings" "$work/restore$work/recordings"
