@@ -101,7 +101,7 @@ func (w *Writer) Reserve(t blob.Type, id blob.ID, compression uint8, rawLength, 
 		Offset: uint32(off), Length: uint32(sealedLen), RawLength: uint32(rawLength),
 	})
 	w.buf = w.buf[:off+sealedLen]
-	return w.buf[off:off:off+sealedLen], true
+	return w.buf[off : off : off+sealedLen], true
 }
 
 // tailRoom is the most that padding, sealed header and trailer take for
