@@ -37,6 +37,9 @@ func CheckName(h remote.Handle, data []byte) error {
 
 // loadVerified reads a whole object and checks it against its name.
 func (r *Repository) loadVerified(ctx context.Context, h remote.Handle) ([]byte, error) {
+	if b, ok := r.cached(h); ok {
+		return b, nil
+	}
 	b, err := remote.ReadAll(ctx, r.be, h)
 	if err != nil {
 		return nil, err
@@ -44,6 +47,7 @@ func (r *Repository) loadVerified(ctx context.Context, h remote.Handle) ([]byte,
 	if err := CheckName(h, b); err != nil {
 		return nil, err
 	}
+	r.cache(h, b)
 	return b, nil
 }
 
@@ -143,6 +147,7 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 	if err != nil {
 		return nil, fmt.Errorf("list index: %w", err)
 	}
+	r.pruneCache(remote.Index, infos)
 	files := make(map[string]*index.File, len(infos))
 	var (
 		mu       sync.Mutex

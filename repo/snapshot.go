@@ -90,6 +90,7 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
+	r.pruneCache(remote.Snapshot, infos)
 	var out []*Snapshot
 	for _, fi := range infos {
 		id, err := blob.ParseID(fi.Name)

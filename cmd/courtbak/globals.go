@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -151,6 +152,9 @@ func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
 		return nil, err
 	}
 	r, err := repo.Open(ctx, be, pw, g.repoOptions())
+	// Key derivation just used tens of MiB that the rest of the run does
+	// not need: hand them back now, so they do not add to the peak.
+	debug.FreeOSMemory()
 	if errors.Is(err, crypto.ErrWrongPassword) {
 		return nil, fmt.Errorf("%w for repository %s", crypto.ErrWrongPassword, be.Location())
 	}
