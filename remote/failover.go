@@ -284,7 +284,7 @@ func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int
 			fails = append(fails, deadError(m))
 			continue
 		}
-		data, err := loadRange(ctx, m.be, h, offset, length)
+		data, err := ReadRange(ctx, m.be, h, offset, length)
 		damaged := false
 		if err == nil && check != nil {
 			err = check(data)
@@ -303,26 +303,6 @@ func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int
 		fails = append(fails, classify(m.be.Location(), err, damaged || errors.Is(err, errShort)))
 	}
 	return nil, &failoverError{what: "load " + h.String(), copies: fails}
-}
-
-// errShort marks a range that ended before its length: the copy is
-// truncated.
-var errShort = errors.New("object is shorter than the range read")
-
-func loadRange(ctx context.Context, be Backend, h Handle, offset, length int64) ([]byte, error) {
-	var buf []byte
-	err := be.Load(ctx, h, offset, length, func(rd io.Reader) error {
-		b, err := io.ReadAll(rd)
-		buf = b
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if length > 0 && int64(len(buf)) != length {
-		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(buf), length, errShort)
-	}
-	return buf, nil
 }
 
 // noticeFallback says, once per object, that h was read from m because

@@ -88,7 +88,11 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 		return nil, err
 	}
 	if length > 0 && int64(len(buf)) != length {
-		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d", h, offset, len(buf), length)
+		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(buf), length, errShort)
 	}
 	return buf, nil
 }
+
+// errShort marks a range that ended before its length: the copy is
+// truncated.
+var errShort = errors.New("object is shorter than the range read")

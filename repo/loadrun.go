@@ -62,15 +62,5 @@ func (r *Repository) openBlobInPlace(loc index.Location, sealed []byte) ([]byte,
 		return nil, fmt.Errorf("blob %s is a %s blob, want data: %w", loc.ID.Short(), loc.Type, ErrDamaged)
 	}
 	plain, err := r.key.OpenInPlace(sealed, pack.BlobAD(loc.Type, loc.ID))
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", err, ErrDamaged)
-	}
-	out, err := r.decompress(plain, loc.Compression, int(loc.RawLength))
-	if err != nil {
-		return nil, err
-	}
-	if len(out) != int(loc.RawLength) {
-		return nil, fmt.Errorf("length %d, index says %d: %w", len(out), loc.RawLength, ErrDamaged)
-	}
-	return out, nil
+	return r.finishBlob(loc, plain, err)
 }

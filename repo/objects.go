@@ -232,6 +232,11 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]b
 // OpenBlob authenticates, decrypts and decompresses one sealed blob.
 func (r *Repository) OpenBlob(loc index.Location, sealed []byte) ([]byte, error) {
 	plain, err := r.key.Open(nil, sealed, pack.BlobAD(loc.Type, loc.ID))
+	return r.finishBlob(loc, plain, err)
+}
+
+// finishBlob decompresses an opened blob and checks its length.
+func (r *Repository) finishBlob(loc index.Location, plain []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, ErrDamaged)
 	}
