@@ -80,8 +80,18 @@ func ReadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) ([]byte, error) {
 	var buf []byte
 	err := be.Load(ctx, h, offset, length, func(rd io.Reader) error {
-		b, err := io.ReadAll(rd)
-		buf = b
+		if length == 0 {
+			b, err := io.ReadAll(rd)
+			buf = b
+			return err
+		}
+		// The size is known: one allocation, no regrowing copies.
+		buf = make([]byte, length)
+		n, err := io.ReadFull(rd, buf)
+		buf = buf[:n]
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil // reported as a short read below
+		}
 		return err
 	})
 	if err != nil {

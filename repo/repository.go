@@ -120,7 +120,7 @@ func (o *Options) defaults() {
 
 func newRepository(be remote.Backend, opts Options) *Repository {
 	opts.defaults()
-	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	zenc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic(err) // only fails on invalid options
 	}

@@ -27,10 +27,11 @@ func (l *List) Get() *[]byte {
 	}
 }
 
-// Put gives a buffer back; it is dropped when the list is full or the
-// buffer is smaller than the list's size.
+// Put gives a buffer back; it is dropped when the list is full, or when
+// it is smaller than the list's size or has grown past four times it (a
+// rare huge chunk must not stay pinned for the rest of the run).
 func (l *List) Put(b *[]byte) {
-	if cap(*b) < l.size {
+	if cap(*b) < l.size || cap(*b) > 4*l.size {
 		return
 	}
 	select {

@@ -16,6 +16,8 @@ func TestListRecyclesAndBounds(t *testing.T) {
 	l.Put(c) // list full: dropped
 	small := make([]byte, 0, 8)
 	l.Put(&small) // too small: dropped
+	huge := make([]byte, 0, 4*64+1)
+	l.Put(&huge) // grown too big: dropped
 	got := map[*[]byte]bool{l.Get(): true, l.Get(): true}
 	if !got[a] || !got[b] {
 		t.Error("recycled buffers were not returned")
