@@ -143,6 +143,8 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64, fn fun
 	}
 	if length > 0 {
 		rd = io.LimitReader(f, length)
+	} else if fi, err := f.Stat(); err == nil {
+		rd = withSize{f, fi.Size() - offset}
 	}
 	return fn(rd)
 }

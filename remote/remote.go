@@ -4,6 +4,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,8 +82,15 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 	var buf []byte
 	err := be.Load(ctx, h, offset, length, func(rd io.Reader) error {
 		if length == 0 {
-			b, err := io.ReadAll(rd)
-			buf = b
+			// Backends tell the size of a whole object where they know it
+			// (sizedReader), so a pack is read without regrowing copies.
+			size := int64(0)
+			if sr, ok := rd.(sizedReader); ok {
+				size = sr.Size()
+			}
+			b := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+			_, err := b.ReadFrom(rd)
+			buf = b.Bytes()
 			return err
 		}
 		// The size is known: one allocation, no regrowing copies.
@@ -102,6 +110,20 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 	}
 	return buf, nil
 }
+
+// sizedReader is a reader that knows how many bytes it will deliver.
+type sizedReader interface {
+	io.Reader
+	Size() int64
+}
+
+// withSize attaches a known size to a reader.
+type withSize struct {
+	io.Reader
+	size int64
+}
+
+func (w withSize) Size() int64 { return w.size }
 
 // errShort marks a range that ended before its length: the copy is
 // truncated.

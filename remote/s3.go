@@ -331,6 +331,9 @@ func (be *S3) Load(ctx context.Context, h Handle, offset, length int64, fn func(
 	if in.Range != nil && out.ContentRange == nil {
 		return fmt.Errorf("load %s in %s: server ignored range %s", h, be.location, *in.Range)
 	}
+	if length == 0 && out.ContentLength != nil && *out.ContentLength >= 0 {
+		return fn(withSize{out.Body, *out.ContentLength})
+	}
 	return fn(out.Body)
 }
 
