@@ -120,7 +120,7 @@ type backupJSON struct {
 	FilesUnmodified int     `json:"files_unmodified"`
 	FilesFailed     int     `json:"files_failed"`
 	DirsNew         int     `json:"dirs_new"`
-	TotalFiles      int     `json:"total_files_processed"`
+	TotalFiles      int     `json:"total_files"`
 	BytesProcessed  int64   `json:"bytes_processed"`
 	BytesAdded      int64   `json:"bytes_added"`
 	BlobsAdded      int     `json:"blobs_added"`

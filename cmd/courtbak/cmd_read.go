@@ -21,7 +21,11 @@ func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *s
 	if err != nil {
 		return nil, err
 	}
-	return repo.FindSnapshot(filter.apply(snaps), ref)
+	kept := filter.apply(snaps)
+	if len(kept) == 0 && len(snaps) > 0 {
+		return nil, fmt.Errorf("%s: none of the %d snapshots matches %s: %w", ref, len(snaps), filter, repo.ErrSnapshotNotFound)
+	}
+	return repo.FindSnapshot(kept, ref)
 }
 
 type lsJSON struct {
@@ -143,11 +147,12 @@ func newRestoreCommand(g *globals) *cobra.Command {
 					"bytes_restored": res.Bytes, "files_verified": res.Files, "duration_s": time.Since(start).Seconds(),
 				})
 			}
-			g.printf("restored snapshot %s to %s: %d files (%s, each verified against its BLAKE3), %d directories, %d symlinks\n",
-				sn.ID.Short(), target, res.Files, formatBytes(res.Bytes), res.Dirs, res.Symlinks)
 			if res.Files+res.Symlinks == 0 && len(includes) > 0 {
 				return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
 			}
+			g.printf("restored snapshot %s to %s: %d %s (%s, each verified against its BLAKE3), %d %s, %d %s\n",
+				sn.ID.Short(), target, res.Files, countNoun(res.Files, "file", "files"), formatBytes(res.Bytes),
+				res.Dirs, countNoun(res.Dirs, "directory", "directories"), res.Symlinks, countNoun(res.Symlinks, "symlink", "symlinks"))
 			return nil
 		},
 	}

@@ -44,6 +44,21 @@ func (f *snapshotFilter) match(sn *repo.Snapshot) bool {
 	return true
 }
 
+// String describes the filter as flags, for error messages.
+func (f *snapshotFilter) String() string {
+	var parts []string
+	for _, h := range f.hosts {
+		parts = append(parts, "--host "+h)
+	}
+	for _, t := range f.tags {
+		parts = append(parts, "--tag "+t)
+	}
+	for _, p := range f.paths {
+		parts = append(parts, "--path "+p)
+	}
+	return strings.Join(parts, " ")
+}
+
 // apply keeps the snapshots that match, in order.
 func (f *snapshotFilter) apply(snaps []*repo.Snapshot) []*repo.Snapshot {
 	var out []*repo.Snapshot

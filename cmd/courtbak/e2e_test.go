@@ -822,3 +822,25 @@ func TestNonUTF8NamesRestoreExactly(t *testing.T) {
 	e.must("restore", "latest", "--target", target)
 	compareTrees(t, src, restoredPath(target, src))
 }
+
+func TestBadFlagValuesAreRefused(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	for _, args := range [][]string{
+		{"--retries", "0", "snapshots"},
+		{"--limit-upload", "-5", "snapshots"},
+	} {
+		if r := e.run(args...); r.code != 1 || !strings.Contains(r.stderr, strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("courtbak %v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	src := generate(t, 9, 1<<20)
+	e.backup("--host", "city-a", src)
+	r := e.run("ls", "--host", "city-b", "latest")
+	if r.code != 1 || !strings.Contains(r.stderr, "--host city-b") {
+		t.Errorf("ls --host with no match: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := e.run("ls", "--host", "city-a", "latest"); r.code != 0 {
+		t.Errorf("ls --host city-a latest: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -60,7 +60,7 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.limitUpload, "limit-upload", 0, "limit uploads to `KiB/s` (0: unlimited)")
 	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
-	f.IntVar(&g.retries, "retries", 8, "attempts per storage request before giving up (network backends)")
+	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: when-required (default; works with most self-hosted servers) or when-supported")
 	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
 		g.readOnly = c.Parent() == root && readCommands[c.Name()]
@@ -101,6 +101,12 @@ func (g *globals) remoteOptions() remote.Options {
 func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, error) {
 	if url == "" {
 		return nil, errors.New("no repository given: use --repo URL or set COURTBAK_REPOSITORY")
+	}
+	switch {
+	case g.retries < 1:
+		return nil, fmt.Errorf("--retries %d: give at least 1 (1 means no retries)", g.retries)
+	case g.limitUpload < 0 || g.limitDownload < 0:
+		return nil, errors.New("--limit-upload and --limit-download take a rate in KiB/s, 0 for no limit")
 	}
 	return remote.Open(ctx, url, g.remoteOptions())
 }
