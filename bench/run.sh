@@ -241,7 +241,7 @@ metric() { awk -v n="$1" '/^BenchmarkIndex10M/ { for (i = 1; i <= NF; i++) if ($
 	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end; other work on the machine skews times"
 	echo "tools:    $(restic version | cut -d' ' -f1-2), $(borg --version), $("$CB" version 2>/dev/null | awk 'NR == 1'), $(go version | cut -d' ' -f3)"
 	echo "settings: restic repo v2, --compression auto (its default), AES-256 + Poly1305; borg repokey-blake2, lz4 (its default compression);"
-	echo "          courtbak defaults (zstd fastest where it pays, XChaCha20-Poly1305, argon2id 256 MiB KDF)"
+	echo "          courtbak defaults (zstd fastest where it pays, XChaCha20-Poly1305, argon2id 64 MiB KDF)"
 	echo "data:     $SIZE requested: $FILES1 files, $SRC1 bytes; after changes $FILES2 files, $SRC2 bytes"
 	echo "cache:    $CACHE page cache for the timed runs (cold drop permitted: $COLD_OK)"
 	echo
