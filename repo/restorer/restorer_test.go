@@ -1,0 +1,124 @@
+package restorer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/testdata/gen"
+)
+
+func backupTree(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
+	t.Helper()
+	ctx := context.Background()
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	be, err := remote.OpenLocal(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if _, err := gen.Generate(src, gen.Options{Seed: 21, TotalBytes: 12 << 20, SmallFiles: 30, Copies: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, res.Snapshot, src, repoDir
+}
+
+func TestRestoreRoundTrip(t *testing.T) {
+	r, sn, src, _ := backupTree(t)
+	target := t.TempDir()
+	res, err := restorer.Restore(context.Background(), r, sn, restorer.Options{Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		n++
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(target, p))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s restored wrong: %v", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != n {
+		t.Errorf("restored %d files, source has %d", res.Files, n)
+	}
+}
+
+// A damaged pack makes the files that need it fail, and no damaged file is
+// ever left at its destination path; the other files are restored.
+func TestRestoreNeverLeavesADamagedFile(t *testing.T) {
+	r, sn, src, repoDir := backupTree(t)
+	packs, _ := filepath.Glob(filepath.Join(repoDir, "data", "*", "*"))
+	var biggest string
+	var size int64
+	for _, p := range packs {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			biggest, size = p, fi.Size()
+		}
+	}
+	if err := os.Chmod(biggest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(biggest)
+	data[size/3] ^= 0x01
+	if err := os.WriteFile(biggest, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	res, err := restorer.Restore(context.Background(), r, sn, restorer.Options{Target: target})
+	if !errors.Is(err, repo.ErrDamaged) {
+		t.Fatalf("restore from a damaged pack: %v", err)
+	}
+	restored, failedPaths := 0, 0
+	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		want, _ := os.ReadFile(p)
+		got, rerr := os.ReadFile(filepath.Join(target, p))
+		switch {
+		case rerr != nil:
+			failedPaths++
+		case !bytes.Equal(got, want):
+			t.Errorf("%s was left damaged at its destination", p)
+		default:
+			restored++
+		}
+		return nil
+	})
+	if failedPaths == 0 || restored != res.Files {
+		t.Errorf("%d files restored (result says %d), %d missing", restored, res.Files, failedPaths)
+	}
+	_ = filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".courtbak-") {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return err
+	})
+}
