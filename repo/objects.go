@@ -187,12 +187,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	superseded := map[string]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s.String()] = true
-		}
-	}
+	superseded := index.Superseded(files)
 	for name, f := range files {
 		if !superseded[name] {
 			r.index.AddFile(f)

@@ -143,12 +143,7 @@ func (c *checker) checkIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	superseded := map[string]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s.String()] = true
-		}
-	}
+	superseded := index.Superseded(files)
 	for _, h := range names {
 		f := files[h.Name]
 		if f == nil || superseded[h.Name] {

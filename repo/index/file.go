@@ -163,3 +163,15 @@ func Decode(data []byte) (*File, error) {
 	}
 	return f, nil
 }
+
+// Superseded returns the names of the index files that another of files
+// supersedes: readers ignore those.
+func Superseded(files map[string]*File) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			out[s.String()] = true
+		}
+	}
+	return out
+}
