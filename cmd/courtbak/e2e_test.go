@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path"
@@ -765,10 +766,13 @@ func TestInterruptedBackupIsConsistentAndReused(t *testing.T) {
 			if r := e.must("snapshots", "--json"); strings.TrimSpace(r.stdout) != "[]" {
 				t.Errorf("an interrupted backup left a snapshot: %s", r.stdout)
 			}
+			// What the interrupted run left is a consistent repository.
+			e.must("verify", "--read-data")
 			s := e.backup(src)
 			if s.BytesAdded > total*9/10 {
 				t.Errorf("backup after %s added %d of %d bytes: uploaded data was not reused", tc.name, s.BytesAdded, total)
 			}
+			e.must("verify", "--read-data")
 			target := t.TempDir()
 			e.must("restore", "latest", "--target", target)
 			compareTrees(t, src, restoredPath(target, src))
@@ -842,5 +846,39 @@ func TestBadFlagValuesAreRefused(t *testing.T) {
 	}
 	if r := e.run("ls", "--host", "city-a", "latest"); r.code != 0 {
 		t.Errorf("ls --host city-a latest: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// kill -9 at random moments, again and again: after every kill the
+// repository verifies, and every snapshot that completed restores
+// byte-identical.
+func TestRandomKillsNeverBreakTheRepository(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src, _ := bigSource(t, 2)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 4; i++ {
+		cmd := exec.Command(binary, "--repo", e.repo, "backup", src)
+		cmd.Env = e.environ()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if r := e.run("verify", "--read-data"); r.code != 0 {
+			t.Fatalf("verify after kill %d: exit %d\n%s%s", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	e.backup(src)
+	r := e.must("snapshots", "--json")
+	var snaps []struct{ ID string }
+	if err := json.Unmarshal([]byte(r.stdout), &snaps); err != nil || len(snaps) == 0 {
+		t.Fatalf("snapshots: %v %s", err, r.stdout)
+	}
+	for _, sn := range snaps {
+		target := t.TempDir()
+		e.must("restore", sn.ID, "--target", target)
+		compareTrees(t, src, restoredPath(target, src))
 	}
 }
