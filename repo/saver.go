@@ -80,9 +80,9 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 		lastFlush: r.Now(),
 		journal:   r.openJournal(),
 	}
-	// Data packs in existence: one filling, one waiting for an uploader,
-	// one per uploader.
-	s.packBufs = buffers.New(uploaders+2, s.packCap())
+	// Data packs kept for reuse: one per uploader and the one filling; a
+	// pack waiting for an uploader is allocated afresh when it must be.
+	s.packBufs = buffers.New(uploaders+1, s.packCap())
 	for i := 0; i < uploaders; i++ {
 		s.wg.Add(1)
 		go s.uploader()

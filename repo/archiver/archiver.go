@@ -136,10 +136,10 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		workers: workers,
 		files:   make(chan struct{}, 2),
 	}
-	// Chunk buffers: those in flight for the two files read at once plus the
-	// ones being filled. They start
+	// Chunk buffers kept for reuse: a file's chunks in flight and the one
+	// being filled. They start
 	// at twice the average chunk and grow when the chunker needs more.
-	a.bufs = buffers.New(2*a.window+4, 2<<r.Chunking().AverageBits)
+	a.bufs = buffers.New(a.window+2, 2<<r.Chunking().AverageBits)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
