@@ -137,8 +137,8 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		files:   make(chan struct{}, 2),
 	}
 	// Chunk buffers kept for reuse: a file's chunks in flight and the one
-	// being filled. They start
-	// at twice the average chunk and grow when the chunker needs more.
+	// being filled. They start at twice the average chunk and grow when the
+	// chunker needs more.
 	a.bufs = buffers.New(a.window+2, 2<<r.Chunking().AverageBits)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
