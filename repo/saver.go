@@ -206,7 +206,11 @@ func (s *Saver) send(op *openPack) error {
 	case s.uploads <- finishedPack{data: data, entries: entries}:
 		return nil
 	case <-s.ctx.Done():
-		return s.ctx.Err()
+		// The pack's blobs are marked pending but will never be stored: no
+		// later blob may be deduplicated against them.
+		err := fmt.Errorf("pack not uploaded: %w", s.ctx.Err())
+		s.fail(err)
+		return err
 	}
 }
 
