@@ -81,7 +81,8 @@ func newStatsCommand(g *globals) *cobra.Command {
 			fmt.Fprintf(tw, "Stored size:\t%s\n", formatBytes(st.StoredBytes))
 			fmt.Fprintf(tw, "Deduplication ratio:\t%.2f\n", st.DedupRatio)
 			fmt.Fprintf(tw, "Blobs:\t%d data, %d tree (%d indexed)\n", st.DataBlobs, st.TreeBlobs, st.IndexedBlobs)
-			fmt.Fprintf(tw, "Objects:\t%d packs, %d index files, %d keys\n", st.Packs, st.IndexFiles, st.KeyFiles)
+			fmt.Fprintf(tw, "Objects:\t%d %s, %d index %s, %d %s\n", st.Packs, countNoun(st.Packs, "pack", "packs"),
+				st.IndexFiles, countNoun(st.IndexFiles, "file", "files"), st.KeyFiles, countNoun(st.KeyFiles, "key", "keys"))
 			return tw.Flush()
 		},
 	}
