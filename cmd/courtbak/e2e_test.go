@@ -882,3 +882,32 @@ func TestRandomKillsNeverBreakTheRepository(t *testing.T) {
 		compareTrees(t, src, restoredPath(target, src))
 	}
 }
+
+func TestExcludeKeepsMatchingPathsOut(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := t.TempDir()
+	for _, p := range []string{"keep/notes.txt", "keep/scratch.tmp", "cache/frame.bin", "keep/cache/x.txt"} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.backup("--exclude", "*.tmp", "--exclude", filepath.Join(src, "cache"), src)
+	r := e.must("ls", "--json", "latest")
+	for _, gone := range []string{"scratch.tmp", "frame.bin"} {
+		if strings.Contains(r.stdout, gone) {
+			t.Errorf("excluded %s is in the snapshot", gone)
+		}
+	}
+	for _, kept := range []string{"keep/notes.txt", "keep/cache/x.txt"} {
+		if !strings.Contains(r.stdout, kept) {
+			t.Errorf("%s is missing from the snapshot", kept)
+		}
+	}
+	if r := e.run("backup", "--exclude", "[", src); r.code != 1 || !strings.Contains(r.stderr, "exclude") {
+		t.Errorf("invalid exclude pattern: exit %d %q", r.code, r.stderr)
+	}
+}
