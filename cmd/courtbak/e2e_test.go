@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -909,5 +910,61 @@ func TestExcludeKeepsMatchingPathsOut(t *testing.T) {
 	}
 	if r := e.run("backup", "--exclude", "[", src); r.code != 1 || !strings.Contains(r.stderr, "exclude") {
 		t.Errorf("invalid exclude pattern: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// On a terminal with no password source, courtbak asks (without echo).
+// script(1) from util-linux gives the binary a pseudo-terminal.
+func TestPasswordPromptOnATerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatalf("script(1) from util-linux is needed: %v", err)
+	}
+	e := newLocalEnv(t)
+	e.init()
+	// ask answers the prompt once it is shown: typed earlier, the terminal
+	// would still echo the answer, before courtbak turns echo off.
+	ask := func(answer string, args ...string) (string, int) {
+		cmdline := binary + " --repo " + e.repo + " " + strings.Join(args, " ")
+		cmd := exec.Command(scriptBin, "-q", "-e", "-c", cmdline, "/dev/null")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.home, "TERM=dumb"}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		buf := make([]byte, 4096)
+		answered := false
+		for {
+			n, err := stdout.Read(buf)
+			out = append(out, buf[:n]...)
+			if !answered && bytes.Contains(out, []byte("password:")) {
+				time.Sleep(200 * time.Millisecond) // let it switch echo off
+				_, _ = io.WriteString(stdin, answer)
+				answered = true
+			}
+			if err != nil {
+				break
+			}
+		}
+		_ = cmd.Wait()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := ask(e.password+"\n", "snapshots")
+	if code != 0 || !strings.Contains(out, "Repository password:") || !strings.Contains(out, "0 snapshots") {
+		t.Errorf("prompted password: exit %d, output %q", code, out)
+	}
+	if strings.Contains(out, e.password) {
+		t.Error("the typed password was echoed")
+	}
+	if _, code := ask("wrong\n", "snapshots"); code != 12 {
+		t.Errorf("wrong prompted password: exit %d", code)
 	}
 }
