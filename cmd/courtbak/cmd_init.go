@@ -18,7 +18,7 @@ type kdfFlags struct {
 
 func (k *kdfFlags) register(c *cobra.Command) {
 	c.Flags().Uint32Var(&k.memoryKiB, "kdf-memory", crypto.DefaultKDF.MemoryKiB, "argon2id memory in `KiB` for the new key (minimum 8192)")
-	c.Flags().Uint32Var(&k.time, "kdf-time", crypto.DefaultKDF.Time, "argon2id passes for the new key")
+	c.Flags().Uint32Var(&k.time, "kdf-time", crypto.DefaultKDF.Time, "`N` argon2id passes for the new key")
 }
 
 func (k *kdfFlags) params() crypto.KDFParams {
