@@ -43,12 +43,13 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				return err
 			}
 			var par *repo.Snapshot
-			if parent != "" {
+			switch parent {
+			case "", "latest": // the newest of this host and these paths
+				par = latestFor(snaps, host, archiver.AbsPaths(paths))
+			default:
 				if par, err = repo.FindSnapshot(snaps, parent); err != nil {
 					return fmt.Errorf("--parent: %w", err)
 				}
-			} else {
-				par = latestFor(snaps, host, archiver.AbsPaths(paths))
 			}
 			bar := g.bytesBar(-1, "backup")
 			opts := archiver.Options{
@@ -107,7 +108,7 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 	c.Flags().StringArrayVar(&tags, "tag", nil, "add `TAG` to the snapshot (repeatable)")
 	c.Flags().StringVar(&host, "host", "", "record `NAME` as the host (default: this machine's hostname)")
 	c.Flags().StringArrayVarP(&excludes, "exclude", "e", nil, "skip paths matching `GLOB` (repeatable; matched against the base name and the absolute path)")
-	c.Flags().StringVar(&parent, "parent", "", "compare against snapshot `ID` (default: the latest with the same host and paths)")
+	c.Flags().StringVar(&parent, "parent", "", "compare against snapshot `ID` (default, or 'latest': the newest with the same host and paths)")
 	return c
 }
 

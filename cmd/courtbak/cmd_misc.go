@@ -125,6 +125,9 @@ func newKeyCommand(g *globals) *cobra.Command {
 	add := &cobra.Command{
 		Use: "add", Short: "Add a password (from --new-password-file, COURTBAK_NEW_PASSWORD, or asked)", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := kdf.params().Validate(); err != nil {
+				return err
+			}
 			r, err := g.openRepo(c.Context())
 			if err != nil {
 				return err
@@ -161,6 +164,9 @@ func newKeyCommand(g *globals) *cobra.Command {
 	passwd := &cobra.Command{
 		Use: "passwd", Short: "Change the password in use", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := kdf.params().Validate(); err != nil {
+				return err
+			}
 			r, err := g.openRepo(c.Context())
 			if err != nil {
 				return err

@@ -14,12 +14,20 @@ import (
 	"github.com/courtbak/courtbak/repo/restorer"
 )
 
-// findSnapshot resolves a SNAPSHOT argument among the snapshots that pass
-// filter ("latest" of one host, say).
+// findSnapshot resolves a SNAPSHOT argument; the filter narrows what
+// "latest" means (the newest of one host, say). An explicit id is looked up
+// among all snapshots.
 func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *snapshotFilter) (*repo.Snapshot, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
+	}
+	return resolveSnapshot(snaps, ref, filter)
+}
+
+func resolveSnapshot(snaps []*repo.Snapshot, ref string, filter *snapshotFilter) (*repo.Snapshot, error) {
+	if ref != "latest" {
+		return repo.FindSnapshot(snaps, ref)
 	}
 	kept := filter.apply(snaps)
 	if len(kept) == 0 && len(snaps) > 0 {
@@ -208,12 +216,11 @@ func newDiffCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			snaps = filter.apply(snaps)
-			a, err := repo.FindSnapshot(snaps, args[0])
+			a, err := resolveSnapshot(snaps, args[0], &filter)
 			if err != nil {
 				return err
 			}
-			b, err := repo.FindSnapshot(snaps, args[1])
+			b, err := resolveSnapshot(snaps, args[1], &filter)
 			if err != nil {
 				return err
 			}

@@ -840,7 +840,11 @@ func TestBadFlagValuesAreRefused(t *testing.T) {
 		}
 	}
 	src := generate(t, 9, 1<<20)
-	e.backup("--host", "city-a", src)
+	s := e.backup("--host", "city-a", src)
+	// Filters narrow 'latest'; an explicit id is found whatever they say.
+	if r := e.run("ls", "--host", "city-b", s.SnapshotID[:8]); r.code != 0 {
+		t.Errorf("ls --host city-b ID: exit %d, stderr %q", r.code, r.stderr)
+	}
 	r := e.run("ls", "--host", "city-b", "latest")
 	if r.code != 1 || !strings.Contains(r.stderr, "--host city-b") {
 		t.Errorf("ls --host with no match: exit %d, stderr %q", r.code, r.stderr)
