@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/report"
 )
 
 type snapshotFilter struct {
@@ -156,15 +157,4 @@ func newSnapshotsCommand(g *globals) *cobra.Command {
 }
 
 // formatBytes prints a size in binary units.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func formatBytes(n int64) string { return report.BinarySize(n) }

@@ -93,18 +93,27 @@ func showTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
-// ShowBytes formats a size for people, keeping the exact count.
-func ShowBytes(n int64) string {
+// BinarySize formats a size in binary units for people: "512 B",
+// "28.61 MiB".
+func BinarySize(n int64) string {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
+		return fmt.Sprintf("%d B", n)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB (%d bytes)", float64(n)/float64(div), "KMGTPE"[exp], n)
+	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// ShowBytes formats a size for people, keeping the exact count.
+func ShowBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", BinarySize(n), n)
 }
 
 func shortID(id string) string {
