@@ -9,11 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/courtbak/courtbak/remote/directio"
 )
 
 // Local stores objects as files under a directory. Writes are atomic: a
 // temporary file is written, fsynced and renamed into place, and the
-// directory is fsynced so the rename survives a power loss.
+// directory is fsynced so the rename survives a power loss. Large objects
+// are written around the page cache where the file system allows it (see
+// directio).
 type Local struct {
 	root string
 }
@@ -79,7 +83,7 @@ func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
 		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("save %s: %w", h, err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := directio.WriteFile(tmp, data); err != nil {
 		return cleanup(err)
 	}
 	if err := tmp.Sync(); err != nil {

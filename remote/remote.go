@@ -95,12 +95,7 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 		}
 		// The size is known: one allocation, no regrowing copies.
 		buf = make([]byte, length)
-		n, err := io.ReadFull(rd, buf)
-		buf = buf[:n]
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil // reported as a short read below
-		}
-		return err
+		return readFull(rd, &buf)
 	})
 	if err != nil {
 		return nil, err
@@ -109,6 +104,37 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(buf), length, errShort)
 	}
 	return buf, nil
+}
+
+// ReadRangeInto reads len(buf) bytes of h from offset into buf, which
+// callers recycle to spare the allocation and page faults of a fresh one.
+func ReadRangeInto(ctx context.Context, be Backend, h Handle, offset int64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	var got []byte
+	err := be.Load(ctx, h, offset, int64(len(buf)), func(rd io.Reader) error {
+		got = buf
+		return readFull(rd, &got)
+	})
+	if err != nil {
+		return err
+	}
+	if len(got) != len(buf) {
+		return fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(got), len(buf), errShort)
+	}
+	return nil
+}
+
+// readFull fills *buf from rd and truncates it to what was read; a short
+// read is left for the caller to report.
+func readFull(rd io.Reader, buf *[]byte) error {
+	n, err := io.ReadFull(rd, *buf)
+	*buf = (*buf)[:n]
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 // sizedReader is a reader that knows how many bytes it will deliver.

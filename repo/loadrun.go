@@ -21,14 +21,23 @@ func Contiguous(a, b index.Location) bool {
 // run instead of one per blob matters on object storage. If the run cannot
 // be read or a blob in it fails authentication, each blob is loaded on its
 // own through LoadBlob, which knows how to fetch intact copies elsewhere.
-func (r *Repository) LoadRun(ctx context.Context, run []index.Location) ([][]byte, error) {
+//
+// The run is read into buf when it is large enough, and uncompressed blobs
+// are decrypted in place there, so the plaintexts may alias buf: callers
+// that recycle buf must be done with them first.
+func (r *Repository) LoadRun(ctx context.Context, run []index.Location, buf []byte) ([][]byte, error) {
 	if len(run) == 0 {
 		return nil, nil
 	}
 	first, last := run[0], run[len(run)-1]
 	size := int64(last.Offset+last.Length) - int64(first.Offset)
 	h := remote.Handle{Type: remote.Data, Name: first.Pack.String()}
-	raw, err := remote.ReadRange(ctx, r.be, h, int64(first.Offset), size)
+	raw := buf
+	if int64(cap(raw)) < size {
+		raw = make([]byte, size)
+	}
+	raw = raw[:size]
+	err := remote.ReadRangeInto(ctx, r.be, h, int64(first.Offset), raw)
 	if err == nil {
 		out := make([][]byte, len(run))
 		for i, loc := range run {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
 )
 
@@ -81,7 +83,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		workers = 4
 	}
 	res := &Result{}
-	budget := newBudget(restoreBudget)
+	fe := newFetcher(restoreBudget, maxRun)
 	var (
 		mu       sync.Mutex
 		dirs     []dirMeta
@@ -93,8 +95,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			stage := directio.Buffer(stageSize)
 			for j := range files {
-				if err := restoreFile(ctx, r, budget, j.dst, j.node, opts.OnBytes); err != nil {
+				if err := restoreFile(ctx, r, fe, stage, j.dst, j.node, opts.OnBytes); err != nil {
 					mu.Lock()
 					fileErrs = append(fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
 					mu.Unlock()
@@ -183,10 +186,14 @@ func restoreSymlink(dst string, n *repo.Node) error {
 	return lutimes(dst, n.ModTime)
 }
 
+// stageSize is each file worker's buffer for writing around the page cache
+// (directio): restored recordings are large and written once.
+const stageSize = 2 << 20
+
 // restoreFile writes a file next to its destination, checks its BLAKE3,
 // then renames it into place: a file at the destination path is either the
 // old one or a verified new one.
-func restoreFile(ctx context.Context, r *repo.Repository, budget *budget, dst string, n repo.Node, onBytes func(int64)) error {
+func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, dst string, n repo.Node, onBytes func(int64)) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+strings.TrimPrefix(filepath.Base(dst), ".")+".courtbak-*")
 	if err != nil {
 		return err
@@ -198,8 +205,19 @@ func restoreFile(ctx context.Context, r *repo.Repository, budget *budget, dst st
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := writeContent(ctx, r, budget, n, tmp, onBytes); err != nil {
+	var w io.Writer = tmp
+	var dw *directio.Writer
+	if n.Size >= uint64(len(stage)) {
+		dw = directio.NewWriter(tmp, stage)
+		w = dw
+	}
+	if err := writeContent(ctx, r, fe, n, w, onBytes); err != nil {
 		return err
+	}
+	if dw != nil {
+		if err := dw.Flush(); err != nil {
+			return err
+		}
 	}
 	if err := tmp.Chmod(n.Mode.Perm() | n.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
 		return err

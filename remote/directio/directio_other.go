@@ -1,0 +1,17 @@
+//go:build !linux
+
+package directio
+
+import (
+	"errors"
+	"os"
+	"unsafe"
+)
+
+var errRefused = errors.New("direct I/O refused")
+
+func supported(*os.File) bool { return false }
+
+func writeDirect(*os.File, []byte, int64) error { return errRefused }
+
+func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

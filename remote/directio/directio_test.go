@@ -1,0 +1,135 @@
+package directio
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func pattern(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// sizes around the block and staging boundaries, where off-by-one errors
+// would lose or duplicate the tail.
+var sizes = []int{0, 1, Block - 1, Block, Block + 1, 4*Block - 1, 4 * Block, 4*Block + 1, 13*Block + 777, 1 << 20}
+
+func TestWriterRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	stage := Buffer(4 * Block)
+	for _, size := range sizes {
+		for _, piece := range []int{1, 1000, Block, 3*Block + 5, 1 << 30} {
+			want := pattern(size, uint64(size*7+piece))
+			f, err := os.Create(filepath.Join(dir, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := NewWriter(f, stage)
+			for p := want; len(p) > 0; {
+				n := min(piece, len(p))
+				if m, err := w.Write(p[:n]); err != nil || m != n {
+					t.Fatalf("size %d piece %d: Write = %d, %v", size, piece, m, err)
+				}
+				p = p[n:]
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// The file position is the end: a later write appends.
+			if _, err := f.Write([]byte("end")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append(want, "end"...)) {
+				t.Fatalf("size %d piece %d: file differs (%d bytes, want %d)", size, piece, len(got), len(want)+3)
+			}
+		}
+	}
+}
+
+func TestWriteFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range sizes {
+		for _, aligned := range []bool{true, false} {
+			want := pattern(size, uint64(size))
+			data := Buffer(size + 1)[:size]
+			if !aligned && size > 0 {
+				data = make([]byte, size+1)[1:] // never block-aligned
+			}
+			copy(data, want)
+			f, err := os.Create(filepath.Join(dir, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteFile(f, data); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("end")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(f.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append(want, "end"...)) {
+				t.Fatalf("size %d aligned %v: file differs", size, aligned)
+			}
+		}
+	}
+}
+
+func TestBufferAligned(t *testing.T) {
+	for _, size := range []int{1, Block, 3*Block + 1, 1 << 20} {
+		b := Buffer(size)
+		if !Aligned(b) || len(b)%Block != 0 || len(b) < size {
+			t.Fatalf("Buffer(%d): len %d, aligned %v", size, len(b), Aligned(b))
+		}
+	}
+}
+
+// On a file system with direct I/O the writer keeps writing directly; on
+// one without (tmpfs) it never tries.
+func TestDirectMatchesFileSystem(t *testing.T) {
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		d, err := os.MkdirTemp("/dev/shm", "directio-test-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			dirs = append(dirs, d)
+		}
+	}
+	for _, dir := range dirs {
+		f, err := os.Create(filepath.Join(dir, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWriter(f, Buffer(4*Block))
+		if _, err := w.Write(pattern(20*Block, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if w.Direct() != supported(f) {
+			t.Errorf("%s: Direct() = %v, file system supports it: %v", dir, w.Direct(), supported(f))
+		}
+		f.Close()
+		t.Logf("%s: direct %v", dir, w.Direct())
+	}
+}

@@ -1,0 +1,100 @@
+package restorer
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/testdata/gen"
+)
+
+// Many large files restored at once through a budget that holds only two
+// runs: every file wants a window of runs, and none may wait for memory
+// while holding some, or the restore deadlocks. Each file must come out
+// byte for byte, through recycled read buffers.
+func TestConcurrentFilesShareASmallBudget(t *testing.T) {
+	ctx := context.Background()
+	be, err := remote.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	if _, err := gen.Generate(src, gen.Options{Seed: 5, TotalBytes: 24 << 20, SmallFiles: 8, Copies: 0}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type file struct {
+		path string
+		node repo.Node
+	}
+	var files []file
+	err = r.Walk(ctx, res.Snapshot.Tree, func(p string, n *repo.Node) error {
+		if n.Type == repo.NodeFile && n.Size > 0 {
+			files = append(files, file{p, *n})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const runMax = 1 << 20
+	fe := newFetcher(2*runMax, runMax)
+	done := make(chan struct{})
+	errs := make([]error, len(files))
+	outs := make([]bytes.Buffer, len(files))
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for i := range files {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = writeContent(ctx, r, fe, files[i].node, &outs[i], nil)
+			}()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("restoring files at once deadlocked on the memory budget")
+	}
+	large := 0
+	for i, f := range files {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", f.path, errs[i])
+		}
+		want, err := os.ReadFile(filepath.Join("/", filepath.FromSlash(f.path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(outs[i].Bytes(), want) {
+			t.Fatalf("%s restored wrong", f.path)
+		}
+		if len(want) > 4*runMax {
+			large++
+		}
+	}
+	if large < 2 {
+		t.Fatalf("only %d files span several runs; the test needs at least 2", large)
+	}
+	if fe.bud.free != fe.bud.max {
+		t.Errorf("budget not given back: %d of %d free", fe.bud.free, fe.bud.max)
+	}
+}
