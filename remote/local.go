@@ -32,6 +32,17 @@ func OpenLocal(root string) (*Local, error) {
 	return &Local{root: abs}, nil
 }
 
+// Connections is 1 where packs are written around the page cache: one
+// large direct write at a time keeps a disk busy, and a second pack in
+// memory would only add to a backup's peak memory. Elsewhere (network file
+// systems, tmpfs) a second upload overlaps the other's fsync.
+func (l *Local) Connections() int {
+	if directio.SupportedDir(l.root) {
+		return 1
+	}
+	return 2
+}
+
 // Location returns the repository directory.
 func (l *Local) Location() string { return l.root }
 

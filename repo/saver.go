@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
-	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 )
@@ -36,12 +36,13 @@ type Saver struct {
 
 	mu        sync.Mutex
 	pending   map[blob.ID]struct{}
-	scratch   sync.Pool     // *[]byte for compressed blobs
-	packBufs  *buffers.List // data pack buffers
+	scratch   sync.Pool // *[]byte for compressed blobs
+	packs     *packPool // data pack buffers
 	packers   [2]*openPack
 	unindexed []index.PackBlobs
 	lastFlush time.Time
 	err       error
+	dead      atomic.Bool // err is set
 	stats     SaverStats
 }
 
@@ -58,19 +59,69 @@ type SaverStats struct {
 type openPack struct {
 	w       *pack.Writer
 	sealing sync.WaitGroup
+	pooled  bool
 }
 
 type finishedPack struct {
 	data    []byte
 	entries []pack.Entry
+	pooled  bool // data is a packPool buffer, returned after upload
+}
+
+// packPool lends a fixed number of data pack buffers: one per uploader and
+// the one filling. Starting a pack waits for a buffer to come back, so a
+// reader faster than the uploads does not pile packs up in memory, and the
+// buffers are reused rather than left to the garbage collector.
+type packPool struct {
+	size int
+	free chan []byte
+	mu   sync.Mutex
+	made int
+}
+
+func newPackPool(n, size int) *packPool {
+	return &packPool{size: size, free: make(chan []byte, n)}
+}
+
+// get returns an empty buffer, allocating one while fewer than the pool's
+// number exist and otherwise waiting for one until ctx is done.
+func (p *packPool) get(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		return b[:0], nil
+	default:
+	}
+	p.mu.Lock()
+	if p.made < cap(p.free) {
+		p.made++
+		p.mu.Unlock()
+		return make([]byte, 0, p.size), nil
+	}
+	p.mu.Unlock()
+	select {
+	case b := <-p.free:
+		return b[:0], nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a pack buffer: %w", ctx.Err())
+	}
+}
+
+// put returns a buffer from get. A pack that outgrew its buffer comes back
+// as another slice; the pool then keeps a fresh one of the right size.
+func (p *packPool) put(b []byte) {
+	if cap(b) < p.size {
+		b = make([]byte, 0, p.size)
+	}
+	p.free <- b
 }
 
 // NewSaver starts uploaders, which use ctx. Give it a context that an
 // interrupt does not cancel, so packs already built still reach storage and
 // get indexed; call Flush to finish.
+// With uploaders 0 the backend's preference is used (remote.Connections).
 func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 	if uploaders < 1 {
-		uploaders = 1
+		uploaders = remote.Connections(r.be)
 	}
 	s := &Saver{
 		r:         r,
@@ -80,9 +131,7 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 		lastFlush: r.Now(),
 		journal:   r.openJournal(),
 	}
-	// Data packs kept for reuse: one per uploader and the one filling; a
-	// pack waiting for an uploader is allocated afresh when it must be.
-	s.packBufs = buffers.New(uploaders+1, s.packCap())
+	s.packs = newPackPool(uploaders+1, s.packCap())
 	for i := 0; i < uploaders; i++ {
 		s.wg.Add(1)
 		go s.uploader()
@@ -157,7 +206,14 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 		}
 	}
 	if op == nil {
-		op = &openPack{w: pack.NewWriter(*s.packBufs.Get())}
+		buf, err := s.packs.get(s.ctx)
+		if err != nil {
+			s.mu.Unlock()
+			s.scratch.Put(cbuf)
+			s.fail(err)
+			return false, err
+		}
+		op = &openPack{w: pack.NewWriter(buf), pooled: true}
 		s.packers[t] = op
 		room, _ = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
 	}
@@ -203,9 +259,12 @@ func (s *Saver) send(op *openPack) error {
 	op.sealing.Wait()
 	data, entries := op.w.Finish(s.r.key)
 	select {
-	case s.uploads <- finishedPack{data: data, entries: entries}:
+	case s.uploads <- finishedPack{data: data, entries: entries, pooled: op.pooled}:
 		return nil
 	case <-s.ctx.Done():
+		if op.pooled {
+			s.packs.put(data)
+		}
 		// The pack's blobs are marked pending but will never be stored: no
 		// later blob may be deduplicated against them.
 		err := fmt.Errorf("pack not uploaded: %w", s.ctx.Err())
@@ -220,23 +279,26 @@ func (s *Saver) fail(err error) {
 		s.err = err
 	}
 	s.mu.Unlock()
+	s.dead.Store(true)
 }
 
 func (s *Saver) uploader() {
 	defer s.wg.Done()
 	for p := range s.uploads {
 		if s.failed() {
-			continue // drain so senders never block on a dead saver
+			s.release(p) // drain so senders never block on a dead saver
+			continue
 		}
 		id := blob.ID(crypto.Hash(p.data))
 		if err := s.r.be.Save(s.ctx, remote.Handle{Type: remote.Data, Name: id.String()}, p.data); err != nil {
+			s.release(p)
 			s.fail(fmt.Errorf("upload pack %s: %w", id, err))
 			continue
 		}
 		s.journal.add(id, len(p.data))
 		s.r.index.AddPack(id, p.entries)
 		size := len(p.data)
-		s.packBufs.Put(&p.data) // tree packs are smaller than the list's size and dropped
+		s.release(p)
 		s.mu.Lock()
 		s.stats.StoredAdded += int64(size)
 		s.stats.PacksWritten++
@@ -251,11 +313,17 @@ func (s *Saver) uploader() {
 	}
 }
 
-func (s *Saver) failed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err != nil
+// release returns an uploaded or abandoned pack's buffer to the pool.
+func (s *Saver) release(p finishedPack) {
+	if p.pooled {
+		s.packs.put(p.data)
+	}
 }
+
+// failed reports whether the saver has failed. It does not take s.mu: a
+// blob worker may hold s.mu while it waits for an uploader to return a pack
+// buffer.
+func (s *Saver) failed() bool { return s.dead.Load() }
 
 // writeIndex stores one index file for the packs uploaded since the last one.
 func (s *Saver) writeIndex(ctx context.Context) error {

@@ -3,6 +3,7 @@ package directio
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"unsafe"
 )
@@ -20,6 +21,23 @@ var directFS = map[int64]bool{
 	0x9123683E: true, // btrfs
 	0x2FC12FC1: true, // ZFS
 	0xF2F52010: true, // F2FS
+}
+
+// SupportedDir reports whether files written under dir, or under its
+// nearest existing parent, go around the page cache.
+func SupportedDir(dir string) bool {
+	for {
+		var st syscall.Statfs_t
+		err := syscall.Statfs(dir, &st)
+		if err == nil {
+			return directFS[int64(st.Type)]
+		}
+		parent := filepath.Dir(dir)
+		if err != syscall.ENOENT || parent == dir {
+			return false
+		}
+		dir = parent
+	}
 }
 
 func supported(f *os.File) bool {

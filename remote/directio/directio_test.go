@@ -133,3 +133,20 @@ func TestDirectMatchesFileSystem(t *testing.T) {
 		t.Logf("%s: direct %v", dir, w.Direct())
 	}
 }
+
+// A directory not yet created is judged by its nearest existing parent:
+// a repository's pack directories appear as packs are written.
+func TestSupportedDirOfMissingPath(t *testing.T) {
+	dir := t.TempDir()
+	if got, want := SupportedDir(filepath.Join(dir, "not", "yet")), SupportedDir(dir); got != want {
+		t.Fatalf("SupportedDir of a missing path = %v, of its parent %v", got, want)
+	}
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if SupportedDir(dir) != supported(f) {
+		t.Fatalf("SupportedDir(%s) = %v, but a file there: %v", dir, SupportedDir(dir), supported(f))
+	}
+}
