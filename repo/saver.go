@@ -11,6 +11,7 @@ import (
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 )
@@ -36,8 +37,8 @@ type Saver struct {
 
 	mu        sync.Mutex
 	pending   map[blob.ID]struct{}
-	scratch   sync.Pool // *[]byte for compressed blobs
-	packs     *packPool // data pack buffers
+	scratch   sync.Pool     // *[]byte for compressed blobs
+	packs     *buffers.Pool // data pack buffers: one per uploader and the one filling
 	packers   [2]*openPack
 	unindexed []index.PackBlobs
 	lastFlush time.Time
@@ -59,60 +60,13 @@ type SaverStats struct {
 type openPack struct {
 	w       *pack.Writer
 	sealing sync.WaitGroup
-	pooled  bool
+	buf     *[]byte // from s.packs, for data packs
 }
 
 type finishedPack struct {
 	data    []byte
 	entries []pack.Entry
-	pooled  bool // data is a packPool buffer, returned after upload
-}
-
-// packPool lends a fixed number of data pack buffers: one per uploader and
-// the one filling. Starting a pack waits for a buffer to come back, so a
-// reader faster than the uploads does not pile packs up in memory, and the
-// buffers are reused rather than left to the garbage collector.
-type packPool struct {
-	size int
-	free chan []byte
-	mu   sync.Mutex
-	made int
-}
-
-func newPackPool(n, size int) *packPool {
-	return &packPool{size: size, free: make(chan []byte, n)}
-}
-
-// get returns an empty buffer, allocating one while fewer than the pool's
-// number exist and otherwise waiting for one until ctx is done.
-func (p *packPool) get(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-p.free:
-		return b[:0], nil
-	default:
-	}
-	p.mu.Lock()
-	if p.made < cap(p.free) {
-		p.made++
-		p.mu.Unlock()
-		return make([]byte, 0, p.size), nil
-	}
-	p.mu.Unlock()
-	select {
-	case b := <-p.free:
-		return b[:0], nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a pack buffer: %w", ctx.Err())
-	}
-}
-
-// put returns a buffer from get. A pack that outgrew its buffer comes back
-// as another slice; the pool then keeps a fresh one of the right size.
-func (p *packPool) put(b []byte) {
-	if cap(b) < p.size {
-		b = make([]byte, 0, p.size)
-	}
-	p.free <- b
+	buf     *[]byte // s.packs buffer holding data, returned after upload
 }
 
 // NewSaver starts uploaders, which use ctx. Give it a context that an
@@ -131,7 +85,9 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 		lastFlush: r.Now(),
 		journal:   r.openJournal(),
 	}
-	s.packs = newPackPool(uploaders+1, s.packCap())
+	// Starting a pack waits for an upload to return a buffer, so a reader
+	// faster than the uploads does not pile packs up in memory.
+	s.packs = buffers.NewPool(uploaders+1, s.packCap())
 	for i := 0; i < uploaders; i++ {
 		s.wg.Add(1)
 		go s.uploader()
@@ -206,14 +162,14 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 		}
 	}
 	if op == nil {
-		buf, err := s.packs.get(s.ctx)
+		buf, err := s.packs.Get(s.ctx)
 		if err != nil {
 			s.mu.Unlock()
 			s.scratch.Put(cbuf)
 			s.fail(err)
 			return false, err
 		}
-		op = &openPack{w: pack.NewWriter(buf), pooled: true}
+		op = &openPack{w: pack.NewWriter(*buf), buf: buf}
 		s.packers[t] = op
 		room, _ = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
 	}
@@ -259,12 +215,10 @@ func (s *Saver) send(op *openPack) error {
 	op.sealing.Wait()
 	data, entries := op.w.Finish(s.r.key)
 	select {
-	case s.uploads <- finishedPack{data: data, entries: entries, pooled: op.pooled}:
+	case s.uploads <- finishedPack{data: data, entries: entries, buf: op.buf}:
 		return nil
 	case <-s.ctx.Done():
-		if op.pooled {
-			s.packs.put(data)
-		}
+		s.release(finishedPack{data: data, buf: op.buf})
 		// The pack's blobs are marked pending but will never be stored: no
 		// later blob may be deduplicated against them.
 		err := fmt.Errorf("pack not uploaded: %w", s.ctx.Err())
@@ -315,8 +269,9 @@ func (s *Saver) uploader() {
 
 // release returns an uploaded or abandoned pack's buffer to the pool.
 func (s *Saver) release(p finishedPack) {
-	if p.pooled {
-		s.packs.put(p.data)
+	if p.buf != nil {
+		*p.buf = p.data // the pack may have outgrown the buffer
+		s.packs.Put(p.buf)
 	}
 }
 

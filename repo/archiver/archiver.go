@@ -65,7 +65,10 @@ type archiver struct {
 	window  int
 	workers int
 	files   chan struct{} // bounds files read at once
-	bufs    *buffers.List
+	// Chunk buffers for large files and for small ones, and chunkers,
+	// kept for reuse.
+	bigBufs, smallBufs *buffers.Pool
+	chunkers           sync.Pool // *chunking.Chunker
 
 	filesNew, filesChanged, filesUnmodified, dirsNew, total atomic.Int64
 	bytesProcessed                                          atomic.Int64
@@ -86,6 +89,9 @@ const (
 	parallelChunkCores = 4
 )
 
+// Files up to smallFile bytes take small chunk buffers.
+const smallFile = 1 << 20
+
 // chunkSource yields a stream's chunks in order.
 type chunkSource interface {
 	Next(buf []byte) ([]byte, error)
@@ -93,6 +99,7 @@ type chunkSource interface {
 
 type chunkJob struct {
 	buf  *[]byte
+	bufs *buffers.Pool // where buf goes back
 	data []byte
 	done chan chunkResult
 	refs atomic.Int32 // the hasher and a blob worker each release it
@@ -136,12 +143,14 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		workers: workers,
 		files:   make(chan struct{}, 2),
 	}
-	// Chunk buffers kept for reuse: a file's chunks in flight and the one
-	// being filled. They hold the largest chunk from the start: grown on
-	// demand they left garbage whose collections cost a deduplicating
-	// backup a tenth of its CPU, and only the pages a chunk touches become
-	// resident anyway.
-	a.bufs = buffers.New(a.window+2, int(r.Chunking().MaxSize))
+	// Chunk buffers, shared by the files read at once: a file's chunks in
+	// flight and the one being filled, and a reader waits for one to come
+	// back. A large file's start at twice the average chunk and keep what
+	// they grow to for a larger one (kept buffers also spare collections
+	// that cost a deduplicating backup a tenth of its CPU). A small file is
+	// one chunk no larger than itself.
+	a.bigBufs = buffers.NewPool(workers+3, 2<<r.Chunking().AverageBits)
+	a.smallBufs = buffers.NewPool(2*(a.window+2), smallFile)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
@@ -397,12 +406,14 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 		results = append(results, p)
 		oldChild := oldTree.Find(de.Name())
 		if cfi.IsDir() {
-			p.node, p.err = a.saveDir(ctx, childPath, cfi, oldChild)
-			p.ok = p.err == nil
-			close(p.done)
-			if p.err != nil {
-				break
-			}
+			// Subdirectories are walked alongside: waiting for each one's
+			// files before starting the next left one large recording
+			// being read at a time at the end of every directory.
+			go func() {
+				defer close(p.done)
+				p.node, p.err = a.saveDir(ctx, childPath, cfi, oldChild)
+				p.ok = p.err == nil
+			}()
 			continue
 		}
 		select {
@@ -533,11 +544,27 @@ func (a *archiver) allStored(ids []blob.ID) bool {
 // and the blob workers compute ids, compress and encrypt. At most a few
 // chunks are in flight, so memory stays bounded.
 func (a *archiver) chunkFile(ctx context.Context, f *os.File, sizeHint int64) ([]blob.ID, blob.ID, int64, error) {
-	var ch chunkSource = chunking.New(f, a.r.Chunking())
+	bufs := a.bigBufs
+	if sizeHint <= smallFile {
+		bufs = a.smallBufs
+	}
+	var ch chunkSource
 	if sizeHint >= parallelChunkMin && a.workers >= parallelChunkCores {
 		pc := chunking.NewParallel(f, a.r.Chunking(), a.workers, parallelSegment)
 		defer pc.Close()
 		ch = pc
+	} else {
+		c, ok := a.chunkers.Get().(*chunking.Chunker)
+		if ok {
+			c.Reset(f, a.r.Chunking())
+		} else {
+			c = chunking.New(f, a.r.Chunking())
+		}
+		defer func() {
+			c.Reset(nil, a.r.Chunking()) // let go of the file
+			a.chunkers.Put(c)
+		}()
+		ch = c
 	}
 	hashq := make(chan *chunkJob, a.window+1)
 	hashed := make(chan blob.ID, 1)
@@ -570,20 +597,24 @@ func (a *archiver) chunkFile(ctx context.Context, f *os.File, sizeHint int64) ([
 			firstErr = err
 			break
 		}
-		buf := a.bufs.Get()
+		buf, err := bufs.Get(ctx)
+		if err != nil {
+			firstErr = err
+			break
+		}
 		data, err := ch.Next(*buf)
 		if err == io.EOF {
-			a.bufs.Put(buf)
+			bufs.Put(buf)
 			break
 		}
 		if err != nil {
-			a.bufs.Put(buf)
+			bufs.Put(buf)
 			firstErr = err
 			break
 		}
 		*buf = data[:0] // keep the storage if the chunker grew it
 		size += int64(len(data))
-		j := &chunkJob{buf: buf, data: data, done: make(chan chunkResult, 1)}
+		j := &chunkJob{buf: buf, bufs: bufs, data: data, done: make(chan chunkResult, 1)}
 		j.refs.Store(2)
 		inflight = append(inflight, j.done)
 		hashq <- j
@@ -607,7 +638,7 @@ func (a *archiver) chunkFile(ctx context.Context, f *os.File, sizeHint int64) ([
 // are done with it.
 func (a *archiver) release(j *chunkJob) {
 	if j.refs.Add(-1) == 0 {
-		a.bufs.Put(j.buf)
+		j.bufs.Put(j.buf)
 	}
 }
 
