@@ -150,3 +150,42 @@ func TestSupportedDirOfMissingPath(t *testing.T) {
 		t.Fatalf("SupportedDir(%s) = %v, but a file there: %v", dir, SupportedDir(dir), supported(f))
 	}
 }
+
+// Ranges at every alignment, through aligned buffers with slack (direct
+// where supported), unaligned ones and ones too small, read back exactly;
+// a range past the end comes back short.
+func TestReadRange(t *testing.T) {
+	want := pattern(9*Block+123, 9)
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bufs := map[string]func(n int64) []byte{
+		"aligned":   func(n int64) []byte { return Buffer(int(n) + Slack)[:0] },
+		"unaligned": func(n int64) []byte { return make([]byte, n+Slack+1)[1:1] },
+		"small":     func(int64) []byte { return nil },
+	}
+	for name, mk := range bufs {
+		for _, off := range []int64{0, 1, Block - 1, Block, 3*Block + 17} {
+			for _, length := range []int64{1, Block - 1, Block, 2*Block + 5, int64(len(want)) - off} {
+				got, err := ReadRange(f, mk(length), off, length)
+				if err != nil {
+					t.Fatalf("%s off %d len %d: %v", name, off, length, err)
+				}
+				if !bytes.Equal(got, want[off:off+length]) {
+					t.Fatalf("%s off %d len %d: wrong bytes (%d)", name, off, length, len(got))
+				}
+			}
+		}
+		off := int64(len(want) - 10)
+		got, err := ReadRange(f, mk(100), off, 100)
+		if err != nil || !bytes.Equal(got, want[off:]) {
+			t.Fatalf("%s: past the end: %d bytes, %v; want the last 10", name, len(got), err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
@@ -120,7 +121,7 @@ type fetcher struct {
 func newFetcher(budget, maxRun int64) *fetcher {
 	return &fetcher{
 		bud:    newBudget(budget),
-		bufs:   buffers.New(int(budget/maxRun), int(maxRun)),
+		bufs:   buffers.New(int(budget/maxRun), int(maxRun)+directio.Slack),
 		maxRun: maxRun,
 	}
 }
