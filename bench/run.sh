@@ -85,7 +85,7 @@ measure() {
 	local tool=$1 phase=$2 bytes=$3 repo=$4
 	shift 4
 	sync # no writeback of earlier phases during the timed run
-	if [ "$CACHE" = cold ]; then drop_caches; fi
+	if [ "$CACHE" = cold ] || [ "${COLD_ONCE:-0}" = 1 ]; then drop_caches; fi
 	local tf=$WORK/time.$tool.$phase lf=$WORK/log.$tool.$phase t0 t1
 	t0=$(date +%s.%N)
 	if ! /usr/bin/time -v -o "$tf" "$@" >"$lf" 2>&1; then
@@ -121,12 +121,25 @@ backup() { # TOOL PHASE REPO CACHE BYTES PATH
 }
 
 restore() { # TOOL PHASE REPO CACHE BYTES TARGET
-	local tool=$1 phase=$2 repo=$3 cache=$4 bytes=$5 target=$6
+	local tool=$1 phase=$2 repo=$3 cache=$4 bytes=$5 target=$6 cmd
 	mkdir -p "$target"
 	case $tool in
-	restic) measure restic "$phase" "$bytes" "$repo" restic -q -r "$repo" --cache-dir "$cache" restore latest --target "$target" ;;
-	borg) measure borg "$phase" "$bytes" "$repo" env -C "$target" borg extract "$repo::b-changes" ;;
-	courtbak) measure courtbak "$phase" "$bytes" "$repo" "$CB" -q -r "$repo" --cache-dir "$cache" restore latest --target "$target" ;;
+	restic) cmd=(restic -q -r "$repo" --cache-dir "$cache" restore latest --target "$target") ;;
+	borg) cmd=(env -C "$target" borg extract "$repo::b-changes") ;;
+	courtbak) cmd=("$CB" -q -r "$repo" --cache-dir "$cache" restore latest --target "$target") ;;
+	esac
+	case $phase in
+	d-restore)
+		# Disaster recovery: the repository is not in this machine's page
+		# cache, and a restore is done when the files are on disk.
+		COLD_ONCE=1 measure "$tool" "$phase" "$bytes" "$repo" sh -c '"$@" && sync' restore "${cmd[@]}"
+		;;
+	*)
+		# Every tool's repository read into the page cache first, no sync:
+		# what the restore itself costs.
+		find "$repo" -type f -print0 | xargs -0 cat >/dev/null
+		measure "$tool" "$phase" "$bytes" "$repo" "${cmd[@]}"
+		;;
 	esac
 	local got
 	got=$(bytes_of "$target")
@@ -189,6 +202,7 @@ done
 # --- (d) full restore of the latest snapshot into an empty directory -----------------------
 for t in "${TOOLS[@]}"; do
 	restore "$t" d-restore "$WORK/$t/repo" "$WORK/$t/cache" "$SRC2" "$WORK/$t/restore"
+	restore "$t" d-restore-warm "$WORK/$t/repo" "$WORK/$t/cache" "$SRC2" "$WORK/$t/restore"
 done
 
 # --- (e) one large new incompressible file into a new repository -------------------------
@@ -243,13 +257,14 @@ metric() { awk -v n="$1" '/^BenchmarkIndex10M/ { for (i = 1; i <= NF; i++) if ($
 	echo "settings: restic repo v2, --compression auto (its default), AES-256 + Poly1305; borg repokey-blake2, lz4 (its default compression);"
 	echo "          courtbak defaults (zstd fastest where it pays, XChaCha20-Poly1305, argon2id 64 MiB KDF)"
 	echo "data:     $SIZE requested: $FILES1 files, $SRC1 bytes; after changes $FILES2 files, $SRC2 bytes"
-	echo "cache:    $CACHE page cache for the timed runs (cold drop permitted: $COLD_OK)"
+	echo "cache:    $CACHE page cache for the timed runs (cold drop permitted: $COLD_OK); phase d drops it and"
+	echo "          times the restore and a sync; phase d2 reads each repository into the cache first"
 	echo
 	awk -F'\t' '
 	function mb(x) { return x / 1e6 }
 	BEGIN {
 		name["a-first"] = "a first backup"; name["b-changes"] = "b backup after changes"
-		name["c-unchanged"] = "c unchanged re-backup"; name["d-restore"] = "d full restore"; name["e-large"] = "e one large new file"
+		name["c-unchanged"] = "c unchanged re-backup"; name["d-restore"] = "d restore, cold, synced"; name["d-restore-warm"] = "d2 restore, cached repo"; name["e-large"] = "e one large new file"
 		name["o-open"] = "open + list snapshots"
 		printf "%-24s %-9s %9s %9s %10s %10s\n", "phase", "tool", "wall s", "MB/s", "peak RSS", "repo MB"
 	}
@@ -312,9 +327,11 @@ metric() { awk -v n="$1" '/^BenchmarkIndex10M/ { for (i = 1; i <= NF; i++) if ($
 		r = thr["courtbak", "c-unchanged"] / thr["restic", "c-unchanged"]
 		printf "  unchanged re-backup no slower than restic: %5.2fx  %s\n", r, verdict(r >= 1)
 		r = thr["courtbak", "d-restore"] / thr["restic", "d-restore"]
-		printf "  restore >= 2x restic throughput:           %5.2fx  %s\n", r, verdict(r >= 2)
+		printf "  restore >= 2x restic throughput:           %5.2fx  %s (cold repository, until synced)\n", r, verdict(r >= 2)
+		r = thr["courtbak", "d-restore-warm"] / thr["restic", "d-restore-warm"]
+		printf "                                             %5.2fx  %s (cached repository, not synced)\n", r, verdict(r >= 2)
 		worst = 0
-		split("a-first b-changes c-unchanged d-restore", ps, " ")
+		split("a-first b-changes c-unchanged d-restore d-restore-warm", ps, " ")
 		for (i in ps) { r = rss["courtbak", ps[i]] / rss["restic", ps[i]]; if (r > worst) { worst = r; wp = ps[i] } }
 		printf "  peak RSS <= restic (worst phase %s): %5.2fx  %s\n", wp, worst, verdict(worst <= 1)
 		r = size["courtbak", "c-unchanged"] / size["restic", "c-unchanged"]
