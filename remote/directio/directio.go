@@ -20,12 +20,12 @@ const Block = 4096
 // Writer writes a new file from its start. Whole blocks are staged in an
 // aligned buffer and written directly; the last partial block goes through
 // the page cache on Flush. If the file system refuses a direct write, the
-// writer falls back to ordinary writes for the rest of the file.
+// staged blocks go through the cache from then on, at the same offsets.
 // Not safe for concurrent use.
 type Writer struct {
 	f      *os.File
 	direct bool
-	stage  []byte // aligned, a multiple of Block; nil when not direct
+	stage  []byte // aligned, a multiple of Block; nil when never direct
 	n      int    // bytes staged
 	off    int64  // file offset of stage[0]
 	err    error
@@ -63,9 +63,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if !w.direct {
+	if w.stage == nil {
 		n, err := w.f.Write(p)
-		w.off += int64(n)
 		if err != nil {
 			w.err = err
 		}
@@ -127,7 +126,7 @@ func (w *Writer) Flush() error {
 		w.off += int64(w.n)
 		w.n = 0
 	}
-	if w.direct {
+	if w.stage != nil {
 		if _, err := w.f.Seek(w.off, 0); err != nil {
 			w.err = err
 			return err
