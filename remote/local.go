@@ -164,41 +164,6 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64, fn fun
 	return fn(rd)
 }
 
-// directReadMin is the smallest range read around the page cache: below it
-// the cache's readahead serves neighbouring reads better.
-const directReadMin = 256 << 10
-
-// ReadRangeInto reads a range of h into buf, around the page cache where
-// the file system allows it and the range is large; see
-// remote.ReadRangeInto.
-func (l *Local) ReadRangeInto(ctx context.Context, h Handle, offset, length int64, buf []byte) ([]byte, error) {
-	if err := checkHandle(h); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if offset < 0 || length <= 0 {
-		return nil, fmt.Errorf("load %s: invalid range offset %d length %d", h, offset, length)
-	}
-	f, err := os.Open(l.path(h))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("load %s: %w", h, ErrNotFound)
-		}
-		return nil, fmt.Errorf("load %s: %w", h, err)
-	}
-	defer f.Close()
-	if length < directReadMin {
-		buf = nil // through the cache, into a buffer of its own
-	}
-	got, err := directio.ReadRange(f, buf, offset, length)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", h, err)
-	}
-	return got, nil
-}
-
 // Stat returns the size of h.
 func (l *Local) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 	if err := checkHandle(h); err != nil {

@@ -115,42 +115,24 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 	return buf, nil
 }
 
-// ReadRangeInto reads length bytes of h from offset into buf, which callers
-// recycle to spare the allocation and page faults of a fresh buffer, and
-// returns the part of buf holding them (a larger buffer if buf is too
-// small). A backend that reads ranges itself (rangeReader) gets buf; one
-// with capacity for directio.Slack more bytes lets a local backend read
-// around the page cache.
-func ReadRangeInto(ctx context.Context, be Backend, h Handle, offset, length int64, buf []byte) ([]byte, error) {
-	if length == 0 {
-		return buf[:0], nil
+// ReadRangeInto reads len(buf) bytes of h from offset into buf, which
+// callers recycle to spare the allocation and page faults of a fresh one.
+func ReadRangeInto(ctx context.Context, be Backend, h Handle, offset int64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
 	}
 	var got []byte
-	var err error
-	if rr, ok := be.(rangeReader); ok {
-		got, err = rr.ReadRangeInto(ctx, h, offset, length, buf)
-	} else {
-		if int64(cap(buf)) < length {
-			buf = make([]byte, length)
-		}
-		err = be.Load(ctx, h, offset, length, func(rd io.Reader) error {
-			got = buf[:length]
-			return readFull(rd, &got)
-		})
-	}
+	err := be.Load(ctx, h, offset, int64(len(buf)), func(rd io.Reader) error {
+		got = buf
+		return readFull(rd, &got)
+	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if int64(len(got)) != length {
-		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(got), length, errShort)
+	if len(got) != len(buf) {
+		return fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(got), len(buf), errShort)
 	}
-	return got, nil
-}
-
-// rangeReader is a backend that reads a range into a caller's buffer
-// itself; see ReadRangeInto.
-type rangeReader interface {
-	ReadRangeInto(ctx context.Context, h Handle, offset, length int64, buf []byte) ([]byte, error)
+	return nil
 }
 
 // readFull fills *buf from rd and truncates it to what was read; a short

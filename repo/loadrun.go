@@ -32,7 +32,12 @@ func (r *Repository) LoadRun(ctx context.Context, run []index.Location, buf []by
 	first, last := run[0], run[len(run)-1]
 	size := int64(last.Offset+last.Length) - int64(first.Offset)
 	h := remote.Handle{Type: remote.Data, Name: first.Pack.String()}
-	raw, err := remote.ReadRangeInto(ctx, r.be, h, int64(first.Offset), size, buf)
+	raw := buf
+	if int64(cap(raw)) < size {
+		raw = make([]byte, size)
+	}
+	raw = raw[:size]
+	err := remote.ReadRangeInto(ctx, r.be, h, int64(first.Offset), raw)
 	if err == nil {
 		out := make([][]byte, len(run))
 		for i, loc := range run {

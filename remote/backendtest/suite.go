@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/courtbak/courtbak/remote"
-	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/zeebo/blake3"
 )
 
@@ -423,26 +422,6 @@ func testLarge(t *testing.T, be remote.Backend) {
 	}
 	if got := mustLoad(t, be, h, 16<<20, 0); !bytes.Equal(got, data[16<<20:]) {
 		t.Fatal("range to the end of a large object differs")
-	}
-	// Ranged reads into a caller's buffer: one aligned with room to widen
-	// the read to whole blocks (a local backend reads around the page
-	// cache), one too small, at offsets on and off block boundaries.
-	ctx := context.Background()
-	for _, off := range []int64{0, 4096, 8<<20 - 100, 1<<20 + 7} {
-		length := int64(3<<20 + 11)
-		for name, buf := range map[string][]byte{"aligned": directio.Buffer(int(length) + directio.Slack)[:0], "small": make([]byte, 10)} {
-			got, err := remote.ReadRangeInto(ctx, be, h, off, length, buf)
-			if err != nil || !bytes.Equal(got, data[off:off+length]) {
-				t.Fatalf("ReadRangeInto %s buffer at %d: %d bytes, %v", name, off, len(got), err)
-			}
-		}
-	}
-	if _, err := remote.ReadRangeInto(ctx, be, h, int64(len(data))-10, 1<<20, directio.Buffer(1<<20+directio.Slack)); err == nil {
-		t.Fatal("ReadRangeInto past the end of an object: no error")
-	}
-	missing := object(remote.Data, []byte("missing ranged read"))
-	if _, err := remote.ReadRangeInto(ctx, be, missing, 0, 1<<20, directio.Buffer(1<<20+directio.Slack)); !errors.Is(err, remote.ErrNotFound) {
-		t.Fatalf("ReadRangeInto of a missing object: %v, want ErrNotFound", err)
 	}
 }
 

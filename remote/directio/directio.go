@@ -10,7 +10,6 @@ package directio
 
 import (
 	"fmt"
-	"io"
 	"os"
 )
 
@@ -154,36 +153,4 @@ func WriteFile(f *os.File, data []byte) error {
 	}
 	_, err := f.Write(data)
 	return err
-}
-
-// Slack is the extra capacity ReadRange needs beyond the bytes read, to
-// widen the read to whole blocks.
-const Slack = 2 * Block
-
-// ReadRange reads length bytes of f from off into buf and returns the part
-// of buf holding them, shorter at the end of the file. When buf is aligned
-// with Slack bytes to spare, whole blocks are read around the page cache:
-// data written once and read back once (a pack during a restore) then
-// costs no cache pages and no kernel copy. Otherwise it reads into
-// buf[:length], allocating a larger buf if needed.
-func ReadRange(f *os.File, buf []byte, off, length int64) ([]byte, error) {
-	start := off &^ (Block - 1)
-	end := (off + length + Block - 1) &^ (Block - 1)
-	if length > 0 && int64(cap(buf)) >= end-start && Aligned(buf[:1]) && supported(f) {
-		span := buf[:end-start]
-		n, err := readDirect(f, span, start)
-		if err != errRefused {
-			skip := off - start
-			got := max(0, min(int64(n)-skip, length))
-			return span[skip : skip+got], err
-		}
-	}
-	if int64(cap(buf)) < length {
-		buf = make([]byte, length)
-	}
-	n, err := f.ReadAt(buf[:length], off)
-	if err == io.EOF {
-		err = nil
-	}
-	return buf[:n], err
 }

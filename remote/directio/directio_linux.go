@@ -107,54 +107,6 @@ func writeDirect(f *os.File, b []byte, off int64) error {
 	return werr
 }
 
-// readDirect fills b (aligned, whole blocks) from off with O_DIRECT set for
-// the duration of the call. It stops early only at the end of the file.
-func readDirect(f *os.File, b []byte, off int64) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, errRefused
-	}
-	done := 0
-	var rerr error
-	cerr := rc.Control(func(fd uintptr) {
-		flags, err := fcntl(fd, syscall.F_GETFL, 0)
-		if err != nil {
-			rerr = errRefused
-			return
-		}
-		if _, err := fcntl(fd, syscall.F_SETFL, flags|syscall.O_DIRECT); err != nil {
-			rerr = errRefused
-			return
-		}
-		defer func() { _, _ = fcntl(fd, syscall.F_SETFL, flags) }()
-		for done < len(b) {
-			n, err := syscall.Pread(int(fd), b[done:], off+int64(done))
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				if done == 0 && err == syscall.EINVAL {
-					rerr = errRefused
-				} else {
-					rerr = err
-				}
-				return
-			}
-			if n == 0 {
-				return // end of file
-			}
-			done += n
-			if done%Block != 0 {
-				return // a short read ends only at the end of the file
-			}
-		}
-	})
-	if cerr != nil {
-		return 0, errRefused
-	}
-	return done, rerr
-}
-
 func fcntl(fd uintptr, cmd, arg int) (int, error) {
 	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, uintptr(cmd), uintptr(arg))
 	if e != 0 {

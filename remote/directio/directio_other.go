@@ -18,6 +18,4 @@ func supported(*os.File) bool { return false }
 
 func writeDirect(*os.File, []byte, int64) error { return errRefused }
 
-func readDirect(*os.File, []byte, int64) (int, error) { return 0, errRefused }
-
 func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

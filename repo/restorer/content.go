@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/courtbak/courtbak/crypto"
-	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
@@ -121,7 +120,7 @@ type fetcher struct {
 func newFetcher(budget, maxRun int64) *fetcher {
 	return &fetcher{
 		bud:    newBudget(budget),
-		bufs:   buffers.New(int(budget/maxRun), int(maxRun)+directio.Slack),
+		bufs:   buffers.New(int(budget/maxRun), int(maxRun)),
 		maxRun: maxRun,
 	}
 }
