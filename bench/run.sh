@@ -66,7 +66,8 @@ export BORG_BASE_DIR=$WORK/borg-home # keys, caches and security state of borg
 TSV=$WORK/results.tsv
 : >"$TSV"
 
-bytes_of() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
+# %.0f, not %d: mawk's %d stops at 2^31 - 1 bytes.
+bytes_of() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
 COLD_OK=unknown
 drop_caches() {
