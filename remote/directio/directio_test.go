@@ -2,6 +2,7 @@ package directio
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,41 +22,51 @@ func pattern(n int, seed uint64) []byte {
 // would lose or duplicate the tail.
 var sizes = []int{0, 1, Block - 1, Block, Block + 1, 4*Block - 1, 4 * Block, 4*Block + 1, 13*Block + 777, 1 << 20}
 
+// roundTrip writes a new file with write, appends "end" at the file
+// position write left, and checks the file holds want and then "end": the
+// position must be the end of the content.
+func roundTrip(t *testing.T, dir string, want []byte, write func(*os.File) error) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, append(want, "end"...)) {
+		t.Fatalf("file differs: %d bytes, want %d", len(got), len(want)+3)
+	}
+}
+
 func TestWriterRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	stage := Buffer(4 * Block)
 	for _, size := range sizes {
 		for _, piece := range []int{1, 1000, Block, 3*Block + 5, 1 << 30} {
 			want := pattern(size, uint64(size*7+piece))
-			f, err := os.Create(filepath.Join(dir, "f"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := NewWriter(f, stage)
-			for p := want; len(p) > 0; {
-				n := min(piece, len(p))
-				if m, err := w.Write(p[:n]); err != nil || m != n {
-					t.Fatalf("size %d piece %d: Write = %d, %v", size, piece, m, err)
+			t.Logf("size %d, pieces of %d", size, piece)
+			roundTrip(t, dir, want, func(f *os.File) error {
+				w := NewWriter(f, stage)
+				for p := want; len(p) > 0; {
+					n := min(piece, len(p))
+					if m, err := w.Write(p[:n]); err != nil || m != n {
+						return fmt.Errorf("Write = %d, %v", m, err)
+					}
+					p = p[n:]
 				}
-				p = p[n:]
-			}
-			if err := w.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			// The file position is the end: a later write appends.
-			if _, err := f.Write([]byte("end")); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := os.ReadFile(f.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, append(want, "end"...)) {
-				t.Fatalf("size %d piece %d: file differs (%d bytes, want %d)", size, piece, len(got), len(want)+3)
-			}
+				return w.Flush()
+			})
 		}
 	}
 }
@@ -70,26 +81,8 @@ func TestWriteFileRoundTrip(t *testing.T) {
 				data = make([]byte, size+1)[1:] // never block-aligned
 			}
 			copy(data, want)
-			f, err := os.Create(filepath.Join(dir, "f"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := WriteFile(f, data); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.Write([]byte("end")); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
-			got, err := os.ReadFile(f.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, append(want, "end"...)) {
-				t.Fatalf("size %d aligned %v: file differs", size, aligned)
-			}
+			t.Logf("size %d, aligned %v", size, aligned)
+			roundTrip(t, dir, want, func(f *os.File) error { return WriteFile(f, data) })
 		}
 	}
 }

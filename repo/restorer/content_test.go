@@ -16,35 +16,44 @@ import (
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
-// Many large files restored at once through a budget that holds only two
-// runs: every file wants a window of runs, and none may wait for memory
-// while holding some, or the restore deadlocks. Each file must come out
-// byte for byte, through recycled read buffers.
-func TestConcurrentFilesShareASmallBudget(t *testing.T) {
+// BackupForTest backs up a generated tree into a new local repository with
+// a fast key derivation, for this package's tests inside and outside it.
+func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *repo.Snapshot, src, repoDir string) {
+	t.Helper()
 	ctx := context.Background()
-	be, err := remote.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	repoDir = filepath.Join(t.TempDir(), "repo")
+	be, err := remote.OpenLocal(repoDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{})
-	if err != nil {
+	if r, err = repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(t.TempDir(), "src")
-	if _, err := gen.Generate(src, gen.Options{Seed: 5, TotalBytes: 24 << 20, SmallFiles: 8, Copies: 0}); err != nil {
+	src = filepath.Join(t.TempDir(), "src")
+	if _, err := gen.Generate(src, opts); err != nil {
 		t.Fatal(err)
 	}
 	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, res.Snapshot, src, repoDir
+}
+
+// Many large files restored at once through a budget that holds only two
+// runs: every file wants a window of runs, and none may wait for memory
+// while holding some, or the restore deadlocks. Each file must come out
+// byte for byte, through recycled read buffers.
+func TestConcurrentFilesShareASmallBudget(t *testing.T) {
+	ctx := context.Background()
+	r, sn, _, _ := BackupForTest(t, gen.Options{Seed: 5, TotalBytes: 24 << 20, SmallFiles: 8, Copies: 0})
 	type file struct {
 		path string
 		node repo.Node
 	}
 	var files []file
-	err = r.Walk(ctx, res.Snapshot.Tree, func(p string, n *repo.Node) error {
+	err := r.Walk(ctx, sn.Tree, func(p string, n *repo.Node) error {
 		if n.Type == repo.NodeFile && n.Size > 0 {
 			files = append(files, file{p, *n})
 		}

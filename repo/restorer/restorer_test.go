@@ -10,36 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/courtbak/courtbak/crypto"
-	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
-	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/restorer"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
 func backupTree(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
-	t.Helper()
-	ctx := context.Background()
-	repoDir := filepath.Join(t.TempDir(), "repo")
-	be, err := remote.OpenLocal(repoDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(t.TempDir(), "src")
-	if _, err := gen.Generate(src, gen.Options{Seed: 21, TotalBytes: 12 << 20, SmallFiles: 30, Copies: 1}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, res.Snapshot, src, repoDir
+	return restorer.BackupForTest(t, gen.Options{Seed: 21, TotalBytes: 12 << 20, SmallFiles: 30, Copies: 1})
 }
 
 func TestRestoreRoundTrip(t *testing.T) {
