@@ -63,6 +63,20 @@ func NewFaulty(be Backend, cfg FaultConfig) *Faulty {
 	}
 }
 
+// SetFaults replaces the fault rates, for example once a repository is set
+// up through the wrapper. The random sequence continues.
+func (f *Faulty) SetFaults(cfg FaultConfig) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cfg = cfg
+}
+
+func (f *Faulty) config() FaultConfig {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg
+}
+
 // SetOutage makes every call fail with ErrInjected (on) or lets them
 // through again (off).
 func (f *Faulty) SetOutage(on bool) {
@@ -135,8 +149,8 @@ func (f *Faulty) before(ctx context.Context, op string, h Handle) error {
 	if herr != nil {
 		return fmt.Errorf("%s %s: %w", op, h, herr)
 	}
-	if f.chance(f.cfg.DelayRate) {
-		if err := sleepCtx(ctx, f.cfg.Delay); err != nil {
+	if f.chance(f.config().DelayRate) {
+		if err := sleepCtx(ctx, f.config().Delay); err != nil {
 			return fmt.Errorf("%s %s: %w", op, h, err)
 		}
 	}
@@ -148,7 +162,7 @@ func (f *Faulty) Save(ctx context.Context, h Handle, data []byte) error {
 	if err := f.before(ctx, "save", h); err != nil {
 		return err
 	}
-	if !f.chance(f.cfg.FailRate) {
+	if !f.chance(f.config().FailRate) {
 		return f.be.Save(ctx, h, data)
 	}
 	if f.intN(2) == 0 {
@@ -164,10 +178,10 @@ func (f *Faulty) Load(ctx context.Context, h Handle, offset, length int64, fn fu
 	if err := f.before(ctx, "load", h); err != nil {
 		return err
 	}
-	if f.chance(f.cfg.FailRate) {
+	if f.chance(f.config().FailRate) {
 		return fmt.Errorf("load %s: %w", h, ErrInjected)
 	}
-	truncate, corrupt := f.chance(f.cfg.TruncateRate), f.chance(f.cfg.CorruptRate)
+	truncate, corrupt := f.chance(f.config().TruncateRate), f.chance(f.config().CorruptRate)
 	if !truncate && !corrupt {
 		return f.be.Load(ctx, h, offset, length, fn)
 	}
@@ -209,7 +223,7 @@ func (f *Faulty) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 	if err := f.before(ctx, "stat", h); err != nil {
 		return ObjectInfo{}, err
 	}
-	if f.chance(f.cfg.FailRate) {
+	if f.chance(f.config().FailRate) {
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", h, ErrInjected)
 	}
 	return f.be.Stat(ctx, h)
@@ -220,7 +234,7 @@ func (f *Faulty) List(ctx context.Context, t Type, fn func(ObjectInfo) error) er
 	if err := f.before(ctx, "list", Handle{Type: t}); err != nil {
 		return err
 	}
-	if !f.chance(f.cfg.FailRate) {
+	if !f.chance(f.config().FailRate) {
 		return f.be.List(ctx, t, fn)
 	}
 	failAfter := f.intN(8)
@@ -243,7 +257,7 @@ func (f *Faulty) Remove(ctx context.Context, h Handle) error {
 	if err := f.before(ctx, "remove", h); err != nil {
 		return err
 	}
-	if !f.chance(f.cfg.FailRate) {
+	if !f.chance(f.config().FailRate) {
 		return f.be.Remove(ctx, h)
 	}
 	if f.intN(2) == 0 {
