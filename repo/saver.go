@@ -152,26 +152,46 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 		}
 		return true, nil
 	}
-	op := s.packers[t]
-	var full []*openPack
-	room, ok := []byte(nil), false
-	if op != nil {
-		room, ok = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
-		if !ok {
-			full, op = append(full, op), nil
+	var (
+		op   *openPack
+		room []byte
+		full []*openPack
+	)
+	for {
+		if op = s.packers[t]; op != nil {
+			var ok bool
+			if room, ok = op.w.Reserve(t, id, comp, len(plaintext), sealedLen); ok {
+				break
+			}
+			full, s.packers[t] = append(full, op), nil
 		}
-	}
-	if op == nil {
+		if buf, ok := s.packs.TryGet(); ok {
+			s.packers[t] = &openPack{w: pack.NewWriter(*buf), buf: buf}
+			continue
+		}
+		// Every pack buffer is out. Wait without the lock, which uploaders
+		// take after each upload, and send the full packs this call holds
+		// first: they may be what the others wait for.
+		s.mu.Unlock()
+		for _, op := range full {
+			if err := s.send(op); err != nil {
+				s.scratch.Put(cbuf)
+				return false, err
+			}
+		}
+		full = nil
 		buf, err := s.packs.Get(s.ctx)
 		if err != nil {
-			s.mu.Unlock()
 			s.scratch.Put(cbuf)
 			s.fail(err)
 			return false, err
 		}
-		op = &openPack{w: pack.NewWriter(*buf), buf: buf}
-		s.packers[t] = op
-		room, _ = op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
+		s.mu.Lock()
+		if s.packers[t] != nil {
+			s.packs.Put(buf) // another call opened a pack meanwhile
+		} else {
+			s.packers[t] = &openPack{w: pack.NewWriter(*buf), buf: buf}
+		}
 	}
 	op.sealing.Add(1)
 	if op.w.Size() >= s.r.opts.PackSize {
@@ -275,9 +295,7 @@ func (s *Saver) release(p finishedPack) {
 	}
 }
 
-// failed reports whether the saver has failed. It does not take s.mu: a
-// blob worker may hold s.mu while it waits for an uploader to return a pack
-// buffer.
+// failed reports whether the saver has failed, without taking s.mu.
 func (s *Saver) failed() bool { return s.dead.Load() }
 
 // writeIndex stores one index file for the packs uploaded since the last one.

@@ -22,22 +22,29 @@ func NewPool(n, size int) *Pool {
 	return &Pool{size: size, free: make(chan *[]byte, n)}
 }
 
-// Get returns an empty buffer, waiting while all n are out until ctx is done.
-func (p *Pool) Get(ctx context.Context) (*[]byte, error) {
+// TryGet returns an empty buffer if one is free or may still be made.
+func (p *Pool) TryGet() (*[]byte, bool) {
 	select {
 	case b := <-p.free:
 		*b = (*b)[:0]
-		return b, nil
+		return b, true
 	default:
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.made < cap(p.free) {
 		p.made++
-		p.mu.Unlock()
 		b := make([]byte, 0, p.size)
-		return &b, nil
+		return &b, true
 	}
-	p.mu.Unlock()
+	return nil, false
+}
+
+// Get returns an empty buffer, waiting while all n are out until ctx is done.
+func (p *Pool) Get(ctx context.Context) (*[]byte, error) {
+	if b, ok := p.TryGet(); ok {
+		return b, nil
+	}
 	select {
 	case b := <-p.free:
 		*b = (*b)[:0]

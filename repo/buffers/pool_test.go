@@ -31,6 +31,9 @@ func TestPoolBoundsBuffersOut(t *testing.T) {
 	if c != a || len(*c) != 0 || cap(*c) < 200 {
 		t.Fatalf("waiting Get got %p len %d cap %d, want the returned buffer, empty, grown", c, len(*c), cap(*c))
 	}
+	if b, ok := p.TryGet(); ok {
+		t.Fatalf("TryGet handed out a third buffer (%p)", b)
+	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	if _, err := p.Get(short); !errors.Is(err, context.DeadlineExceeded) {

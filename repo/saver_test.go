@@ -1,0 +1,94 @@
+package repo_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
+)
+
+// Data and tree blobs saved at once by many goroutines, through one
+// uploader and its two pack buffers, with slow uploads and small packs:
+// every upload of a tree pack (which returns no buffer) while all data
+// buffers are out is a chance for a saver that waits for a buffer under
+// its lock to deadlock with the uploader, which takes that lock after each
+// upload. Every blob must end up indexed.
+func TestSaverBuffersUnderSlowUploads(t *testing.T) {
+	ctx := context.Background()
+	local, err := remote.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty := remote.NewFaulty(local, remote.FaultConfig{Seed: 1})
+	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	r, err := repo.Init(ctx, faulty, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{PackSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty.SetFaults(remote.FaultConfig{Seed: 1, DelayRate: 0.5, Delay: time.Millisecond})
+	s := r.NewSaver(ctx, 1)
+	const workers, perWorker = 6, 400
+	ids := make([][]blob.ID, workers)
+	done := make(chan error, 1)
+	go func() {
+		var wg sync.WaitGroup
+		errs := make([]error, workers)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rnd := rand.New(rand.NewPCG(uint64(w), 7))
+				for i := range perWorker {
+					typ, size := blob.Data, 8<<10+rnd.IntN(24<<10)
+					if i%5 == 0 {
+						typ, size = blob.Tree, 200+rnd.IntN(2000)
+					}
+					data := make([]byte, size)
+					for j := range data {
+						data[j] = byte(rnd.Uint32())
+					}
+					id := r.BlobID(data)
+					if _, err := s.SaveBlob(typ, id, data); err != nil {
+						errs[w] = fmt.Errorf("worker %d blob %d: %w", w, i, err)
+						return
+					}
+					ids[w] = append(ids[w], id)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- s.Flush(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("saving deadlocked")
+	}
+	for _, list := range ids {
+		for _, id := range list {
+			if !r.Index().Has(id) {
+				t.Fatalf("blob %s saved but not indexed", id.Short())
+			}
+		}
+	}
+	if st := s.Stats(); st.PacksWritten < 50 {
+		t.Fatalf("only %d packs written: the test exercises little", st.PacksWritten)
+	}
+}
