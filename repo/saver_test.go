@@ -15,13 +15,19 @@ import (
 	"github.com/courtbak/courtbak/repo/blob"
 )
 
-// Data and tree blobs saved at once by many goroutines, through one
-// uploader and its two pack buffers, with slow uploads and small packs:
+// Data and tree blobs saved at once by many goroutines, through one or two
+// uploaders and their pack buffers, with slow uploads and small packs:
 // every upload of a tree pack (which returns no buffer) while all data
 // buffers are out is a chance for a saver that waits for a buffer under
 // its lock to deadlock with the uploader, which takes that lock after each
 // upload. Every blob must end up indexed.
 func TestSaverBuffersUnderSlowUploads(t *testing.T) {
+	for _, uploaders := range []int{1, 2} {
+		t.Run(fmt.Sprintf("uploaders=%d", uploaders), func(t *testing.T) { saveUnderSlowUploads(t, uploaders) })
+	}
+}
+
+func saveUnderSlowUploads(t *testing.T, uploaders int) {
 	ctx := context.Background()
 	local, err := remote.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	if err != nil {
@@ -34,7 +40,7 @@ func TestSaverBuffersUnderSlowUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	faulty.SetFaults(remote.FaultConfig{Seed: 1, DelayRate: 0.5, Delay: time.Millisecond})
-	s := r.NewSaver(ctx, 1)
+	s := r.NewSaver(ctx, uploaders)
 	const workers, perWorker = 6, 400
 	ids := make([][]blob.ID, workers)
 	done := make(chan error, 1)
