@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
@@ -28,6 +29,7 @@ type journal struct {
 	mu   sync.Mutex
 	path string
 	f    *os.File
+	now  func() time.Time
 }
 
 func (r *Repository) journalDir() string {
@@ -58,7 +60,7 @@ func (r *Repository) openJournal() *journal {
 		_ = os.Remove(f.Name())
 		return fail(err)
 	}
-	return &journal{path: f.Name(), f: f}
+	return &journal{path: f.Name(), f: f, now: r.opts.Now}
 }
 
 // add records an uploaded pack durably before it is relied on.
@@ -68,7 +70,7 @@ func (j *journal) add(id blob.ID, size int) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := fmt.Fprintf(j.f, "%s %d\n", id, size); err == nil {
+	if _, err := fmt.Fprintf(j.f, "%s %d %d\n", id, size, j.now().Unix()); err == nil {
 		_ = j.f.Sync()
 	}
 }
@@ -130,12 +132,18 @@ func (r *Repository) recoverJournalFile(ctx context.Context, p string) (int, err
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) != 2 {
-			continue // a torn last line from the kill
+		if len(fields) != 3 {
+			continue // a torn last line from the kill, or a line without its upload time
 		}
 		id, err := blob.ParseID(fields[0])
 		size, serr := strconv.ParseInt(fields[1], 10, 64)
-		if err != nil || serr != nil || known[id] {
+		uploaded, terr := strconv.ParseInt(fields[2], 10, 64)
+		if err != nil || serr != nil || terr != nil || known[id] {
+			continue
+		}
+		if r.Now().Sub(time.Unix(uploaded, 0)) > MaxBackupAge {
+			// A prune may have seen it unindexed long enough ago to delete
+			// it any moment now (docs/design.md §20.3): upload the data again.
 			continue
 		}
 		known[id] = true

@@ -19,6 +19,9 @@ func (r *Repository) saveObject(ctx context.Context, t remote.Type, data []byte)
 	if err := r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data); err != nil {
 		return id, err
 	}
+	if t == remote.Index {
+		r.noteIndexFile(id.String())
+	}
 	return id, nil
 }
 
@@ -183,9 +186,13 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 // LoadIndex reads every index file into the in-memory index. A file
 // superseded by another present one is skipped.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	r.indexLoadedAt = r.Now()
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return err
+	}
+	for name := range files {
+		r.noteIndexFile(name)
 	}
 	superseded := index.Superseded(files)
 	for name, f := range files {

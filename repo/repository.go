@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -104,6 +105,12 @@ type Repository struct {
 	index *index.Index
 	zenc  *zstd.Encoder
 	zdec  *zstd.Decoder
+
+	// What SecureSnapshot needs to notice a prune: the index files this
+	// process loaded or wrote, and when it loaded the index.
+	indexMu       sync.Mutex
+	indexSeen     map[string]bool
+	indexLoadedAt time.Time
 }
 
 func (o *Options) defaults() {
@@ -128,7 +135,7 @@ func newRepository(be remote.Backend, opts Options) *Repository {
 	if err != nil {
 		panic(err)
 	}
-	return &Repository{be: be, opts: opts, index: index.New(), zenc: zenc, zdec: zdec}
+	return &Repository{be: be, opts: opts, index: index.New(), zenc: zenc, zdec: zdec, indexLoadedAt: opts.Now()}
 }
 
 // Exists reports whether a repository config is stored at be.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -146,4 +147,17 @@ func FindSnapshot(snaps []*Snapshot, ref string) (*Snapshot, error) {
 		return nil, fmt.Errorf("snapshot %q: %w (see 'courtbak snapshots')", ref, ErrSnapshotNotFound)
 	}
 	return found, nil
+}
+
+// RemoveSnapshot deletes a snapshot object (forget). The data it alone
+// needed stays until a prune.
+func (r *Repository) RemoveSnapshot(ctx context.Context, id blob.ID) error {
+	h := remote.Handle{Type: remote.Snapshot, Name: id.String()}
+	if err := r.be.Remove(ctx, h); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return fmt.Errorf("remove snapshot %s: %w", id.Short(), err)
+	}
+	if p := r.cachePath(h); p != "" {
+		_ = os.Remove(p)
+	}
+	return nil
 }

@@ -201,6 +201,9 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 	}
 	sum.DurationSeconds = time.Since(start).Seconds()
 	sn.Summary = &sum
+	if err := r.SecureSnapshot(storeCtx, sn.Tree); err != nil {
+		return nil, err
+	}
 	if err := r.SaveSnapshot(storeCtx, sn); err != nil {
 		return nil, err
 	}

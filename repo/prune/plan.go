@@ -1,0 +1,108 @@
+package prune
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/courtbak/courtbak/repo/blob"
+)
+
+// Plan is what a mark leaves for the sweep. It names objects only (pack,
+// index and snapshot names are visible to anyone who can list the
+// storage), so it is kept as plain JSON in this host's state directory.
+type Plan struct {
+	// Marked is T1: when the superseding index file was stored, on this
+	// host's clock. The sweep runs at T1 plus the grace period or later.
+	Marked time.Time `json:"marked"`
+	// Snapshots are the snapshots the mark walked.
+	Snapshots []blob.ID `json:"snapshots"`
+	// Superseded are the index files the mark replaced (I1).
+	Superseded []blob.ID `json:"superseded"`
+	// Written are the index files the mark wrote, the superseding one last.
+	Written []blob.ID `json:"written"`
+	// Dead packs were indexed but held no blob a snapshot needed.
+	Dead []Pack `json:"dead"`
+	// Unindexed packs were in no index file in effect.
+	Unindexed []Pack `json:"unindexed"`
+}
+
+// Pack is a pack's name and size.
+type Pack struct {
+	ID   blob.ID `json:"id"`
+	Size int64   `json:"size"`
+}
+
+// Due returns when the plan may be swept with the given grace period.
+func (p *Plan) Due(grace time.Duration) time.Time { return p.Marked.Add(grace) }
+
+// Bytes returns the packs' total size.
+func Bytes(packs []Pack) int64 {
+	var n int64
+	for _, p := range packs {
+		n += p.Size
+	}
+	return n
+}
+
+func planPath(dir string) string { return filepath.Join(dir, "prune-plan.json") }
+
+// loadPlan returns the plan kept in dir, or nil if there is none.
+func loadPlan(dir string) (*Plan, error) {
+	b, err := os.ReadFile(planPath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read prune plan: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("prune plan %s is unreadable (%v): delete it and run prune again, which marks afresh", planPath(dir), err)
+	}
+	return &p, nil
+}
+
+// savePlan stores p durably: a plan lost after its superseding index file
+// was written would leave that mark for --adopt to take over.
+func savePlan(dir string, p *Plan) error {
+	b, err := json.MarshalIndent(p, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".prune-plan-*")
+	if err != nil {
+		return fmt.Errorf("save prune plan: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("save prune plan: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("save prune plan: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save prune plan: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), planPath(dir)); err != nil {
+		return fmt.Errorf("save prune plan: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+func removePlan(dir string) error {
+	if err := os.Remove(planPath(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove prune plan: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,514 @@
+// Package prune deletes data that no snapshot needs, safely while other
+// hosts back up into the same repository, in the two phases of
+// docs/design.md §20. A mark replaces the index with one that leaves out
+// unused packs and records them in a plan on this host; a sweep at least a
+// grace period later deletes those still unused. Each Run sweeps a plan that
+// is due and then marks afresh.
+package prune
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+)
+
+// DefaultGrace is G: how long unused data stays after a mark before it is
+// deleted. It must exceed repo.MaxBackupAge, the longest a backup that
+// started before the mark may take to write its snapshot.
+const DefaultGrace = 48 * time.Hour
+
+// packsPerIndexFile bounds the index files a mark writes (a few MiB each).
+const packsPerIndexFile = 4096
+
+// Options control a Run.
+type Options struct {
+	// Grace is the grace period. 0 marks and sweeps at once, which is only
+	// safe when no backup into the repository is running; otherwise it must
+	// be longer than repo.MaxBackupAge.
+	Grace time.Duration
+	// DryRun reports what would be marked and deleted, and changes nothing.
+	DryRun bool
+	// Adopt takes over a mark that this host has no plan for (its plan was
+	// lost, or it came from another host). Only safe when no other prune
+	// is running.
+	Adopt bool
+}
+
+// Result is what a Run did.
+type Result struct {
+	// Swept is set when a plan was swept (or would have been, in a dry run).
+	Swept *Sweep `json:"swept,omitempty"`
+	// Marked is set when a mark was made (or planned, in a dry run).
+	Marked *Mark `json:"marked,omitempty"`
+	// Pending is set when a plan was left waiting for its grace period.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Sweep reports a sweep.
+type Sweep struct {
+	PacksDeleted      int   `json:"packs_deleted"`
+	BytesDeleted      int64 `json:"bytes_deleted"`
+	PacksKept         int   `json:"packs_kept"` // needed again since the mark
+	IndexFilesDeleted int   `json:"index_files_deleted"`
+	PacksNotDeleted   int   `json:"packs_not_deleted"` // the storage refused; tried again next time
+}
+
+// Mark reports a mark.
+type Mark struct {
+	Snapshots      int       `json:"snapshots"`
+	PacksUsed      int       `json:"packs_used"`
+	BytesUsed      int64     `json:"bytes_used"`
+	PacksUnused    int       `json:"packs_unused"`
+	BytesUnused    int64     `json:"bytes_unused"`
+	PacksUnindexed int       `json:"packs_unindexed"`
+	BytesUnindexed int64     `json:"bytes_unindexed"`
+	PacksReindexed int       `json:"packs_reindexed"` // unindexed packs a snapshot needs
+	Due            time.Time `json:"due"`
+}
+
+// Pending reports a plan whose grace period has not passed.
+type Pending struct {
+	Marked time.Time `json:"marked"`
+	Due    time.Time `json:"due"`
+	Packs  int       `json:"packs"`
+	Bytes  int64     `json:"bytes"`
+}
+
+// ErrNoStateDir means there is no cache directory to keep the plan in.
+var ErrNoStateDir = errors.New("prune keeps its plan in the cache directory, and there is none: give --cache-dir")
+
+// ErrForeignMark means index files are superseded by a mark this host has
+// no plan for.
+var ErrForeignMark = errors.New("another prune's mark is pending")
+
+// ErrIncomplete means snapshots need data the repository lacks; prune
+// deletes nothing then.
+var ErrIncomplete = errors.New("snapshots need data that is not stored")
+
+// Run sweeps the plan if it is due, then marks. The repository must be
+// open; its in-memory index is replaced.
+func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error) {
+	if opts.Grace != 0 && opts.Grace <= repo.MaxBackupAge {
+		return nil, fmt.Errorf("grace period %s must be 0 or longer than %s, the time a running backup may take to write its snapshot", opts.Grace, repo.MaxBackupAge)
+	}
+	dir := r.StateDir()
+	if dir == "" {
+		return nil, ErrNoStateDir
+	}
+	lock, err := repo.LockExclusive(filepath.Join(dir, "prune.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("another prune of this repository is running on this host: %w", err)
+	}
+	defer lock.Close()
+
+	res := &Result{}
+	plan, err := loadPlan(dir)
+	if err != nil {
+		return nil, err
+	}
+	if plan != nil {
+		due := plan.Due(opts.Grace)
+		if r.Now().Before(due) {
+			res.Pending = &Pending{Marked: plan.Marked, Due: due,
+				Packs: len(plan.Dead) + len(plan.Unindexed), Bytes: Bytes(plan.Dead) + Bytes(plan.Unindexed)}
+			return res, nil
+		}
+		if res.Swept, err = sweep(ctx, r, plan, opts.DryRun); err != nil {
+			return res, err
+		}
+		if opts.DryRun {
+			return res, nil // the mark would see the repository after the sweep
+		}
+		if err := removePlan(dir); err != nil {
+			return res, err
+		}
+	}
+	plan, res.Marked, err = mark(ctx, r, opts)
+	if err != nil || plan == nil || opts.DryRun {
+		return res, err
+	}
+	if opts.Grace > 0 {
+		return res, savePlan(dir, plan)
+	}
+	// No grace: the caller vouches that no backup is running.
+	if err := savePlan(dir, plan); err != nil {
+		return res, err
+	}
+	sw, err := sweep(ctx, r, plan, false)
+	if res.Swept != nil && sw != nil {
+		sw.add(res.Swept)
+	}
+	res.Swept = sw
+	if err != nil {
+		return res, err
+	}
+	return res, removePlan(dir)
+}
+
+func (s *Sweep) add(o *Sweep) {
+	s.PacksDeleted += o.PacksDeleted
+	s.BytesDeleted += o.BytesDeleted
+	s.PacksKept += o.PacksKept
+	s.IndexFilesDeleted += o.IndexFilesDeleted
+	s.PacksNotDeleted += o.PacksNotDeleted
+}
+
+// loadSnapshots lists and loads every snapshot. Unlike readers, prune
+// refuses to go on when one cannot be read: the data it needs would look
+// unused.
+func loadSnapshots(ctx context.Context, r *repo.Repository) ([]*repo.Snapshot, error) {
+	infos, err := r.List(ctx, remote.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	out := make([]*repo.Snapshot, 0, len(infos))
+	for _, fi := range infos {
+		id, err := blob.ParseID(fi.Name)
+		if err != nil {
+			return nil, fmt.Errorf("stray object snapshots/%s: remove or explain it before pruning", fi.Name)
+		}
+		sn, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("%w; prune deletes nothing while a snapshot cannot be read: run courtbak verify", err)
+		}
+		out = append(out, sn)
+	}
+	return out, nil
+}
+
+// effective splits index files into those in effect and the rest.
+func effective(files map[string]*index.File) (inEffect map[string]*index.File, superseded []string) {
+	sup := index.Superseded(files)
+	inEffect = map[string]*index.File{}
+	for name, f := range files {
+		if sup[name] {
+			superseded = append(superseded, name)
+		} else {
+			inEffect[name] = f
+		}
+	}
+	return inEffect, superseded
+}
+
+// mark is phase 1. It returns a nil plan when there is nothing to prune.
+func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, error) {
+	// Snapshots first, then the index, then the packs: a backup stores its
+	// packs, then their index, then its snapshot, so every snapshot listed
+	// here has its index files listed below.
+	snaps, err := loadSnapshots(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	inEffect, superseded := effective(files)
+	if len(superseded) > 0 && !opts.Adopt {
+		return nil, nil, fmt.Errorf("%w: %d index files are superseded but still stored, and this host has no plan for them. "+
+			"If a prune runs on another host, let it finish there; if this host lost its plan, or that host is gone, run prune again with --adopt: %w",
+			ErrForeignMark, len(superseded), repo.ErrLocked)
+	}
+	stored := map[blob.ID]int64{}
+	if err := r.Backend().List(ctx, remote.Data, func(fi remote.ObjectInfo) error {
+		if id, err := blob.ParseID(fi.Name); err == nil {
+			stored[id] = fi.Size
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, fmt.Errorf("list packs: %w", err)
+	}
+
+	// The in-memory index: the files in effect, plus the headers of packs
+	// no file indexes, which a snapshot may still need (an index file lost
+	// after a crash).
+	r.ResetIndex()
+	idx := r.Index()
+	indexed := map[blob.ID]index.PackBlobs{}
+	for _, f := range inEffect {
+		idx.AddFile(f)
+		for _, p := range f.Packs {
+			indexed[p.ID] = p
+		}
+	}
+	unindexed := map[blob.ID]index.PackBlobs{}
+	var unreadable []Pack
+	for id, size := range stored {
+		if _, ok := indexed[id]; ok {
+			continue
+		}
+		entries, err := r.ReadPackHeader(ctx, id, size)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			r.Warn("pack %s is in no index and its header cannot be read (%v): it is garbage and will be deleted", id.Short(), err)
+			unreadable = append(unreadable, Pack{ID: id, Size: size})
+			continue
+		}
+		unindexed[id] = index.PackBlobs{ID: id, Size: size, Blobs: entries}
+		idx.AddPack(id, entries)
+	}
+
+	used := map[blob.ID]struct{}{}
+	roots := make([]blob.ID, 0, len(snaps))
+	for _, sn := range snaps {
+		roots = append(roots, sn.Tree)
+	}
+	if err := r.Reachable(ctx, roots, used); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("%w (%v); prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", ErrIncomplete, err)
+	}
+	for id := range used {
+		if !idx.Has(id) {
+			return nil, nil, fmt.Errorf("%w (blob %s)", ErrIncomplete, id.Short())
+		}
+	}
+
+	m := &Mark{Snapshots: len(snaps)}
+	plan := &Plan{}
+	for _, sn := range snaps {
+		plan.Snapshots = append(plan.Snapshots, sn.ID)
+	}
+	for name := range files {
+		id, err := blob.ParseID(name)
+		if err == nil {
+			plan.Superseded = append(plan.Superseded, id)
+		}
+	}
+	needs := func(p index.PackBlobs) bool {
+		for _, e := range p.Blobs {
+			if _, ok := used[e.ID]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	var keep []index.PackBlobs
+	for id, p := range indexed {
+		size, ok := stored[id]
+		switch {
+		case needs(p) && !ok:
+			return nil, nil, fmt.Errorf("%w (pack %s is indexed and needed, but not stored)", ErrIncomplete, id.Short())
+		case !ok:
+			// Indexed, unused and already gone: leaving it out of the new
+			// index is all there is to do.
+		case needs(p):
+			keep = append(keep, p)
+			m.PacksUsed++
+			m.BytesUsed += size
+		default:
+			plan.Dead = append(plan.Dead, Pack{ID: id, Size: size})
+		}
+	}
+	for id, p := range unindexed {
+		if needs(p) {
+			keep = append(keep, p)
+			m.PacksReindexed++
+			m.PacksUsed++
+			m.BytesUsed += p.Size
+			continue
+		}
+		plan.Unindexed = append(plan.Unindexed, Pack{ID: id, Size: p.Size})
+	}
+	plan.Unindexed = append(plan.Unindexed, unreadable...)
+	m.PacksUnused, m.BytesUnused = len(plan.Dead), Bytes(plan.Dead)
+	m.PacksUnindexed, m.BytesUnindexed = len(plan.Unindexed), Bytes(plan.Unindexed)
+	if len(plan.Dead) == 0 && len(plan.Unindexed) == 0 && m.PacksReindexed == 0 && len(superseded) == 0 {
+		return nil, m, nil // nothing to prune: leave the index alone
+	}
+	if opts.DryRun {
+		m.Due = r.Now().Add(opts.Grace)
+		return plan, m, nil
+	}
+
+	// The new index, in bounded files, then one file that supersedes every
+	// file listed above: readers switch to the new index all at once.
+	slices.SortFunc(keep, func(a, b index.PackBlobs) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	for len(keep) > 0 {
+		n := min(len(keep), packsPerIndexFile)
+		id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: keep[:n]}))
+		if err != nil {
+			return nil, nil, fmt.Errorf("write the new index: %w", err)
+		}
+		plan.Written = append(plan.Written, id)
+		keep = keep[n:]
+	}
+	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
+	if err != nil {
+		return nil, nil, fmt.Errorf("write the superseding index file: %w", err)
+	}
+	plan.Written = append(plan.Written, id)
+	plan.Marked = r.Now()
+	m.Due = plan.Due(opts.Grace)
+	return plan, m, nil
+}
+
+// sweep is phase 2.
+func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*Sweep, error) {
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inEffect, _ := effective(files)
+	for _, id := range plan.Written {
+		if _, ok := files[id.String()]; !ok {
+			return nil, fmt.Errorf("index file %s written by the mark is gone: the plan no longer matches the repository, so nothing was deleted; "+
+				"delete %s and run prune again", id.Short(), planPath(r.StateDir()))
+		}
+	}
+	for _, id := range plan.Superseded {
+		if _, ok := inEffect[id.String()]; ok {
+			return nil, fmt.Errorf("index file %s that the mark superseded is in effect again: nothing was deleted; delete %s and run prune again",
+				id.Short(), planPath(r.StateDir()))
+		}
+	}
+
+	// Packs that an index file written since the mark names were taken
+	// back into use by someone else (a backup after a prune, a journal
+	// recovery, verify --repair): they stay.
+	r.ResetIndex()
+	idx := r.Index()
+	inUseNow := index.New()
+	live := map[blob.ID]bool{}
+	for _, f := range inEffect {
+		idx.AddFile(f)
+		inUseNow.AddFile(f)
+		for _, p := range f.Packs {
+			live[p.ID] = true
+		}
+	}
+	candidates := map[blob.ID]index.PackBlobs{}
+	for _, p := range append(slices.Clone(plan.Dead), plan.Unindexed...) {
+		if !live[p.ID] {
+			candidates[p.ID] = index.PackBlobs{ID: p.ID, Size: p.Size}
+		}
+	}
+	sw := &Sweep{PacksKept: len(plan.Dead) + len(plan.Unindexed) - len(candidates)}
+
+	// Snapshots stored since the mark may need candidates (a backup that
+	// started before the mark and deduplicated against them): read the
+	// candidates' headers so their trees can be walked, and keep every
+	// candidate such a snapshot needs.
+	seen := map[blob.ID]bool{}
+	for _, id := range plan.Snapshots {
+		seen[id] = true
+	}
+	snaps, err := loadSnapshots(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var roots []blob.ID
+	for _, sn := range snaps {
+		if !seen[sn.ID] {
+			roots = append(roots, sn.Tree)
+		}
+	}
+	if len(roots) > 0 {
+		for id, p := range candidates {
+			entries, err := r.ReadPackHeader(ctx, id, p.Size)
+			if err != nil {
+				continue // unreadable: no snapshot can use it
+			}
+			p.Blobs = entries
+			candidates[id] = p
+			idx.AddPack(id, entries)
+		}
+		used := map[blob.ID]struct{}{}
+		if err := r.Reachable(ctx, roots, used); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w (%v); nothing was deleted: run courtbak verify", ErrIncomplete, err)
+		}
+		// A candidate is needed if it holds a blob that a new snapshot uses
+		// and no pack in the index in effect has.
+		needed := func(p index.PackBlobs) bool {
+			for _, e := range p.Blobs {
+				if _, ok := used[e.ID]; ok && !inUseNow.Has(e.ID) {
+					return true
+				}
+			}
+			return false
+		}
+		var back []index.PackBlobs
+		for id, p := range candidates {
+			if needed(p) {
+				back = append(back, p)
+				delete(candidates, id)
+			}
+		}
+		if len(back) > 0 && !dryRun {
+			if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: back})); err != nil {
+				return nil, fmt.Errorf("index packs needed since the mark: %w", err)
+			}
+		}
+		sw.PacksKept += len(back)
+	}
+
+	if dryRun {
+		for _, p := range candidates {
+			sw.PacksDeleted++
+			sw.BytesDeleted += p.Size
+		}
+		sw.IndexFilesDeleted = len(plan.Superseded)
+		return sw, nil
+	}
+	for id, p := range candidates {
+		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
+		switch {
+		case err == nil || errors.Is(err, remote.ErrNotFound):
+			sw.PacksDeleted++
+			sw.BytesDeleted += p.Size
+		case ctx.Err() != nil:
+			return sw, ctx.Err()
+		default:
+			// Object Lock, or a transient failure: the pack stays unindexed
+			// and the next prune tries again.
+			r.Warn("could not delete pack %s (%v): the next prune tries again", id.Short(), err)
+			sw.PacksNotDeleted++
+		}
+	}
+	// Index files last, those that supersede others after the rest, so that
+	// a superseded file never comes back into effect.
+	supersedes := map[string]bool{}
+	for name, f := range files {
+		if len(f.Supersedes) > 0 {
+			supersedes[name] = true
+		}
+	}
+	order := slices.Clone(plan.Superseded)
+	slices.SortStableFunc(order, func(a, b blob.ID) int {
+		switch sa, sb := supersedes[a.String()], supersedes[b.String()]; {
+		case sa == sb:
+			return 0
+		case sb:
+			return -1
+		default:
+			return 1
+		}
+	})
+	for _, id := range order {
+		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Index, Name: id.String()})
+		switch {
+		case err == nil || errors.Is(err, remote.ErrNotFound):
+			sw.IndexFilesDeleted++
+		case ctx.Err() != nil:
+			return sw, ctx.Err()
+		default:
+			return sw, fmt.Errorf("delete superseded index file %s: %w", id.Short(), err)
+		}
+	}
+	return sw, nil
+}

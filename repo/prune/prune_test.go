@@ -1,0 +1,424 @@
+package prune_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/prune"
+	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/testdata/gen"
+)
+
+// fixture is one repository with a clock the test moves, and a cache
+// directory shared by every Repository opened on it (one host).
+type fixture struct {
+	t     *testing.T
+	dir   string
+	cache string
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, dir: filepath.Join(t.TempDir(), "repo"), cache: t.TempDir(),
+		now: time.Date(2026, 11, 2, 22, 0, 0, 0, time.UTC)}
+	be, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	if _, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: kdf}, f.options()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+func (f *fixture) options() repo.Options {
+	// Small packs, so that each file fills packs of its own.
+	return repo.Options{Now: f.clock, CacheDir: f.cache, PackSize: 1 << 20}
+}
+
+// open opens the repository with its index loaded, as a new process would.
+func (f *fixture) open() *repo.Repository {
+	f.t.Helper()
+	be, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), be, []byte("pw"), f.options())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := r.LoadIndex(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) backup(r *repo.Repository, src string) *repo.Snapshot {
+	f.t.Helper()
+	ctx := context.Background()
+	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "court-a"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res.Snapshot
+}
+
+func (f *fixture) prune(opts prune.Options) *prune.Result {
+	f.t.Helper()
+	res, err := prune.Run(context.Background(), f.open(), opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res
+}
+
+// packBytes is the total size of data/.
+func (f *fixture) packBytes() int64 {
+	var n int64
+	_ = filepath.WalkDir(filepath.Join(f.dir, "data"), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// mustRestore restores sn with a freshly opened repository and compares
+// every file with the source, byte for byte.
+func (f *fixture) mustRestore(sn *repo.Snapshot, src string) {
+	f.t.Helper()
+	target := f.t.TempDir()
+	if _, err := restorer.Restore(context.Background(), f.open(), sn, restorer.Options{Target: target}); err != nil {
+		f.t.Fatalf("restore %s: %v", sn.ID.Short(), err)
+	}
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		want, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		got, err := os.ReadFile(filepath.Join(target, p))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			f.t.Errorf("restored %s differs from the source", p)
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// sources writes two trees that share one recording: old holds shared.mp4
+// and gone.mp4, kept holds shared.mp4 and new.wav.
+func sources(t *testing.T) (old, kept string) {
+	base := t.TempDir()
+	old, kept = filepath.Join(base, "old"), filepath.Join(base, "kept")
+	for _, d := range []string{old, kept} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := gen.WriteMedia(filepath.Join(d, "shared.mp4"), 6<<20, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := gen.WriteMedia(filepath.Join(old, "gone.mp4"), 12<<20, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.WriteMedia(filepath.Join(kept, "new.wav"), 4<<20, 3); err != nil {
+		t.Fatal(err)
+	}
+	return old, kept
+}
+
+// forget removes sn's snapshot object.
+func (f *fixture) forget(sn *repo.Snapshot) {
+	f.t.Helper()
+	if err := f.open().RemoveSnapshot(context.Background(), sn.ID); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	before := f.packBytes()
+	f.forget(snOld)
+
+	res := f.prune(prune.Options{Grace: 0})
+	if res.Marked == nil || res.Marked.PacksUnused == 0 || res.Swept == nil {
+		t.Fatalf("prune found nothing to delete: %+v", res)
+	}
+	if res.Swept.PacksDeleted != res.Marked.PacksUnused || res.Swept.BytesDeleted != res.Marked.BytesUnused {
+		t.Errorf("swept %d packs (%d B), marked %d (%d B)", res.Swept.PacksDeleted, res.Swept.BytesDeleted, res.Marked.PacksUnused, res.Marked.BytesUnused)
+	}
+	after := f.packBytes()
+	// gone.mp4 (12 MiB of incompressible media) alone needed most of the
+	// deleted packs; shared.mp4 must stay.
+	if freed := before - after; freed < 8<<20 || freed != res.Swept.BytesDeleted {
+		t.Errorf("prune freed %d bytes, reported %d; want at least 8 MiB", freed, res.Swept.BytesDeleted)
+	}
+	f.mustRestore(snKept, kept)
+
+	again := f.prune(prune.Options{Grace: 0})
+	if again.Swept != nil || again.Marked == nil || again.Marked.PacksUnused != 0 || again.Marked.PacksUnindexed != 0 {
+		t.Errorf("a second prune still found work: %+v %+v", again.Marked, again.Swept)
+	}
+	if f.packBytes() != after {
+		t.Error("a prune with nothing to do changed data/")
+	}
+}
+
+func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	f.forget(snOld)
+	before := f.packBytes()
+
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Marked == nil || res.Marked.PacksUnused == 0 || res.Swept != nil {
+		t.Fatalf("first prune should only mark: %+v", res)
+	}
+	if want := f.clock().Add(prune.DefaultGrace); !res.Marked.Due.Equal(want) {
+		t.Errorf("due %s, want %s", res.Marked.Due, want)
+	}
+	if f.packBytes() != before {
+		t.Fatal("the mark deleted data")
+	}
+	f.mustRestore(snKept, kept)
+
+	f.advance(prune.DefaultGrace - time.Hour)
+	res2 := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res2.Pending == nil || res2.Swept != nil || res2.Pending.Packs != res.Marked.PacksUnused {
+		t.Fatalf("prune before the grace period ended: %+v", res2)
+	}
+	if f.packBytes() != before {
+		t.Fatal("data deleted before the grace period ended")
+	}
+
+	f.advance(2 * time.Hour)
+	res3 := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res3.Swept == nil || res3.Swept.PacksDeleted != res.Marked.PacksUnused {
+		t.Fatalf("sweep after the grace period: %+v", res3.Swept)
+	}
+	if got := before - f.packBytes(); got != res.Marked.BytesUnused {
+		t.Errorf("freed %d bytes, the mark found %d unused", got, res.Marked.BytesUnused)
+	}
+	f.mustRestore(snKept, kept)
+}
+
+// A backup that loaded the index before the mark deduplicates against packs
+// the mark found unused. It must index them again before its snapshot is
+// stored, and the sweep must then keep them.
+func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	f.backup(r, kept)
+	f.forget(snOld)
+
+	running := f.open() // the backup has loaded the index...
+	mark := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if mark.Marked == nil || mark.Marked.PacksUnused == 0 {
+		t.Fatalf("nothing marked: %+v", mark)
+	}
+	f.advance(time.Hour)
+	snAgain := f.backup(running, old) // ...and stores its snapshot after the mark
+	if snAgain.Summary.BytesAdded > 1<<20 {
+		t.Errorf("the backup uploaded %d bytes: it should have deduplicated against the marked packs", snAgain.Summary.BytesAdded)
+	}
+	f.mustRestore(snAgain, old) // complete at once, not only after the sweep
+
+	f.advance(prune.DefaultGrace)
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Swept == nil || res.Swept.PacksKept == 0 {
+		t.Fatalf("the sweep kept nothing: %+v", res.Swept)
+	}
+	f.mustRestore(snAgain, old)
+}
+
+// A snapshot that reaches marked packs and is stored after the mark without
+// indexing them again (an older courtbak, or the moment between the mark's
+// listing and its superseding file) is found by the sweep, which keeps and
+// indexes what it needs.
+func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	f.backup(r, kept)
+	f.forget(snOld)
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+
+	revived := *snOld
+	if err := f.open().SaveSnapshot(context.Background(), &revived); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(prune.DefaultGrace + time.Minute)
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Swept == nil || res.Swept.PacksKept == 0 || res.Swept.PacksDeleted != 0 {
+		t.Fatalf("sweep: %+v", res.Swept)
+	}
+	f.mustRestore(&revived, old)
+}
+
+func TestBackupRefusesWhenAMarkOutlivedItsIndex(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	f.backup(r, kept)
+	f.forget(snOld)
+
+	running := f.open()
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	f.advance(repo.MaxBackupAge + time.Minute)
+	ctx := context.Background()
+	_, err := archiver.Run(ctx, ctx, running, archiver.Options{Paths: []string{old}, Host: "court-a"})
+	if !errors.Is(err, repo.ErrPrunedDuringBackup) {
+		t.Fatalf("backup error %v, want ErrPrunedDuringBackup", err)
+	}
+	snaps, err := f.open().Snapshots(ctx)
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots after the refused backup: %d, %v; want the one kept", len(snaps), err)
+	}
+	// Without a mark, a backup may take as long as it needs.
+	f.advance(prune.DefaultGrace)
+	f.prune(prune.Options{Grace: prune.DefaultGrace}) // sweeps, then marks nothing new
+	slow := f.open()
+	f.advance(3 * repo.MaxBackupAge)
+	f.mustRestore(f.backup(slow, kept), kept)
+}
+
+func TestMarkIndexesUnindexedPacksThatSnapshotsNeed(t *testing.T) {
+	f := newFixture(t)
+	_, kept := sources(t)
+	sn := f.backup(f.open(), kept)
+	// Lose every index file, as a crash of a broken storage might.
+	idxDir := filepath.Join(f.dir, "index")
+	entries, err := os.ReadDir(idxDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(idxDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := f.packBytes()
+	res := f.prune(prune.Options{Grace: 0})
+	if res.Marked == nil || res.Marked.PacksReindexed == 0 || res.Marked.PacksUnindexed != 0 {
+		t.Fatalf("mark: %+v", res.Marked)
+	}
+	if f.packBytes() != before {
+		t.Error("prune deleted packs a snapshot needs")
+	}
+	f.mustRestore(sn, kept)
+}
+
+func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	f.forget(snOld)
+
+	held, err := repo.LockExclusive(filepath.Join(f.open().StateDir(), "prune.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prune.Run(context.Background(), f.open(), prune.Options{Grace: 0}); !errors.Is(err, repo.ErrLocked) {
+		t.Errorf("prune while another holds the lock: %v, want ErrLocked", err)
+	}
+	held.Close()
+
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if err := os.Remove(filepath.Join(f.open().StateDir(), "prune-plan.json")); err != nil {
+		t.Fatal(err)
+	}
+	before := f.packBytes()
+	_, err = prune.Run(context.Background(), f.open(), prune.Options{Grace: 0})
+	if !errors.Is(err, prune.ErrForeignMark) {
+		t.Fatalf("prune over a mark without its plan: %v, want ErrForeignMark", err)
+	}
+	if f.packBytes() != before {
+		t.Fatal("a refused prune deleted data")
+	}
+	res := f.prune(prune.Options{Grace: 0, Adopt: true})
+	if res.Swept == nil || res.Swept.PacksDeleted == 0 {
+		t.Fatalf("adopting the mark deleted nothing: %+v", res)
+	}
+	f.mustRestore(snKept, kept)
+	if again := f.prune(prune.Options{Grace: 0}); again.Swept != nil {
+		t.Errorf("superseded index files left behind after adopting: %+v", again)
+	}
+}
+
+func TestPruneRejectsAGraceShorterThanABackup(t *testing.T) {
+	f := newFixture(t)
+	_, err := prune.Run(context.Background(), f.open(), prune.Options{Grace: time.Hour})
+	if err == nil {
+		t.Fatal("a one-hour grace period was accepted")
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	f.backup(r, kept)
+	f.forget(snOld)
+	before := f.packBytes()
+	idx, _ := os.ReadDir(filepath.Join(f.dir, "index"))
+	res := f.prune(prune.Options{Grace: 0, DryRun: true})
+	if res.Marked == nil || res.Marked.PacksUnused == 0 {
+		t.Fatalf("dry run found nothing: %+v", res)
+	}
+	idx2, _ := os.ReadDir(filepath.Join(f.dir, "index"))
+	if f.packBytes() != before || len(idx2) != len(idx) {
+		t.Error("a dry run changed the repository")
+	}
+	if _, err := os.Stat(filepath.Join(f.open().StateDir(), "prune-plan.json")); err == nil {
+		t.Error("a dry run left a plan")
+	}
+}

@@ -1,0 +1,127 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+)
+
+// MaxBackupAge is G_max of docs/design.md §20: a backup that loaded the
+// index before a prune marked data unused must write its snapshot within
+// this long of loading it, and a journal entry older than this is not
+// reused. prune's grace period must be longer.
+const MaxBackupAge = 24 * time.Hour
+
+// ErrPrunedDuringBackup means a prune marked data unused while a backup
+// ran, and the backup cannot prove its snapshot would be complete.
+var ErrPrunedDuringBackup = errors.New("a prune marked data unused while this backup ran")
+
+// noteIndexFile records an index file this process has seen (loaded or
+// written), so that SecureSnapshot can tell which ones a prune superseded.
+func (r *Repository) noteIndexFile(name string) {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	if r.indexSeen == nil {
+		r.indexSeen = map[string]bool{}
+	}
+	r.indexSeen[name] = true
+}
+
+func (r *Repository) seenIndexFile(name string) bool {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	return r.indexSeen[name]
+}
+
+// SecureSnapshot is called by a backup just before it stores a snapshot
+// whose root tree is root. If no index file it loaded has been superseded
+// since, no prune marked data in between and there is nothing to do (the
+// usual case: one listing of index/). Otherwise the prune's new index may
+// leave out packs this snapshot needs: packs of blobs it deduplicated
+// against, and its own packs indexed before the mark. SecureSnapshot
+// indexes those packs again, so the snapshot is complete for readers at
+// once and the prune's sweep keeps them; it refuses if the backup loaded
+// its index more than MaxBackupAge ago, because the sweep may then already
+// have deleted them.
+func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
+	infos, err := r.List(ctx, remote.Index)
+	if err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	marked := false
+	for _, fi := range infos {
+		if r.seenIndexFile(fi.Name) {
+			continue
+		}
+		plain, err := r.LoadFile(ctx, fi.Handle)
+		if err != nil {
+			return fmt.Errorf("load index %s: %w", fi.Name, err)
+		}
+		f, err := index.Decode(plain)
+		if err != nil {
+			return fmt.Errorf("load index %s: %w", fi.Name, err)
+		}
+		for _, s := range f.Supersedes {
+			if r.seenIndexFile(s.String()) {
+				marked = true
+			}
+		}
+	}
+	if !marked {
+		return nil
+	}
+	if age := r.Now().Sub(r.indexLoadedAt); age > MaxBackupAge {
+		return fmt.Errorf("%w, and the backup ran %s, longer than %s: its snapshot was not written, and nothing stored before was lost; run the backup again",
+			ErrPrunedDuringBackup, age.Round(time.Minute), MaxBackupAge)
+	}
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	superseded := index.Superseded(files)
+	live := map[blob.ID]bool{}
+	for name, f := range files {
+		if !superseded[name] {
+			for _, p := range f.Packs {
+				live[p.ID] = true
+			}
+		}
+	}
+	reach := map[blob.ID]struct{}{}
+	if err := r.Reachable(ctx, []blob.ID{root}, reach); err != nil {
+		return err
+	}
+	need := map[blob.ID]bool{}
+	for id := range reach {
+		loc, ok := r.index.Lookup(id)
+		if !ok {
+			return fmt.Errorf("blob %s: %w", id.Short(), ErrBlobNotIndexed)
+		}
+		if !live[loc.Pack] {
+			need[loc.Pack] = true
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	entries := r.index.Packs()
+	var packs []index.PackBlobs
+	for id := range need {
+		fi, err := r.be.Stat(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
+		if err != nil {
+			return fmt.Errorf("%w, and pack %s that the snapshot needs is gone (%v); nothing stored before was lost: run the backup again",
+				ErrPrunedDuringBackup, id.Short(), err)
+		}
+		packs = append(packs, index.PackBlobs{ID: id, Size: fi.Size, Blobs: entries[id]})
+	}
+	if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: packs})); err != nil {
+		return fmt.Errorf("index packs again after a prune: %w", err)
+	}
+	r.Warn("a prune marked data unused while this backup ran: indexed %d packs again that its snapshot needs", len(packs))
+	return nil
+}
