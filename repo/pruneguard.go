@@ -84,12 +84,10 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 		return err
 	}
 	superseded := index.Superseded(files)
-	live := map[blob.ID]bool{}
+	inEffect := index.New()
 	for name, f := range files {
 		if !superseded[name] {
-			for _, p := range f.Packs {
-				live[p.ID] = true
-			}
+			inEffect.AddFile(f)
 		}
 	}
 	reach := map[blob.ID]struct{}{}
@@ -98,13 +96,14 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 	}
 	need := map[blob.ID]bool{}
 	for id := range reach {
+		if inEffect.Has(id) {
+			continue // another copy (a repacked one, say) is indexed
+		}
 		loc, ok := r.index.Lookup(id)
 		if !ok {
 			return fmt.Errorf("blob %s: %w", id.Short(), ErrBlobNotIndexed)
 		}
-		if !live[loc.Pack] {
-			need[loc.Pack] = true
-		}
+		need[loc.Pack] = true
 	}
 	if len(need) == 0 {
 		return nil

@@ -55,6 +55,8 @@ func exitCode(err error) int {
 		return exitNoRepo
 	case errors.Is(err, crypto.ErrWrongPassword):
 		return exitWrongPass
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
 	}
 	return exitFatal
 }
@@ -142,6 +144,8 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newVersionCommand(g),
 		newVerifyCommand(g),
 		newReportCommand(g),
+		newForgetCommand(g),
+		newPruneCommand(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'courtbak %s --help')", err, c.Name())

@@ -26,6 +26,11 @@ import (
 // started before the mark may take to write its snapshot.
 const DefaultGrace = 48 * time.Hour
 
+// DefaultRepackUnused repacks packs a tenth or more unused: enough to
+// reclaim the space of deleted recordings that share packs with kept ones,
+// without rewriting packs for a few small case files.
+const DefaultRepackUnused = 0.1
+
 // packsPerIndexFile bounds the index files a mark writes (a few MiB each).
 const packsPerIndexFile = 4096
 
@@ -37,6 +42,9 @@ type Options struct {
 	Grace time.Duration
 	// DryRun reports what would be marked and deleted, and changes nothing.
 	DryRun bool
+	// RepackUnused repacks a pack when at least this fraction of its
+	// blobs' bytes is unused (0 < f <= 1); 0 uses DefaultRepackUnused.
+	RepackUnused float64
 	// Adopt takes over a mark that this host has no plan for (its plan was
 	// lost, or it came from another host). Only safe when no other prune
 	// is running.
@@ -64,15 +72,20 @@ type Sweep struct {
 
 // Mark reports a mark.
 type Mark struct {
-	Snapshots      int       `json:"snapshots"`
-	PacksUsed      int       `json:"packs_used"`
-	BytesUsed      int64     `json:"bytes_used"`
-	PacksUnused    int       `json:"packs_unused"`
-	BytesUnused    int64     `json:"bytes_unused"`
-	PacksUnindexed int       `json:"packs_unindexed"`
-	BytesUnindexed int64     `json:"bytes_unindexed"`
-	PacksReindexed int       `json:"packs_reindexed"` // unindexed packs a snapshot needs
-	Due            time.Time `json:"due"`
+	Snapshots      int   `json:"snapshots"`
+	PacksUsed      int   `json:"packs_used"`
+	BytesUsed      int64 `json:"bytes_used"`
+	PacksUnused    int   `json:"packs_unused"`
+	BytesUnused    int64 `json:"bytes_unused"`
+	PacksUnindexed int   `json:"packs_unindexed"`
+	BytesUnindexed int64 `json:"bytes_unindexed"`
+	PacksReindexed int   `json:"packs_reindexed"` // unindexed packs a snapshot needs
+	// Packs partly unused are repacked: their used blobs are copied into
+	// new packs (BytesMoved of sealed blobs), and they are then unused.
+	PacksRepacked int       `json:"packs_repacked"`
+	BytesRepacked int64     `json:"bytes_repacked"`
+	BytesMoved    int64     `json:"bytes_moved"`
+	Due           time.Time `json:"due,omitzero"`
 }
 
 // Pending reports a plan whose grace period has not passed.
@@ -99,6 +112,12 @@ var ErrIncomplete = errors.New("snapshots need data that is not stored")
 func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error) {
 	if opts.Grace != 0 && opts.Grace <= repo.MaxBackupAge {
 		return nil, fmt.Errorf("grace period %s must be 0 or longer than %s, the time a running backup may take to write its snapshot", opts.Grace, repo.MaxBackupAge)
+	}
+	if opts.RepackUnused == 0 {
+		opts.RepackUnused = DefaultRepackUnused
+	}
+	if opts.RepackUnused < 0 || opts.RepackUnused > 1 {
+		return nil, fmt.Errorf("repack threshold %g is not a fraction between 0 and 1", opts.RepackUnused)
 	}
 	dir := r.StateDir()
 	if dir == "" {
@@ -287,33 +306,46 @@ func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, 
 			plan.Superseded = append(plan.Superseded, id)
 		}
 	}
-	needs := func(p index.PackBlobs) bool {
+	// Each used blob counts in the pack the index returns for it; another
+	// copy of it elsewhere (two hosts stored the same chunk) is unused.
+	owner := make(map[blob.ID]blob.ID, len(used))
+	for id := range used {
+		loc, _ := idx.Lookup(id)
+		owner[id] = loc.Pack
+	}
+	usedBytes := func(p index.PackBlobs) (usedB, unusedB int64) {
 		for _, e := range p.Blobs {
-			if _, ok := used[e.ID]; ok {
-				return true
+			if owner[e.ID] == p.ID {
+				usedB += int64(e.Length)
+			} else {
+				unusedB += int64(e.Length)
 			}
 		}
-		return false
+		return usedB, unusedB
 	}
-	var keep []index.PackBlobs
+	var keep, repack []index.PackBlobs
 	for id, p := range indexed {
 		size, ok := stored[id]
+		usedB, unusedB := usedBytes(p)
 		switch {
-		case needs(p) && !ok:
+		case usedB > 0 && !ok:
 			return nil, nil, fmt.Errorf("%w (pack %s is indexed and needed, but not stored)", ErrIncomplete, id.Short())
 		case !ok:
 			// Indexed, unused and already gone: leaving it out of the new
 			// index is all there is to do.
-		case needs(p):
+		case usedB == 0:
+			plan.Dead = append(plan.Dead, Pack{ID: id, Size: size})
+		case float64(unusedB) >= opts.RepackUnused*float64(usedB+unusedB):
+			p.Size = size
+			repack = append(repack, p)
+		default:
 			keep = append(keep, p)
 			m.PacksUsed++
 			m.BytesUsed += size
-		default:
-			plan.Dead = append(plan.Dead, Pack{ID: id, Size: size})
 		}
 	}
 	for id, p := range unindexed {
-		if needs(p) {
+		if usedB, _ := usedBytes(p); usedB > 0 {
 			keep = append(keep, p)
 			m.PacksReindexed++
 			m.PacksUsed++
@@ -325,12 +357,26 @@ func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, 
 	plan.Unindexed = append(plan.Unindexed, unreadable...)
 	m.PacksUnused, m.BytesUnused = len(plan.Dead), Bytes(plan.Dead)
 	m.PacksUnindexed, m.BytesUnindexed = len(plan.Unindexed), Bytes(plan.Unindexed)
-	if len(plan.Dead) == 0 && len(plan.Unindexed) == 0 && m.PacksReindexed == 0 && len(superseded) == 0 {
+	m.PacksRepacked = len(repack)
+	for _, p := range repack {
+		m.BytesRepacked += p.Size
+		usedB, _ := usedBytes(p)
+		m.BytesMoved += usedB
+	}
+	if len(plan.Dead) == 0 && len(plan.Unindexed) == 0 && len(repack) == 0 && m.PacksReindexed == 0 && len(superseded) == 0 {
 		return nil, m, nil // nothing to prune: leave the index alone
 	}
 	if opts.DryRun {
 		m.Due = r.Now().Add(opts.Grace)
 		return plan, m, nil
+	}
+	if len(repack) > 0 {
+		if err := repackPacks(ctx, r, keep, repack, owner); err != nil {
+			return nil, nil, err
+		}
+		for _, p := range repack {
+			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
+		}
 	}
 
 	// The new index, in bounded files, then one file that supersedes every
@@ -511,4 +557,50 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 		}
 	}
 	return sw, nil
+}
+
+// repackPacks copies the blobs each pack in repack owns into new packs,
+// which the saver uploads and indexes. The saver deduplicates against an
+// index of the kept packs only, so that no blob is skipped because the pack
+// it is being moved out of still holds it.
+func repackPacks(ctx context.Context, r *repo.Repository, keep, repack []index.PackBlobs, owner map[blob.ID]blob.ID) error {
+	r.ResetIndex()
+	for _, p := range keep {
+		r.Index().AddPack(p.ID, p.Blobs)
+	}
+	s := r.NewSaver(ctx, 0)
+	for _, p := range repack {
+		h := remote.Handle{Type: remote.Data, Name: p.ID.String()}
+		data, err := remote.ReadAll(ctx, r.Backend(), h)
+		if err == nil {
+			err = repo.CheckName(h, data)
+		}
+		if err != nil {
+			_ = s.Flush(ctx)
+			return fmt.Errorf("repack %s: %w; nothing was deleted: run courtbak verify", h, err)
+		}
+		for _, e := range p.Blobs {
+			if owner[e.ID] != p.ID {
+				continue
+			}
+			end := int64(e.Offset) + int64(e.Length)
+			if end > int64(len(data)) {
+				_ = s.Flush(ctx)
+				return fmt.Errorf("repack %s: blob %s lies past the end of the pack: %w; nothing was deleted: run courtbak verify", h, e.ID.Short(), repo.ErrDamaged)
+			}
+			plain, err := r.OpenBlob(index.Location{Pack: p.ID, Entry: e}, data[e.Offset:end])
+			if err != nil {
+				_ = s.Flush(ctx)
+				return fmt.Errorf("repack %s: blob %s: %w; nothing was deleted: run courtbak verify", h, e.ID.Short(), err)
+			}
+			if _, err := s.SaveBlob(e.Type, e.ID, plain); err != nil {
+				_ = s.Flush(ctx)
+				return fmt.Errorf("repack %s: %w", h, err)
+			}
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		return fmt.Errorf("repack: %w", err)
+	}
+	return nil
 }

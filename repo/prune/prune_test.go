@@ -27,11 +27,13 @@ type fixture struct {
 	cache string
 	mu    sync.Mutex
 	now   time.Time
+	// packSize is small by default, so that each file fills packs of its own.
+	packSize int
 }
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, dir: filepath.Join(t.TempDir(), "repo"), cache: t.TempDir(),
-		now: time.Date(2026, 11, 2, 22, 0, 0, 0, time.UTC)}
+		now: time.Date(2026, 11, 2, 22, 0, 0, 0, time.UTC), packSize: 1 << 20}
 	be, err := remote.OpenLocal(f.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +58,7 @@ func (f *fixture) advance(d time.Duration) {
 }
 
 func (f *fixture) options() repo.Options {
-	// Small packs, so that each file fills packs of its own.
-	return repo.Options{Now: f.clock, CacheDir: f.cache, PackSize: 1 << 20}
+	return repo.Options{Now: f.clock, CacheDir: f.cache, PackSize: f.packSize}
 }
 
 // open opens the repository with its index loaded, as a new process would.
@@ -96,18 +97,39 @@ func (f *fixture) prune(opts prune.Options) *prune.Result {
 	return res
 }
 
-// packBytes is the total size of data/.
-func (f *fixture) packBytes() int64 {
-	var n int64
+// packs returns the stored packs and their sizes.
+func (f *fixture) packs() map[string]int64 {
+	out := map[string]int64{}
 	_ = filepath.WalkDir(filepath.Join(f.dir, "data"), func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
+				out[d.Name()] = fi.Size()
 			}
 		}
 		return nil
 	})
+	return out
+}
+
+// packBytes is the total size of data/.
+func (f *fixture) packBytes() int64 {
+	var n int64
+	for _, size := range f.packs() {
+		n += size
+	}
 	return n
+}
+
+// gone returns the packs of before that are no longer stored, and their bytes.
+func (f *fixture) gone(before map[string]int64) (packs int, bytes int64) {
+	now := f.packs()
+	for name, size := range before {
+		if _, ok := now[name]; !ok {
+			packs++
+			bytes += size
+		}
+	}
+	return packs, bytes
 }
 
 // mustRestore restores sn with a freshly opened repository and compares
@@ -176,26 +198,32 @@ func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
 	r := f.open()
 	snOld := f.backup(r, old)
 	snKept := f.backup(r, kept)
-	before := f.packBytes()
+	before := f.packs()
 	f.forget(snOld)
 
 	res := f.prune(prune.Options{Grace: 0})
-	if res.Marked == nil || res.Marked.PacksUnused == 0 || res.Swept == nil {
+	m := res.Marked
+	if m == nil || m.PacksUnused+m.PacksRepacked == 0 || res.Swept == nil {
 		t.Fatalf("prune found nothing to delete: %+v", res)
 	}
-	if res.Swept.PacksDeleted != res.Marked.PacksUnused || res.Swept.BytesDeleted != res.Marked.BytesUnused {
-		t.Errorf("swept %d packs (%d B), marked %d (%d B)", res.Swept.PacksDeleted, res.Swept.BytesDeleted, res.Marked.PacksUnused, res.Marked.BytesUnused)
+	packs, bytes := f.gone(before)
+	if res.Swept.PacksDeleted != m.PacksUnused+m.PacksRepacked || packs != res.Swept.PacksDeleted || bytes != res.Swept.BytesDeleted {
+		t.Errorf("swept %d packs (%d B); marked %d unused and %d repacked; %d packs (%d B) are gone",
+			res.Swept.PacksDeleted, res.Swept.BytesDeleted, m.PacksUnused, m.PacksRepacked, packs, bytes)
 	}
 	after := f.packBytes()
-	// gone.mp4 (12 MiB of incompressible media) alone needed most of the
-	// deleted packs; shared.mp4 must stay.
-	if freed := before - after; freed < 8<<20 || freed != res.Swept.BytesDeleted {
-		t.Errorf("prune freed %d bytes, reported %d; want at least 8 MiB", freed, res.Swept.BytesDeleted)
+	// gone.mp4 is 12 MiB of incompressible media that no snapshot needs.
+	var total int64
+	for _, size := range before {
+		total += size
+	}
+	if freed := total - after; freed < 11<<20 {
+		t.Errorf("prune freed %d bytes, want at least 11 MiB", freed)
 	}
 	f.mustRestore(snKept, kept)
 
 	again := f.prune(prune.Options{Grace: 0})
-	if again.Swept != nil || again.Marked == nil || again.Marked.PacksUnused != 0 || again.Marked.PacksUnindexed != 0 {
+	if again.Swept != nil || again.Marked == nil || again.Marked.PacksUnused != 0 || again.Marked.PacksUnindexed != 0 || again.Marked.PacksRepacked != 0 {
 		t.Errorf("a second prune still found work: %+v %+v", again.Marked, again.Swept)
 	}
 	if f.packBytes() != after {
@@ -210,36 +238,37 @@ func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
 	snOld := f.backup(r, old)
 	snKept := f.backup(r, kept)
 	f.forget(snOld)
-	before := f.packBytes()
+	before := f.packs()
 
 	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
-	if res.Marked == nil || res.Marked.PacksUnused == 0 || res.Swept != nil {
+	marked := res.Marked.PacksUnused + res.Marked.PacksRepacked
+	if res.Marked == nil || marked == 0 || res.Swept != nil {
 		t.Fatalf("first prune should only mark: %+v", res)
 	}
 	if want := f.clock().Add(prune.DefaultGrace); !res.Marked.Due.Equal(want) {
 		t.Errorf("due %s, want %s", res.Marked.Due, want)
 	}
-	if f.packBytes() != before {
-		t.Fatal("the mark deleted data")
+	if n, _ := f.gone(before); n != 0 {
+		t.Fatalf("the mark deleted %d packs", n)
 	}
 	f.mustRestore(snKept, kept)
 
 	f.advance(prune.DefaultGrace - time.Hour)
 	res2 := f.prune(prune.Options{Grace: prune.DefaultGrace})
-	if res2.Pending == nil || res2.Swept != nil || res2.Pending.Packs != res.Marked.PacksUnused {
+	if res2.Pending == nil || res2.Swept != nil || res2.Pending.Packs != marked {
 		t.Fatalf("prune before the grace period ended: %+v", res2)
 	}
-	if f.packBytes() != before {
-		t.Fatal("data deleted before the grace period ended")
+	if n, _ := f.gone(before); n != 0 {
+		t.Fatalf("%d packs deleted before the grace period ended", n)
 	}
 
 	f.advance(2 * time.Hour)
 	res3 := f.prune(prune.Options{Grace: prune.DefaultGrace})
-	if res3.Swept == nil || res3.Swept.PacksDeleted != res.Marked.PacksUnused {
+	if res3.Swept == nil || res3.Swept.PacksDeleted != marked {
 		t.Fatalf("sweep after the grace period: %+v", res3.Swept)
 	}
-	if got := before - f.packBytes(); got != res.Marked.BytesUnused {
-		t.Errorf("freed %d bytes, the mark found %d unused", got, res.Marked.BytesUnused)
+	if n, b := f.gone(before); n != marked || b != res.Marked.BytesUnused+res.Marked.BytesRepacked {
+		t.Errorf("%d packs (%d B) deleted, the mark found %d unused or repacked (%d B)", n, b, marked, res.Marked.BytesUnused+res.Marked.BytesRepacked)
 	}
 	f.mustRestore(snKept, kept)
 }
@@ -257,7 +286,7 @@ func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
 
 	running := f.open() // the backup has loaded the index...
 	mark := f.prune(prune.Options{Grace: prune.DefaultGrace})
-	if mark.Marked == nil || mark.Marked.PacksUnused == 0 {
+	if mark.Marked == nil || mark.Marked.PacksUnused+mark.Marked.PacksRepacked == 0 {
 		t.Fatalf("nothing marked: %+v", mark)
 	}
 	f.advance(time.Hour)
@@ -343,13 +372,13 @@ func TestMarkIndexesUnindexedPacksThatSnapshotsNeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := f.packBytes()
+	before := f.packs()
 	res := f.prune(prune.Options{Grace: 0})
 	if res.Marked == nil || res.Marked.PacksReindexed == 0 || res.Marked.PacksUnindexed != 0 {
 		t.Fatalf("mark: %+v", res.Marked)
 	}
-	if f.packBytes() != before {
-		t.Error("prune deleted packs a snapshot needs")
+	if n, _ := f.gone(before); n != 0 {
+		t.Errorf("prune deleted %d packs a snapshot needs", n)
 	}
 	f.mustRestore(sn, kept)
 }
@@ -411,7 +440,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	before := f.packBytes()
 	idx, _ := os.ReadDir(filepath.Join(f.dir, "index"))
 	res := f.prune(prune.Options{Grace: 0, DryRun: true})
-	if res.Marked == nil || res.Marked.PacksUnused == 0 {
+	if res.Marked == nil || res.Marked.PacksUnused+res.Marked.PacksRepacked == 0 {
 		t.Fatalf("dry run found nothing: %+v", res)
 	}
 	idx2, _ := os.ReadDir(filepath.Join(f.dir, "index"))
@@ -420,5 +449,33 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.open().StateDir(), "prune-plan.json")); err == nil {
 		t.Error("a dry run left a plan")
+	}
+}
+
+// With large packs, a forgotten recording shares packs with one that is
+// kept. Those packs are repacked: the kept blobs move to new packs and the
+// old packs go, so the forgotten recording's space is freed all the same.
+func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
+	f := newFixture(t)
+	f.packSize = 64 << 20
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	f.forget(snOld)
+	before := f.packBytes()
+
+	res := f.prune(prune.Options{Grace: 0})
+	m := res.Marked
+	if m == nil || m.PacksRepacked == 0 || m.BytesMoved < 6<<20 || m.BytesMoved > 7<<20 {
+		t.Fatalf("want shared.mp4's 6 MiB moved out of the forgotten backup's pack: %+v", m)
+	}
+	if freed := before - f.packBytes(); freed < 11<<20 {
+		t.Errorf("prune freed %d bytes, want gone.mp4's 12 MiB", freed)
+	}
+	f.mustRestore(snKept, kept)
+	again := f.prune(prune.Options{Grace: 0, RepackUnused: 0.01})
+	if again.Marked == nil || again.Marked.PacksRepacked != 0 || again.Swept != nil {
+		t.Errorf("the repacked packs are not fully used: %+v", again.Marked)
 	}
 }
