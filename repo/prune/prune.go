@@ -141,27 +141,29 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 				Packs: len(plan.Dead) + len(plan.Unindexed), Bytes: Bytes(plan.Dead) + Bytes(plan.Unindexed)}
 			return res, nil
 		}
-		if res.Swept, err = sweep(ctx, r, plan, opts.DryRun); err != nil {
+		res.Swept, err = sweep(ctx, r, plan, opts.DryRun)
+		switch {
+		case errors.Is(err, errStalePlan):
+			// Nothing was deleted, and the next mark starts from what is
+			// stored now.
+			r.Warn("%v: nothing was deleted; marking afresh", err)
+			res.Swept = nil
+		case err != nil:
 			return res, err
-		}
-		if opts.DryRun {
+		case opts.DryRun:
 			return res, nil // the mark would see the repository after the sweep
 		}
-		if err := removePlan(dir); err != nil {
-			return res, err
+		if !opts.DryRun {
+			if err := removePlan(dir); err != nil {
+				return res, err
+			}
 		}
 	}
-	plan, res.Marked, err = mark(ctx, r, opts)
-	if err != nil || plan == nil || opts.DryRun {
+	plan, res.Marked, err = mark(ctx, r, opts, dir)
+	if err != nil || plan == nil || opts.DryRun || opts.Grace > 0 {
 		return res, err
-	}
-	if opts.Grace > 0 {
-		return res, savePlan(dir, plan)
 	}
 	// No grace: the caller vouches that no backup is running.
-	if err := savePlan(dir, plan); err != nil {
-		return res, err
-	}
 	sw, err := sweep(ctx, r, plan, false)
 	if res.Swept != nil && sw != nil {
 		sw.add(res.Swept)
@@ -218,8 +220,12 @@ func effective(files map[string]*index.File) (inEffect map[string]*index.File, s
 	return inEffect, superseded
 }
 
-// mark is phase 1. It returns a nil plan when there is nothing to prune.
-func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, error) {
+// errStalePlan means a plan no longer matches the repository.
+var errStalePlan = errors.New("the prune plan no longer matches the repository")
+
+// mark is phase 1, which stores its plan in dir. It returns a nil plan when
+// there is nothing to prune.
+func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*Plan, *Mark, error) {
 	// Snapshots first, then the index, then the packs: a backup stores its
 	// packs, then their index, then its snapshot, so every snapshot listed
 	// here has its index files listed below.
@@ -391,6 +397,13 @@ func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, 
 		plan.Written = append(plan.Written, id)
 		keep = keep[n:]
 	}
+	// The plan is stored before the superseding file, so that no mark
+	// takes effect without one; were the superseding file then not
+	// stored, the sweep finds the plan stale and deletes nothing.
+	plan.Marked = r.Now()
+	if err := savePlan(dir, plan); err != nil {
+		return nil, nil, err
+	}
 	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("write the superseding index file: %w", err)
@@ -398,7 +411,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options) (*Plan, *Mark, 
 	plan.Written = append(plan.Written, id)
 	plan.Marked = r.Now()
 	m.Due = plan.Due(opts.Grace)
-	return plan, m, nil
+	return plan, m, savePlan(dir, plan)
 }
 
 // sweep is phase 2.
@@ -410,14 +423,12 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 	inEffect, _ := effective(files)
 	for _, id := range plan.Written {
 		if _, ok := files[id.String()]; !ok {
-			return nil, fmt.Errorf("index file %s written by the mark is gone: the plan no longer matches the repository, so nothing was deleted; "+
-				"delete %s and run prune again", id.Short(), planPath(r.StateDir()))
+			return nil, fmt.Errorf("%w: index file %s that the mark wrote is gone", errStalePlan, id.Short())
 		}
 	}
 	for _, id := range plan.Superseded {
 		if _, ok := inEffect[id.String()]; ok {
-			return nil, fmt.Errorf("index file %s that the mark superseded is in effect again: nothing was deleted; delete %s and run prune again",
-				id.Short(), planPath(r.StateDir()))
+			return nil, fmt.Errorf("%w: index file %s that the mark superseded is in effect", errStalePlan, id.Short())
 		}
 	}
 

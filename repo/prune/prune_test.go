@@ -479,3 +479,46 @@ func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
 		t.Errorf("the repacked packs are not fully used: %+v", again.Marked)
 	}
 }
+
+// A mark that stored its plan but not its superseding index file (killed
+// in between) took no effect: the sweep must find its plan stale, delete
+// nothing, and mark afresh.
+func TestStalePlanDeletesNothing(t *testing.T) {
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	f.forget(snOld)
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+
+	// Remove the superseding file: the newest index file without packs.
+	ctx := context.Background()
+	r = f.open()
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for name, fi := range files {
+		if len(fi.Supersedes) > 0 {
+			if err := os.Remove(filepath.Join(f.dir, "index", name)); err != nil {
+				t.Fatal(err)
+			}
+			removed++
+		}
+	}
+	if removed != 1 {
+		t.Fatalf("%d superseding index files, want 1", removed)
+	}
+	before := f.packs()
+	f.advance(prune.DefaultGrace + time.Hour)
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Swept != nil || res.Marked == nil || res.Marked.PacksUnused == 0 {
+		t.Fatalf("a stale plan: want no sweep and a fresh mark, got %+v", res)
+	}
+	if n, _ := f.gone(before); n != 0 {
+		t.Fatalf("a stale plan deleted %d packs", n)
+	}
+	f.mustRestore(snKept, kept)
+}
