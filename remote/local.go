@@ -176,7 +176,7 @@ func (l *Local) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 		}
 		return ObjectInfo{}, fmt.Errorf("stat %s: %w", h, err)
 	}
-	return ObjectInfo{Handle: h, Size: fi.Size()}, nil
+	return ObjectInfo{Handle: h, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // List calls fn for every object of type t, skipping temporary files.
@@ -212,7 +212,7 @@ func (l *Local) List(ctx context.Context, t Type, fn func(ObjectInfo) error) err
 			}
 			return err
 		}
-		return fn(ObjectInfo{Handle: Handle{Type: t, Name: d.Name()}, Size: info.Size()})
+		return fn(ObjectInfo{Handle: Handle{Type: t, Name: d.Name()}, Size: info.Size(), ModTime: info.ModTime()})
 	})
 	if err != nil {
 		return fmt.Errorf("list %s: %w", t, err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Type groups objects. Each type is a directory (local) or key prefix (S3).
@@ -46,6 +47,9 @@ func (h Handle) String() string {
 type ObjectInfo struct {
 	Handle
 	Size int64
+	// ModTime is when the storage says the object was stored, to the
+	// second at least; zero where a backend does not tell.
+	ModTime time.Time
 }
 
 // ErrNotFound is returned (wrapped) when an object or repository is missing.

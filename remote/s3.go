@@ -346,7 +346,7 @@ func (be *S3) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, be.wrapErr("stat", h, err)
 	}
-	return ObjectInfo{Handle: h, Size: aws.ToInt64(out.ContentLength)}, nil
+	return ObjectInfo{Handle: h, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
 // List calls fn for every object of type t in key order, which for our
@@ -381,7 +381,7 @@ func (be *S3) List(ctx context.Context, t Type, fn func(ObjectInfo) error) error
 			if !ok {
 				continue
 			}
-			if err := fn(ObjectInfo{Handle: Handle{Type: t, Name: name}, Size: aws.ToInt64(obj.Size)}); err != nil {
+			if err := fn(ObjectInfo{Handle: Handle{Type: t, Name: name}, Size: aws.ToInt64(obj.Size), ModTime: aws.ToTime(obj.LastModified)}); err != nil {
 				return err
 			}
 		}

@@ -31,6 +31,11 @@ const DefaultGrace = 48 * time.Hour
 // without rewriting packs for a few small case files.
 const DefaultRepackUnused = 0.1
 
+// storeGap is how much later than the index files it relies on the
+// superseding index file is stored: more than the one-second resolution of
+// S3's LastModified.
+const storeGap = 1100 * time.Millisecond
+
 // packsPerIndexFile bounds the index files a mark writes (a few MiB each).
 const packsPerIndexFile = 4096
 
@@ -376,10 +381,12 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		m.Due = r.Now().Add(opts.Grace)
 		return plan, m, nil
 	}
+	var lastStored time.Time // when the last index file was stored
 	if len(repack) > 0 {
 		if err := repackPacks(ctx, r, keep, repack, owner); err != nil {
 			return nil, nil, err
 		}
+		lastStored = time.Now()
 		for _, p := range repack {
 			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
 		}
@@ -395,7 +402,18 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 			return nil, nil, fmt.Errorf("write the new index: %w", err)
 		}
 		plan.Written = append(plan.Written, id)
+		lastStored = time.Now()
 		keep = keep[n:]
+	}
+	// Replicas copy index files in the order storage dated them, to the
+	// second (repo/replicate): the superseding file must be dated after
+	// every file it relies on.
+	if wait := storeGap - time.Since(lastStored); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
 	// The plan is stored before the superseding file, so that no mark
 	// takes effect without one; were the superseding file then not

@@ -193,6 +193,7 @@ func (f *fixture) forget(sn *repo.Snapshot) {
 }
 
 func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -232,6 +233,7 @@ func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
 }
 
 func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -277,6 +279,7 @@ func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
 // the mark found unused. It must index them again before its snapshot is
 // stored, and the sweep must then keep them.
 func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -309,6 +312,7 @@ func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
 // listing and its superseding file) is found by the sweep, which keeps and
 // indexes what it needs.
 func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -330,6 +334,7 @@ func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
 }
 
 func TestBackupRefusesWhenAMarkOutlivedItsIndex(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -358,6 +363,7 @@ func TestBackupRefusesWhenAMarkOutlivedItsIndex(t *testing.T) {
 }
 
 func TestMarkIndexesUnindexedPacksThatSnapshotsNeed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, kept := sources(t)
 	sn := f.backup(f.open(), kept)
@@ -384,6 +390,7 @@ func TestMarkIndexesUnindexedPacksThatSnapshotsNeed(t *testing.T) {
 }
 
 func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -423,6 +430,7 @@ func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
 }
 
 func TestPruneRejectsAGraceShorterThanABackup(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, err := prune.Run(context.Background(), f.open(), prune.Options{Grace: time.Hour})
 	if err == nil {
@@ -431,6 +439,7 @@ func TestPruneRejectsAGraceShorterThanABackup(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()
@@ -456,6 +465,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 // kept. Those packs are repacked: the kept blobs move to new packs and the
 // old packs go, so the forgotten recording's space is freed all the same.
 func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.packSize = 64 << 20
 	old, kept := sources(t)
@@ -484,6 +494,7 @@ func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
 // in between) took no effect: the sweep must find its plan stale, delete
 // nothing, and mark afresh.
 func TestStalePlanDeletesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
 	r := f.open()

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -155,11 +156,38 @@ func Run(ctx, storeCtx context.Context, primary, replica remote.Backend, opts Op
 
 	srcs := append([]remote.Backend{primary}, opts.Fallbacks...)
 	for _, t := range copyOrder {
-		if err := copyAll(ctx, storeCtx, t, todo[t], srcs, replica, cfg, opts, &res); err != nil {
+		copyType := copyAll
+		if t == remote.Index {
+			copyType = copyInStoredOrder
+		}
+		if err := copyType(ctx, storeCtx, t, todo[t], srcs, replica, cfg, opts, &res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// copyInStoredOrder copies objects a second of storage time at a time,
+// oldest first, each second's after the previous one's are stored. Prune
+// stores its superseding index file at least a second after the index
+// files that replace the ones it supersedes (repo/prune): a replica that
+// got it first would have an incomplete index until they arrived, or for
+// good if replication were killed in between.
+func copyInStoredOrder(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectInfo, srcs []remote.Backend, dst remote.Backend, cfg []byte, opts Options, res *Result) error {
+	objs = slices.Clone(objs)
+	slices.SortStableFunc(objs, func(a, b remote.ObjectInfo) int { return a.ModTime.Compare(b.ModTime) })
+	for len(objs) > 0 {
+		second := objs[0].ModTime.Truncate(time.Second)
+		n := 1
+		for n < len(objs) && objs[n].ModTime.Truncate(time.Second).Equal(second) {
+			n++
+		}
+		if err := copyAll(ctx, storeCtx, t, objs[:n], srcs, dst, cfg, opts, res); err != nil {
+			return err
+		}
+		objs = objs[n:]
+	}
+	return nil
 }
 
 // checkReplicaConfig refuses a replica that holds another repository, or a

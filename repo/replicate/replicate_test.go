@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
@@ -91,8 +94,9 @@ func sameObjects(t *testing.T, want, got remote.Backend) {
 // recorder notes the order of the objects saved.
 type recorder struct {
 	remote.Backend
-	mu    sync.Mutex
-	saved []remote.Type
+	mu      sync.Mutex
+	saved   []remote.Type
+	handles []remote.Handle
 }
 
 func (r *recorder) Save(ctx context.Context, h remote.Handle, data []byte) error {
@@ -102,6 +106,7 @@ func (r *recorder) Save(ctx context.Context, h remote.Handle, data []byte) error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.saved = append(r.saved, h.Type)
+	r.handles = append(r.handles, h)
 	return nil
 }
 
@@ -285,5 +290,53 @@ func checkConsistent(t *testing.T, primary, replica remote.Backend) {
 			t.Fatalf("the replica holds %s objects but lacks some it may refer to", typ)
 		}
 		complete = complete && all
+	}
+}
+
+// Index files reach a replica in the order the primary stored them, a
+// second at a time, so that prune's superseding index file never arrives
+// before the files that replace those it supersedes.
+func TestReplicateCopiesIndexFilesInStoredOrder(t *testing.T) {
+	dir := t.TempDir()
+	primary, err := remote.OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(context.Background(), primary, []byte("pw"), repo.InitOptions{KDF: crypto.KDFParams{Time: 1, MemoryKiB: 8192, Threads: 1}}, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	second := map[string]int{}
+	for i := range 12 {
+		data := []byte(fmt.Sprintf("index file %d", i))
+		name := hashName(data)
+		save(t, primary, remote.Handle{Type: remote.Index, Name: name}, data)
+		// Stored out of name order, in three seconds; within one second
+		// the order does not matter.
+		at := (i * 7) % 3
+		second[name] = at
+		stamp := base.Add(time.Duration(at)*time.Second + time.Duration(i)*time.Millisecond)
+		if err := os.Chtimes(filepath.Join(dir, "index", name), stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replica := &recorder{Backend: newLocal(t)}
+	if _, err := run(t, primary, replica, replicate.Options{Workers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	copied := 0
+	for _, h := range replica.handles {
+		if h.Type != remote.Index {
+			continue
+		}
+		copied++
+		if second[h.Name] < last {
+			t.Fatalf("index file of second %d copied after one of second %d", second[h.Name], last)
+		}
+		last = second[h.Name]
+	}
+	if copied != 12 {
+		t.Errorf("%d index files copied, want 12", copied)
 	}
 }
