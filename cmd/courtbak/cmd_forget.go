@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/prune"
 	"github.com/courtbak/courtbak/repo/retention"
 )
@@ -100,7 +101,13 @@ func newForgetCommand(g *globals) *cobra.Command {
 				g.printf("removed %d snapshots\n", out.Removed)
 			}
 			if doPrun {
-				res, err := g.runPrune(ctx, r, pf, dryRun)
+				var forgotten []blob.ID
+				for _, gr := range groups {
+					for _, sn := range gr.Remove {
+						forgotten = append(forgotten, sn.ID)
+					}
+				}
+				res, err := g.runPrune(ctx, r, pf, dryRun, forgotten)
 				out.Prune = res
 				if g.json {
 					_ = g.printJSON(out)
@@ -184,7 +191,7 @@ func newPruneCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := g.runPrune(ctx, r, pf, dryRun)
+			res, err := g.runPrune(ctx, r, pf, dryRun, nil)
 			if g.json && res != nil {
 				_ = g.printJSON(res)
 			}
@@ -196,12 +203,13 @@ func newPruneCommand(g *globals) *cobra.Command {
 	return c
 }
 
-// runPrune runs a prune and prints what it did, unless --json.
-func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlags, dryRun bool) (*prune.Result, error) {
+// runPrune runs a prune and prints what it did, unless --json. In a dry
+// run, the forgotten snapshots count as removed.
+func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlags, dryRun bool, forgotten []blob.ID) (*prune.Result, error) {
 	if pf.repackUnused < 1 || pf.repackUnused > 100 {
 		return nil, fmt.Errorf("--repack-unused %g: give a percentage from 1 to 100", pf.repackUnused)
 	}
-	res, err := prune.Run(ctx, r, prune.Options{Grace: pf.grace, DryRun: dryRun, Adopt: pf.adopt, RepackUnused: pf.repackUnused / 100})
+	res, err := prune.Run(ctx, r, prune.Options{Grace: pf.grace, DryRun: dryRun, Adopt: pf.adopt, RepackUnused: pf.repackUnused / 100, Forgotten: forgotten})
 	if res == nil {
 		return nil, err
 	}

@@ -114,6 +114,26 @@ func testForgetAndPrune(t *testing.T, newEnv func(*testing.T) *env) {
 	}
 	before := packSizes(t, e)
 
+	// A dry run of forget --prune shows what forgetting would free.
+	var preview struct {
+		Prune struct {
+			Marked struct {
+				BytesUnused   int64 `json:"bytes_unused"`
+				BytesRepacked int64 `json:"bytes_repacked"`
+			} `json:"marked"`
+		} `json:"prune"`
+	}
+	r = e.must("forget", "--keep-tag", "hold", "--path", old, "--prune", "--dry-run", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &preview); err != nil {
+		t.Fatalf("forget --prune --dry-run --json %q: %v", r.stdout, err)
+	}
+	if m := preview.Prune.Marked; m.BytesUnused+m.BytesRepacked < 4<<20 {
+		t.Errorf("forget --prune --dry-run frees only %+v", m)
+	}
+	if n := snapshotCount(t, e); n != 2 {
+		t.Fatalf("a dry run removed snapshots: %d left", n)
+	}
+
 	// forget --prune with the default grace period only marks.
 	r = e.must("forget", "--keep-tag", "hold", "--path", old, "--prune")
 	if !strings.Contains(r.stdout, "marked") || !strings.Contains(r.stdout, "a prune run after") {

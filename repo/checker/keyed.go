@@ -216,7 +216,7 @@ func (c *checker) checkPacks(ctx context.Context) error {
 	return parallel(ctx, c.opts.Workers, orphans, func(h remote.Handle) {
 		id, _ := blob.ParseID(h.Name)
 		entries, err := c.r.ReadPackHeader(ctx, id, c.primary.objects[h])
-		msg := fmt.Sprintf("the pack is in no index (%d blobs): an interrupted backup left it, or its index file is lost", len(entries))
+		msg := fmt.Sprintf("the pack is in no index (%d blobs): a prune marked it unused, an interrupted backup left it, or its index file is lost", len(entries))
 		if err != nil {
 			msg = fmt.Sprintf("the pack is in no index and its header cannot be read: %v", err)
 		}

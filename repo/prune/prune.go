@@ -50,6 +50,9 @@ type Options struct {
 	// RepackUnused repacks a pack when at least this fraction of its
 	// blobs' bytes is unused (0 < f <= 1); 0 uses DefaultRepackUnused.
 	RepackUnused float64
+	// Forgotten snapshots count as removed in a dry run (forget --dry-run
+	// --prune), which then shows what forgetting them would free.
+	Forgotten []blob.ID
 	// Adopt takes over a mark that this host has no plan for (its plan was
 	// lost, or it came from another host). Only safe when no other prune
 	// is running.
@@ -237,6 +240,9 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, nil, err
+	}
+	if opts.DryRun && len(opts.Forgotten) > 0 {
+		snaps = slices.DeleteFunc(snaps, func(sn *repo.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
 	}
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
