@@ -52,11 +52,11 @@ func (f *pruneFlags) register(c *cobra.Command) {
 
 func newForgetCommand(g *globals) *cobra.Command {
 	var (
-		p      retention.Policy
-		filter snapshotFilter
-		dryRun bool
-		doPrun bool
-		pf     pruneFlags
+		p         retention.Policy
+		filter    snapshotFilter
+		dryRun    bool
+		alsoPrune bool
+		pf        pruneFlags
 	)
 	c := &cobra.Command{
 		Use:   "forget",
@@ -100,7 +100,7 @@ func newForgetCommand(g *globals) *cobra.Command {
 				}
 				g.printf("removed %d snapshots\n", out.Removed)
 			}
-			if doPrun {
+			if alsoPrune {
 				var forgotten []blob.ID
 				for _, gr := range groups {
 					for _, sn := range gr.Remove {
@@ -130,7 +130,7 @@ func newForgetCommand(g *globals) *cobra.Command {
 	fl.DurationVar(&p.Within, "keep-within", 0, "keep snapshots taken within `DURATION` (e.g. 720h) of the group's newest one")
 	fl.StringArrayVar(&p.Tags, "keep-tag", nil, "keep snapshots with `TAG` (repeatable), e.g. a legal hold")
 	fl.BoolVar(&dryRun, "dry-run", false, "only show what would be removed (and, with --prune, deleted)")
-	fl.BoolVar(&doPrun, "prune", false, "prune afterwards: delete the data no snapshot needs")
+	fl.BoolVar(&alsoPrune, "prune", false, "prune afterwards: delete the data no snapshot needs")
 	filter.register(c)
 	pf.register(c)
 	return c
