@@ -3,43 +3,87 @@ package repo
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/courtbak/courtbak/repo/blob"
 )
+
+// reachableWorkers is how many trees Reachable reads at once: on object
+// storage each read is a round trip, and a repository has one tree per
+// directory version.
+const reachableWorkers = 8
 
 // Reachable adds to seen every blob the trees reach: the trees themselves
 // and their files' data blobs. A tree already in seen is not read again, so
 // snapshots that share most of their directories cost little more than one.
 func (r *Repository) Reachable(ctx context.Context, trees []blob.ID, seen map[blob.ID]struct{}) error {
-	stack := make([]blob.ID, 0, len(trees))
+	w := &treeWalk{seen: seen}
+	w.cond = sync.NewCond(&w.mu)
+	w.push(trees)
+	var wg sync.WaitGroup
+	for range reachableWorkers {
+		wg.Go(func() { w.work(ctx, r) })
+	}
+	wg.Wait()
+	return w.err
+}
+
+// treeWalk is the shared state of Reachable's workers: trees to read, how
+// many are being read, and the first error.
+type treeWalk struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	seen  map[blob.ID]struct{}
+	stack []blob.ID
+	busy  int
+	err   error
+}
+
+// push queues the trees not seen yet; the caller holds mu or is alone.
+func (w *treeWalk) push(trees []blob.ID) {
 	for _, id := range trees {
-		if _, ok := seen[id]; !ok {
-			seen[id] = struct{}{}
-			stack = append(stack, id)
+		if _, ok := w.seen[id]; !ok {
+			w.seen[id] = struct{}{}
+			w.stack = append(w.stack, id)
 		}
 	}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
+}
+
+func (w *treeWalk) work(ctx context.Context, r *Repository) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for len(w.stack) == 0 && w.busy > 0 && w.err == nil {
+			w.cond.Wait()
 		}
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
+		if w.err != nil || len(w.stack) == 0 {
+			w.cond.Broadcast() // the walk is over: wake the others to leave
+			return
+		}
+		id := w.stack[len(w.stack)-1]
+		w.stack = w.stack[:len(w.stack)-1]
+		w.busy++
+		w.mu.Unlock()
 		t, err := r.LoadTree(ctx, id)
+		w.mu.Lock()
+		w.busy--
 		if err != nil {
-			return fmt.Errorf("tree %s: %w", id.Short(), err)
+			if w.err == nil {
+				w.err = fmt.Errorf("tree %s: %w", id.Short(), err)
+			}
+			continue
 		}
+		var subtrees []blob.ID
 		for i := range t.Nodes {
 			n := &t.Nodes[i]
 			for _, c := range n.Content {
-				seen[c] = struct{}{}
+				w.seen[c] = struct{}{}
 			}
 			if n.Type == NodeDir && n.Subtree != nil {
-				if _, ok := seen[*n.Subtree]; !ok {
-					seen[*n.Subtree] = struct{}{}
-					stack = append(stack, *n.Subtree)
-				}
+				subtrees = append(subtrees, *n.Subtree)
 			}
 		}
+		w.push(subtrees)
+		w.cond.Broadcast()
 	}
-	return nil
 }

@@ -533,3 +533,31 @@ func TestStalePlanDeletesNothing(t *testing.T) {
 	}
 	f.mustRestore(snKept, kept)
 }
+
+// A snapshot whose data is gone makes prune refuse: with part of the
+// snapshots unreadable, everything else they need would look unused.
+func TestPruneRefusesWhenSnapshotsNeedMissingData(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	f.forget(snOld)
+	loc, ok := f.open().Index().Lookup(snKept.Tree)
+	if !ok {
+		t.Fatal("root tree not indexed")
+	}
+	treePack := loc.Pack.String()
+	if err := os.Remove(filepath.Join(f.dir, "data", treePack[:2], treePack)); err != nil {
+		t.Fatal(err)
+	}
+	before := f.packs()
+	_, err := prune.Run(context.Background(), f.open(), prune.Options{Grace: 0})
+	if !errors.Is(err, prune.ErrIncomplete) {
+		t.Fatalf("prune with a snapshot's trees gone: %v, want ErrIncomplete", err)
+	}
+	if n, _ := f.gone(before); n != 0 {
+		t.Errorf("a refused prune deleted %d packs", n)
+	}
+}
