@@ -4,7 +4,7 @@
 # exhibit is filed, replicate to the provincial center and the DR pool
 # (local directories here), lose the city's copy, restore from the
 # replicas and compare byte for byte, then verify every copy and write a
-# report for the auditors.
+# report for the auditors, and apply a retention policy.
 #
 #   bash testdata/demo.sh            # work in a fresh temporary directory
 #   DEMO_DIR=/path SIZE=2G bash testdata/demo.sh
@@ -69,6 +69,9 @@ echo "restored tree is identical to the source"
 
 step "repository statistics"
 "$bin" stats
+
+step "retention: keep the newest snapshot and prune (the two share almost all their data, so little is unused; prune deletes marked data 48 h after marking it)"
+"$bin" forget --keep-last 1 --prune
 
 echo
 echo "demo finished; everything is in $work (remove it with: rm -rf $work)"
