@@ -115,13 +115,22 @@ type fetcher struct {
 	bud    *budget
 	bufs   *buffers.List
 	maxRun int64
+	// big recycles the buffers of runs larger than maxRun: single chunks
+	// of up to the repository's maximum, a few percent of the blobs and a
+	// tenth of the bytes of a recording. Allocated afresh, they were
+	// zeroed and page-faulted on every read.
+	big    *buffers.List
+	bigRun int64
 }
 
-func newFetcher(budget, maxRun int64) *fetcher {
+func newFetcher(r *repo.Repository, budget, maxRun int64) *fetcher {
+	bigRun := max(int64(r.Chunking().MaxSize)+crypto.Overhead, maxRun)
 	return &fetcher{
 		bud:    newBudget(budget),
 		bufs:   buffers.New(int(budget/maxRun), int(maxRun)),
 		maxRun: maxRun,
+		big:    buffers.New(2, int(bigRun)),
+		bigRun: bigRun,
 	}
 }
 
@@ -130,9 +139,12 @@ func newFetcher(budget, maxRun int64) *fetcher {
 // one for large runs, none (LoadRun allocates exactly) for small ones,
 // which would waste a large buffer.
 func (fe *fetcher) get(size int64, wait bool) (int64, []byte, bool) {
-	pooled := size >= fe.maxRun/4
-	if pooled {
-		size = fe.maxRun
+	var list *buffers.List
+	switch {
+	case size > fe.maxRun:
+		list = fe.big
+	case size >= fe.maxRun/4:
+		list, size = fe.bufs, fe.maxRun
 	}
 	var held int64
 	if wait {
@@ -142,15 +154,18 @@ func (fe *fetcher) get(size int64, wait bool) (int64, []byte, bool) {
 	} else {
 		return 0, nil, false
 	}
-	if !pooled {
+	if list == nil {
 		return held, nil, true
 	}
-	return held, *fe.bufs.Get(), true
+	return held, *list.Get(), true
 }
 
 // done gives back a fetched run's memory once its blobs are written.
 func (fe *fetcher) done(f fetched) {
-	if cap(f.buf) > 0 {
+	switch {
+	case int64(cap(f.buf)) > fe.maxRun:
+		fe.big.Put(&f.buf)
+	case cap(f.buf) > 0:
 		fe.bufs.Put(&f.buf)
 	}
 	fe.bud.release(f.held)
@@ -160,7 +175,7 @@ func (fe *fetcher) done(f fetched) {
 // BLAKE3 recorded at backup. On a mismatch the bytes were already written:
 // callers writing to a terminal or pipe report the error.
 func WriteContent(ctx context.Context, r *repo.Repository, n repo.Node, w io.Writer, onBytes func(int64)) error {
-	return writeContent(ctx, r, newFetcher(restoreBudget, maxRun), n, w, onBytes)
+	return writeContent(ctx, r, newFetcher(r, restoreBudget, maxRun), n, w, onBytes)
 }
 
 // writeContent fetches runs of blobs in parallel, a few ahead, and writes

@@ -63,7 +63,7 @@ func TestConcurrentFilesShareASmallBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	const runMax = 1 << 20
-	fe := newFetcher(2*runMax, runMax)
+	fe := newFetcher(r, 2*runMax, runMax)
 	done := make(chan struct{})
 	errs := make([]error, len(files))
 	outs := make([]bytes.Buffer, len(files))

@@ -83,7 +83,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		workers = 4
 	}
 	res := &Result{}
-	fe := newFetcher(restoreBudget, maxRun)
+	fe := newFetcher(r, restoreBudget, maxRun)
 	var (
 		mu       sync.Mutex
 		dirs     []dirMeta
