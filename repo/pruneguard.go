@@ -90,20 +90,23 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 			inEffect.AddFile(f)
 		}
 	}
-	reach := map[blob.ID]struct{}{}
-	if err := r.Reachable(ctx, []blob.ID{root}, reach); err != nil {
-		return err
-	}
 	need := map[blob.ID]bool{}
-	for id := range reach {
+	var missing error
+	err = r.Reachable(ctx, []blob.ID{root}, func(id blob.ID) {
 		if inEffect.Has(id) {
-			continue // another copy (a repacked one, say) is indexed
+			return // another copy (a repacked one, say) is indexed
 		}
 		loc, ok := r.index.Lookup(id)
 		if !ok {
-			return fmt.Errorf("blob %s: %w", id.Short(), ErrBlobNotIndexed)
+			if missing == nil {
+				missing = fmt.Errorf("blob %s: %w", id.Short(), ErrBlobNotIndexed)
+			}
+			return
 		}
 		need[loc.Pack] = true
+	})
+	if err := errors.Join(err, missing); err != nil {
+		return err
 	}
 	if len(need) == 0 {
 		return nil

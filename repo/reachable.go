@@ -13,11 +13,14 @@ import (
 // directory version.
 const reachableWorkers = 8
 
-// Reachable adds to seen every blob the trees reach: the trees themselves
-// and their files' data blobs. A tree already in seen is not read again, so
-// snapshots that share most of their directories cost little more than one.
-func (r *Repository) Reachable(ctx context.Context, trees []blob.ID, seen map[blob.ID]struct{}) error {
-	w := &treeWalk{seen: seen}
+// Reachable calls fn for every blob the trees reach: the trees themselves
+// and their files' data blobs, a data blob once per tree that lists it. A
+// tree is read once however many snapshots share it, so snapshots that
+// share most of their directories cost little more than one. fn is called
+// by one goroutine at a time. Callers keep only what they need of the ids:
+// for a prune of millions of blobs, the set of them is most of its memory.
+func (r *Repository) Reachable(ctx context.Context, trees []blob.ID, fn func(blob.ID)) error {
+	w := &treeWalk{seen: map[blob.ID]struct{}{}, fn: fn}
 	w.cond = sync.NewCond(&w.mu)
 	w.push(trees)
 	var wg sync.WaitGroup
@@ -28,12 +31,13 @@ func (r *Repository) Reachable(ctx context.Context, trees []blob.ID, seen map[bl
 	return w.err
 }
 
-// treeWalk is the shared state of Reachable's workers: trees to read, how
-// many are being read, and the first error.
+// treeWalk is the shared state of Reachable's workers: the trees seen,
+// those still to read, how many are being read, and the first error.
 type treeWalk struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	seen  map[blob.ID]struct{}
+	fn    func(blob.ID)
 	stack []blob.ID
 	busy  int
 	err   error
@@ -44,6 +48,7 @@ func (w *treeWalk) push(trees []blob.ID) {
 	for _, id := range trees {
 		if _, ok := w.seen[id]; !ok {
 			w.seen[id] = struct{}{}
+			w.fn(id)
 			w.stack = append(w.stack, id)
 		}
 	}
@@ -77,7 +82,7 @@ func (w *treeWalk) work(ctx context.Context, r *Repository) {
 		for i := range t.Nodes {
 			n := &t.Nodes[i]
 			for _, c := range n.Content {
-				w.seen[c] = struct{}{}
+				w.fn(c)
 			}
 			if n.Type == NodeDir && n.Subtree != nil {
 				subtrees = append(subtrees, *n.Subtree)

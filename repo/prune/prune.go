@@ -19,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/pack"
 )
 
 // DefaultGrace is G: how long unused data stays after a mark before it is
@@ -295,21 +296,26 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		idx.AddPack(id, entries)
 	}
 
-	used := map[blob.ID]struct{}{}
+	used := usedSet{}
 	roots := make([]blob.ID, 0, len(snaps))
 	for _, sn := range snaps {
 		roots = append(roots, sn.Tree)
 	}
-	if err := r.Reachable(ctx, roots, used); err != nil {
+	var missing *blob.ID
+	err = r.Reachable(ctx, roots, func(id blob.ID) {
+		used.add(id)
+		if missing == nil && !idx.Has(id) {
+			missing = &id
+		}
+	})
+	if err == nil && missing != nil {
+		err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		return nil, nil, fmt.Errorf("%w (%v); prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", ErrIncomplete, err)
-	}
-	for id := range used {
-		if !idx.Has(id) {
-			return nil, nil, fmt.Errorf("%w (blob %s)", ErrIncomplete, id.Short())
-		}
 	}
 
 	m := &Mark{Snapshots: len(snaps)}
@@ -325,14 +331,16 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 	// Each used blob counts in the pack the index returns for it; another
 	// copy of it elsewhere (two hosts stored the same chunk) is unused.
-	owner := make(map[blob.ID]blob.ID, len(used))
-	for id := range used {
-		loc, _ := idx.Lookup(id)
-		owner[id] = loc.Pack
+	owns := func(p blob.ID, e pack.Entry) bool {
+		if !used.has(e.ID) {
+			return false
+		}
+		loc, _ := idx.Lookup(e.ID)
+		return loc.Pack == p
 	}
 	usedBytes := func(p index.PackBlobs) (usedB, unusedB int64) {
 		for _, e := range p.Blobs {
-			if owner[e.ID] == p.ID {
+			if owns(p.ID, e) {
 				usedB += int64(e.Length)
 			} else {
 				unusedB += int64(e.Length)
@@ -389,7 +397,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 	var lastStored time.Time // when the last index file was stored
 	if len(repack) > 0 {
-		if err := repackPacks(ctx, r, keep, repack, owner); err != nil {
+		if err := repackPacks(ctx, r, keep, repack, owns); err != nil {
 			return nil, nil, err
 		}
 		lastStored = time.Now()
@@ -506,8 +514,8 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 			candidates[id] = p
 			idx.AddPack(id, entries)
 		}
-		used := map[blob.ID]struct{}{}
-		if err := r.Reachable(ctx, roots, used); err != nil {
+		used := usedSet{}
+		if err := r.Reachable(ctx, roots, used.add); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -517,7 +525,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 		// and no pack in the index in effect has.
 		needed := func(p index.PackBlobs) bool {
 			for _, e := range p.Blobs {
-				if _, ok := used[e.ID]; ok && !inUseNow.Has(e.ID) {
+				if used.has(e.ID) && !inUseNow.Has(e.ID) {
 					return true
 				}
 			}
@@ -598,7 +606,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 // which the saver uploads and indexes. The saver deduplicates against an
 // index of the kept packs only, so that no blob is skipped because the pack
 // it is being moved out of still holds it.
-func repackPacks(ctx context.Context, r *repo.Repository, keep, repack []index.PackBlobs, owner map[blob.ID]blob.ID) error {
+func repackPacks(ctx context.Context, r *repo.Repository, keep, repack []index.PackBlobs, owns func(blob.ID, pack.Entry) bool) error {
 	r.ResetIndex()
 	for _, p := range keep {
 		r.Index().AddPack(p.ID, p.Blobs)
@@ -615,7 +623,7 @@ func repackPacks(ctx context.Context, r *repo.Repository, keep, repack []index.P
 			return fmt.Errorf("repack %s: %w; nothing was deleted: run courtbak verify", h, err)
 		}
 		for _, e := range p.Blobs {
-			if owner[e.ID] != p.ID {
+			if !owns(p.ID, e) {
 				continue
 			}
 			end := int64(e.Offset) + int64(e.Length)
