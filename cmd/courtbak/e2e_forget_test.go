@@ -145,11 +145,11 @@ func testForgetAndPrune(t *testing.T, newEnv func(*testing.T) *env) {
 	e.must("verify")
 
 	// A prune while another holds this host's prune lock exits 11.
-	state, err := filepath.Glob(filepath.Join(e.home, ".cache", "courtbak", "*", "prune-plan.json"))
+	state, err := filepath.Glob(filepath.Join(e.home, ".cache", "courtbak", "*", "prune", "*", "plan.json"))
 	if err != nil || len(state) != 1 {
 		t.Fatalf("prune plan in the cache directory: %v %v", state, err)
 	}
-	lock, err := repo.LockExclusive(filepath.Join(filepath.Dir(state[0]), "prune.lock"))
+	lock, err := repo.LockExclusive(filepath.Join(filepath.Dir(state[0]), "lock"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 )
 
@@ -16,6 +19,8 @@ import (
 // index and snapshot names are visible to anyone who can list the
 // storage), so it is kept as plain JSON in this host's state directory.
 type Plan struct {
+	// Location is the storage the plan is for, for people reading it.
+	Location string `json:"location"`
 	// Marked is T1: when the superseding index file was stored, on this
 	// host's clock. The sweep runs at T1 plus the grace period or later.
 	Marked time.Time `json:"marked"`
@@ -49,7 +54,20 @@ func Bytes(packs []Pack) int64 {
 	return n
 }
 
-func planPath(dir string) string { return filepath.Join(dir, "prune-plan.json") }
+// Dir is where prune keeps its plan and lock for r on this host: the
+// repository's state directory, then one directory per storage location,
+// since a replica has the same repository id as its primary and may be
+// pruned on its own. "" without a cache directory.
+func Dir(r *repo.Repository) string {
+	state := r.StateDir()
+	if state == "" {
+		return ""
+	}
+	where := crypto.Hash([]byte(r.Backend().Location()))
+	return filepath.Join(state, "prune", hex.EncodeToString(where[:8]))
+}
+
+func planPath(dir string) string { return filepath.Join(dir, "plan.json") }
 
 // loadPlan returns the plan kept in dir, or nil if there is none.
 func loadPlan(dir string) (*Plan, error) {
@@ -70,6 +88,9 @@ func loadPlan(dir string) (*Plan, error) {
 // savePlan stores p durably: a plan lost after its superseding index file
 // was written would leave that mark for --adopt to take over.
 func savePlan(dir string, p *Plan) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save prune plan: %w", err)
+	}
 	b, err := json.MarshalIndent(p, "", " ")
 	if err != nil {
 		return err

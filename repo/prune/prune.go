@@ -128,11 +128,11 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 	if opts.RepackUnused < 0 || opts.RepackUnused > 1 {
 		return nil, fmt.Errorf("repack threshold %g is not a fraction between 0 and 1", opts.RepackUnused)
 	}
-	dir := r.StateDir()
+	dir := Dir(r)
 	if dir == "" {
 		return nil, ErrNoStateDir
 	}
-	lock, err := repo.LockExclusive(filepath.Join(dir, "prune.lock"))
+	lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
 	if err != nil {
 		return nil, fmt.Errorf("another prune of this repository is running on this host: %w", err)
 	}
@@ -319,7 +319,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 
 	m := &Mark{Snapshots: len(snaps)}
-	plan := &Plan{}
+	plan := &Plan{Location: r.Backend().Location()}
 	for _, sn := range snaps {
 		plan.Snapshots = append(plan.Snapshots, sn.ID)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/prune"
+	"github.com/courtbak/courtbak/repo/replicate"
 	"github.com/courtbak/courtbak/repo/restorer"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
@@ -64,7 +65,13 @@ func (f *fixture) options() repo.Options {
 // open opens the repository with its index loaded, as a new process would.
 func (f *fixture) open() *repo.Repository {
 	f.t.Helper()
-	be, err := remote.OpenLocal(f.dir)
+	return f.openAt(f.dir)
+}
+
+// openAt opens the copy of the repository in dir (a replica).
+func (f *fixture) openAt(dir string) *repo.Repository {
+	f.t.Helper()
+	be, err := remote.OpenLocal(dir)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -398,7 +405,7 @@ func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
 	snKept := f.backup(r, kept)
 	f.forget(snOld)
 
-	held, err := repo.LockExclusive(filepath.Join(f.open().StateDir(), "prune.lock"))
+	held, err := repo.LockExclusive(filepath.Join(prune.Dir(f.open()), "lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +415,7 @@ func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
 	held.Close()
 
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
-	if err := os.Remove(filepath.Join(f.open().StateDir(), "prune-plan.json")); err != nil {
+	if err := os.Remove(filepath.Join(prune.Dir(f.open()), "plan.json")); err != nil {
 		t.Fatal(err)
 	}
 	before := f.packBytes()
@@ -456,7 +463,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if f.packBytes() != before || len(idx2) != len(idx) {
 		t.Error("a dry run changed the repository")
 	}
-	if _, err := os.Stat(filepath.Join(f.open().StateDir(), "prune-plan.json")); err == nil {
+	if _, err := os.Stat(filepath.Join(prune.Dir(f.open()), "plan.json")); err == nil {
 		t.Error("a dry run left a plan")
 	}
 }
@@ -560,4 +567,52 @@ func TestPruneRefusesWhenSnapshotsNeedMissingData(t *testing.T) {
 	if n, _ := f.gone(before); n != 0 {
 		t.Errorf("a refused prune deleted %d packs", n)
 	}
+}
+
+// A replica has its primary's repository id, and is pruned on its own with
+// the same policy: its plan must not be the primary's.
+func TestReplicaIsPrunedWithItsOwnPlan(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	r := f.open()
+	snOld := f.backup(r, old)
+	snKept := f.backup(r, kept)
+	ctx := context.Background()
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	primaryBE, _ := remote.OpenLocal(f.dir)
+	replicaBE, err := remote.OpenLocal(replicaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replicate.Run(ctx, ctx, primaryBE, replicaBE, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f.forget(snOld)
+	if err := f.openAt(replicaDir).RemoveSnapshot(ctx, snOld.ID); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.prune(prune.Options{Grace: prune.DefaultGrace}); res.Marked == nil || res.Marked.PacksUnused == 0 {
+		t.Fatalf("primary: %+v", res)
+	}
+	res, err := prune.Run(ctx, f.openAt(replicaDir), prune.Options{Grace: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pending != nil || res.Swept == nil || res.Swept.PacksDeleted == 0 {
+		t.Fatalf("replica pruned with the primary's plan, or not at all: %+v", res)
+	}
+	if prune.Dir(f.open()) == prune.Dir(f.openAt(replicaDir)) {
+		t.Error("primary and replica share a prune directory")
+	}
+	target := t.TempDir()
+	if _, err := restorer.Restore(ctx, f.openAt(replicaDir), snKept, restorer.Options{Target: target}); err != nil {
+		t.Fatalf("restore from the pruned replica: %v", err)
+	}
+	// The primary's own plan is still there, and sweeps when due.
+	f.advance(prune.DefaultGrace + time.Minute)
+	if res := f.prune(prune.Options{Grace: prune.DefaultGrace}); res.Swept == nil || res.Swept.PacksDeleted == 0 {
+		t.Errorf("primary's sweep: %+v", res)
+	}
+	f.mustRestore(snKept, kept)
 }
