@@ -191,6 +191,13 @@ func sources(t *testing.T) (old, kept string) {
 	return old, kept
 }
 
+// backupBoth backs up old and then kept, as two snapshots.
+func (f *fixture) backupBoth(old, kept string) (snOld, snKept *repo.Snapshot) {
+	f.t.Helper()
+	r := f.open()
+	return f.backup(r, old), f.backup(r, kept)
+}
+
 // forget removes sn's snapshot object.
 func (f *fixture) forget(sn *repo.Snapshot) {
 	f.t.Helper()
@@ -203,9 +210,7 @@ func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	before := f.packs()
 	f.forget(snOld)
 
@@ -243,9 +248,7 @@ func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	f.forget(snOld)
 	before := f.packs()
 
@@ -289,9 +292,7 @@ func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	f.backup(r, kept)
+	snOld, _ := f.backupBoth(old, kept)
 	f.forget(snOld)
 
 	running := f.open() // the backup has loaded the index...
@@ -322,9 +323,7 @@ func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	f.backup(r, kept)
+	snOld, _ := f.backupBoth(old, kept)
 	f.forget(snOld)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 
@@ -344,9 +343,7 @@ func TestBackupRefusesWhenAMarkOutlivedItsIndex(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	f.backup(r, kept)
+	snOld, _ := f.backupBoth(old, kept)
 	f.forget(snOld)
 
 	running := f.open()
@@ -400,9 +397,7 @@ func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	f.forget(snOld)
 
 	held, err := repo.LockExclusive(filepath.Join(prune.Dir(f.open()), "lock"))
@@ -449,9 +444,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	f.backup(r, kept)
+	snOld, _ := f.backupBoth(old, kept)
 	f.forget(snOld)
 	before := f.packBytes()
 	idx, _ := os.ReadDir(filepath.Join(f.dir, "index"))
@@ -476,9 +469,7 @@ func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
 	f := newFixture(t)
 	f.packSize = 64 << 20
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	f.forget(snOld)
 	before := f.packBytes()
 
@@ -504,15 +495,13 @@ func TestStalePlanDeletesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	f.forget(snOld)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 
 	// Remove the superseding file: the newest index file without packs.
 	ctx := context.Background()
-	r = f.open()
+	r := f.open()
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -547,9 +536,7 @@ func TestPruneRefusesWhenSnapshotsNeedMissingData(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	f.forget(snOld)
 	loc, ok := f.open().Index().Lookup(snKept.Tree)
 	if !ok {
@@ -575,9 +562,7 @@ func TestReplicaIsPrunedWithItsOwnPlan(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	old, kept := sources(t)
-	r := f.open()
-	snOld := f.backup(r, old)
-	snKept := f.backup(r, kept)
+	snOld, snKept := f.backupBoth(old, kept)
 	ctx := context.Background()
 	replicaDir := filepath.Join(t.TempDir(), "replica")
 	primaryBE, _ := remote.OpenLocal(f.dir)
