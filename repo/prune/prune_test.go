@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -75,6 +76,12 @@ func (f *fixture) openAt(dir string) *repo.Repository {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.openWith(be)
+}
+
+// openWith opens the repository through be.
+func (f *fixture) openWith(be remote.Backend) *repo.Repository {
+	f.t.Helper()
 	r, err := repo.Open(context.Background(), be, []byte("pw"), f.options())
 	if err != nil {
 		f.t.Fatal(err)
@@ -598,6 +605,96 @@ func TestReplicaIsPrunedWithItsOwnPlan(t *testing.T) {
 	f.advance(prune.DefaultGrace + time.Minute)
 	if res := f.prune(prune.Options{Grace: prune.DefaultGrace}); res.Swept == nil || res.Swept.PacksDeleted == 0 {
 		t.Errorf("primary's sweep: %+v", res)
+	}
+	f.mustRestore(snKept, kept)
+}
+
+// A backup in progress during the mark has packs that no index names yet
+// and no snapshot uses. They are planned as unindexed, and kept by the
+// sweep because the backup has indexed them by then.
+func TestSweepKeepsPacksIndexedSinceTheMark(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	snOld, _ := f.backupBoth(old, kept)
+	f.forget(snOld)
+	running := t.TempDir()
+	if err := gen.WriteMedia(filepath.Join(running, "hearing-today.mp4"), 5<<20, 9); err != nil {
+		t.Fatal(err)
+	}
+	indexBefore, _ := os.ReadDir(filepath.Join(f.dir, "index"))
+	snRunning := f.backup(f.open(), running)
+	// Until its end, the running backup's index file and snapshot are not
+	// stored yet: hide them during the mark.
+	hidden := t.TempDir()
+	move := func(from, to string) {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var moved []string
+	indexAfter, _ := os.ReadDir(filepath.Join(f.dir, "index"))
+	for _, e := range indexAfter {
+		if !slices.ContainsFunc(indexBefore, func(b os.DirEntry) bool { return b.Name() == e.Name() }) {
+			moved = append(moved, filepath.Join("index", e.Name()))
+		}
+	}
+	moved = append(moved, filepath.Join("snapshots", snRunning.ID.String()))
+	for _, m := range moved {
+		move(filepath.Join(f.dir, m), filepath.Join(hidden, filepath.Base(m)))
+	}
+	mark := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if mark.Marked == nil || mark.Marked.PacksUnindexed == 0 {
+		t.Fatalf("the running backup's packs were not planned as unindexed: %+v", mark.Marked)
+	}
+	for _, m := range moved {
+		move(filepath.Join(hidden, filepath.Base(m)), filepath.Join(f.dir, m))
+	}
+	f.advance(prune.DefaultGrace + time.Minute)
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Swept == nil || res.Swept.PacksKept < mark.Marked.PacksUnindexed {
+		t.Fatalf("sweep kept %+v, want at least the %d packs indexed since the mark", res.Swept, mark.Marked.PacksUnindexed)
+	}
+	f.mustRestore(snRunning, running)
+}
+
+// lockedData refuses to delete packs, as S3 Object Lock does before the
+// retention date.
+type lockedData struct{ remote.Backend }
+
+func (l lockedData) Remove(ctx context.Context, h remote.Handle) error {
+	if h.Type == remote.Data {
+		return errors.New("object is WORM protected and cannot be deleted")
+	}
+	return l.Backend.Remove(ctx, h)
+}
+
+func TestRefusedDeletionsAreRetriedByTheNextPrune(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	snOld, snKept := f.backupBoth(old, kept)
+	f.forget(snOld)
+	local, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.packs()
+	res, err := prune.Run(context.Background(), f.openWith(lockedData{local}), prune.Options{Grace: 0})
+	if err != nil {
+		t.Fatalf("a refused deletion failed the prune: %v", err)
+	}
+	if res.Swept == nil || res.Swept.PacksNotDeleted == 0 || res.Swept.PacksDeleted != 0 {
+		t.Fatalf("sweep under Object Lock: %+v", res.Swept)
+	}
+	if n, _ := f.gone(before); n != 0 {
+		t.Fatalf("%d packs gone under Object Lock", n)
+	}
+	f.mustRestore(snKept, kept)
+	// Once the retention date has passed, the next prune deletes them.
+	res = f.prune(prune.Options{Grace: 0})
+	if res.Marked == nil || res.Marked.PacksUnindexed == 0 || res.Swept == nil || res.Swept.PacksDeleted == 0 {
+		t.Fatalf("next prune: %+v %+v", res.Marked, res.Swept)
 	}
 	f.mustRestore(snKept, kept)
 }
