@@ -49,6 +49,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) remote.Backend) {
 		{"Cancel", testCancel},
 		{"LargeObject", testLarge},
 		{"LoadFnError", testLoadFnError},
+		{"ModTime", testModTime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,5 +441,36 @@ func testLoadFnError(t *testing.T, be remote.Backend) {
 		if !errors.Is(err, sentinel) {
 			t.Errorf("fn error after reading %d bytes: got %v, want %v", read, err, sentinel)
 		}
+	}
+}
+
+// testModTime checks that List and Stat date objects in storage order, to
+// the second: replicate copies index files in that order (a prune's
+// superseding index file after the files it relies on).
+func testModTime(t *testing.T, be remote.Backend) {
+	ctx := context.Background()
+	first := object(remote.Index, []byte("stored first"))
+	save(t, be, first, []byte("stored first"))
+	time.Sleep(1100 * time.Millisecond)
+	second := object(remote.Index, []byte("stored a second later"))
+	save(t, be, second, []byte("stored a second later"))
+	times := map[string]time.Time{}
+	err := be.List(ctx, remote.Index, func(fi remote.ObjectInfo) error {
+		times[fi.Name] = fi.ModTime
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := times[first.Name].Truncate(time.Second), times[second.Name].Truncate(time.Second)
+	if a.IsZero() || !b.After(a) {
+		t.Errorf("listed times %v and %v: want the second object dated a later second", times[first.Name], times[second.Name])
+	}
+	if since := time.Since(times[second.Name]); since < -time.Minute || since > time.Hour {
+		t.Errorf("an object stored just now is dated %v", times[second.Name])
+	}
+	fi, err := be.Stat(ctx, second)
+	if err != nil || !fi.ModTime.Truncate(time.Second).Equal(b) {
+		t.Errorf("stat dates it %v (%v), list %v", fi.ModTime, err, times[second.Name])
 	}
 }
