@@ -209,7 +209,11 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlag
 	if pf.repackUnused < 1 || pf.repackUnused > 100 {
 		return nil, fmt.Errorf("--repack-unused %g: give a percentage from 1 to 100", pf.repackUnused)
 	}
-	res, err := prune.Run(ctx, r, prune.Options{Grace: pf.grace, DryRun: dryRun, Adopt: pf.adopt, RepackUnused: pf.repackUnused / 100, Forgotten: forgotten})
+	opts := prune.Options{Grace: pf.grace, DryRun: dryRun, Adopt: pf.adopt, RepackUnused: pf.repackUnused / 100, Forgotten: forgotten}
+	if g.showProgress() {
+		opts.Progress = func(step string) { fmt.Fprintf(g.stderr, "courtbak: prune: %s\n", step) }
+	}
+	res, err := prune.Run(ctx, r, opts)
 	if res == nil {
 		return nil, err
 	}

@@ -54,6 +54,8 @@ type Options struct {
 	// Forgotten snapshots count as removed in a dry run (forget --dry-run
 	// --prune), which then shows what forgetting them would free.
 	Forgotten []blob.ID
+	// Progress, if set, is told when each step of a long run starts.
+	Progress func(step string)
 	// Adopt takes over a mark that this host has no plan for (its plan was
 	// lost, or it came from another host). Only safe when no other prune
 	// is running.
@@ -150,7 +152,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 				Packs: len(plan.Dead) + len(plan.Unindexed), Bytes: Bytes(plan.Dead) + Bytes(plan.Unindexed)}
 			return res, nil
 		}
-		res.Swept, err = sweep(ctx, r, plan, opts.DryRun)
+		res.Swept, err = sweep(ctx, r, plan, opts)
 		switch {
 		case errors.Is(err, errStalePlan):
 			// Nothing was deleted, and the next mark starts from what is
@@ -173,7 +175,7 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		return res, err
 	}
 	// No grace: the caller vouches that no backup is running.
-	sw, err := sweep(ctx, r, plan, false)
+	sw, err := sweep(ctx, r, plan, opts)
 	if res.Swept != nil && sw != nil {
 		sw.add(res.Swept)
 	}
@@ -182,6 +184,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		return res, err
 	}
 	return res, removePlan(dir)
+}
+
+func (o Options) step(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 func (s *Sweep) add(o *Sweep) {
@@ -238,6 +246,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	// Snapshots first, then the index, then the packs: a backup stores its
 	// packs, then their index, then its snapshot, so every snapshot listed
 	// here has its index files listed below.
+	opts.step("mark: loading snapshots and index, listing packs")
 	snaps, err := loadSnapshots(ctx, r)
 	if err != nil {
 		return nil, nil, err
@@ -296,6 +305,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		idx.AddPack(id, entries)
 	}
 
+	opts.step("mark: finding the data %d snapshots need", len(snaps))
 	used := usedSet{}
 	roots := make([]blob.ID, 0, len(snaps))
 	for _, sn := range snaps {
@@ -397,6 +407,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 	var lastStored time.Time // when the last index file was stored
 	if len(repack) > 0 {
+		opts.step("mark: repacking %d partly unused packs", len(repack))
 		if err := repackPacks(ctx, r, keep, repack, owns); err != nil {
 			return nil, nil, err
 		}
@@ -406,6 +417,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		}
 	}
 
+	opts.step("mark: writing the new index")
 	// The new index, in bounded files, then one file that supersedes every
 	// file listed above: readers switch to the new index all at once.
 	slices.SortFunc(keep, func(a, b index.PackBlobs) int { return bytes.Compare(a.ID[:], b.ID[:]) })
@@ -447,7 +459,9 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 }
 
 // sweep is phase 2.
-func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*Sweep, error) {
+func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*Sweep, error) {
+	dryRun := opts.DryRun
+	opts.step("sweep: checking the packs marked at %s", plan.Marked.Local().Format("2006-01-02 15:04"))
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return nil, err
@@ -554,6 +568,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, dryRun bool) (*S
 		sw.IndexFilesDeleted = len(plan.Superseded)
 		return sw, nil
 	}
+	opts.step("sweep: deleting %d packs", len(candidates))
 	for id, p := range candidates {
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
 		switch {

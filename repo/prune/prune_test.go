@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,8 +222,12 @@ func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
 	before := f.packs()
 	f.forget(snOld)
 
-	res := f.prune(prune.Options{Grace: 0})
+	var steps []string
+	res := f.prune(prune.Options{Grace: 0, Progress: func(s string) { steps = append(steps, s) }})
 	m := res.Marked
+	if len(steps) < 4 || !strings.HasPrefix(steps[0], "mark:") || !strings.HasPrefix(steps[len(steps)-1], "sweep: deleting") {
+		t.Errorf("progress steps %q", steps)
+	}
 	if m == nil || m.PacksUnused+m.PacksRepacked == 0 || res.Swept == nil {
 		t.Fatalf("prune found nothing to delete: %+v", res)
 	}
@@ -480,8 +485,12 @@ func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
 	f.forget(snOld)
 	before := f.packBytes()
 
-	res := f.prune(prune.Options{Grace: 0})
+	var steps []string
+	res := f.prune(prune.Options{Grace: 0, Progress: func(s string) { steps = append(steps, s) }})
 	m := res.Marked
+	if len(steps) < 4 || !strings.HasPrefix(steps[0], "mark:") || !strings.HasPrefix(steps[len(steps)-1], "sweep: deleting") {
+		t.Errorf("progress steps %q", steps)
+	}
 	if m == nil || m.PacksRepacked == 0 || m.BytesMoved < 6<<20 || m.BytesMoved > 7<<20 {
 		t.Fatalf("want shared.mp4's 6 MiB moved out of the forgotten backup's pack: %+v", m)
 	}
