@@ -20,7 +20,7 @@ func (r *Repository) saveObject(ctx context.Context, t remote.Type, data []byte)
 		return id, err
 	}
 	if t == remote.Index {
-		r.noteIndexFile(id.String())
+		r.noteIndexFile(id.String(), true)
 	}
 	return id, nil
 }
@@ -145,6 +145,14 @@ func (r *Repository) List(ctx context.Context, t remote.Type) ([]remote.ObjectIn
 }
 
 // LoadIndexFiles reads every index file in parallel and returns them by id.
+//
+// A listing is not a snapshot in time: it can include a prune's
+// superseding file and miss the files that replace the ones it supersedes,
+// stored just before it (design.md §20.2). So when a file listed
+// supersedes another one listed, index/ is listed once more: that listing
+// starts after the superseding file was stored and so shows its
+// replacements. Of the files that only it shows, those that supersede
+// others are left out; their own replacements might again be missing.
 func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File, error) {
 	infos, err := r.List(ctx, remote.Index)
 	if err != nil {
@@ -152,6 +160,43 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 	}
 	r.pruneCache(remote.Index, infos)
 	files := make(map[string]*index.File, len(infos))
+	if err := r.loadIndexFiles(ctx, infos, files); err != nil {
+		return files, err
+	}
+	supersedesListed := false
+	for _, f := range files {
+		for _, s := range f.Supersedes {
+			_, listed := files[s.String()]
+			supersedesListed = supersedesListed || listed
+		}
+	}
+	if !supersedesListed {
+		return files, nil
+	}
+	again, err := r.List(ctx, remote.Index)
+	if err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	var more []remote.ObjectInfo
+	for _, fi := range again {
+		if _, ok := files[fi.Name]; !ok {
+			more = append(more, fi)
+		}
+	}
+	added := make(map[string]*index.File, len(more))
+	if err := r.loadIndexFiles(ctx, more, added); err != nil {
+		return files, err
+	}
+	for name, f := range added {
+		if len(f.Supersedes) == 0 {
+			files[name] = f
+		}
+	}
+	return files, nil
+}
+
+// loadIndexFiles reads the listed index files in parallel into files.
+func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -180,21 +225,21 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 		}(fi.Handle)
 	}
 	wg.Wait()
-	return files, firstErr
+	return firstErr
 }
 
 // LoadIndex reads every index file into the in-memory index. A file
 // superseded by another present one is skipped.
 func (r *Repository) LoadIndex(ctx context.Context) error {
-	r.indexLoadedAt = r.Now()
+	r.indexLoadedAt = r.wallNow()
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return err
 	}
-	for name := range files {
-		r.noteIndexFile(name)
-	}
 	superseded := index.Superseded(files)
+	for name := range files {
+		r.noteIndexFile(name, !superseded[name])
+	}
 	for name, f := range files {
 		if !superseded[name] {
 			r.index.AddFile(f)

@@ -21,22 +21,47 @@ const MaxBackupAge = 24 * time.Hour
 // ran, and the backup cannot prove its snapshot would be complete.
 var ErrPrunedDuringBackup = errors.New("a prune marked data unused while this backup ran")
 
-// noteIndexFile records an index file this process has seen (loaded or
-// written), so that SecureSnapshot can tell which ones a prune superseded.
-func (r *Repository) noteIndexFile(name string) {
+// noteIndexFile records an index file this process has seen, and whether
+// it relies on it: loaded and in effect, or written. SecureSnapshot tells a
+// prune by them: one that a new file supersedes, or one relied on that is
+// gone (only a sweep deletes index files).
+func (r *Repository) noteIndexFile(name string, reliedOn bool) {
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
 	if r.indexSeen == nil {
 		r.indexSeen = map[string]bool{}
 	}
-	r.indexSeen[name] = true
+	r.indexSeen[name] = r.indexSeen[name] || reliedOn
 }
 
 func (r *Repository) seenIndexFile(name string) bool {
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
-	return r.indexSeen[name]
+	_, ok := r.indexSeen[name]
+	return ok
 }
+
+// reliedOnIndexFileGone reports whether an index file this process relies on
+// is missing from listed.
+func (r *Repository) reliedOnIndexFileGone(listed []remote.ObjectInfo) bool {
+	names := make(map[string]bool, len(listed))
+	for _, fi := range listed {
+		names[fi.Name] = true
+	}
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	for name, reliedOn := range r.indexSeen {
+		if reliedOn && !names[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// wallNow is the clock without Go's monotonic reading, which stops while a
+// machine is suspended: a backup suspended for days has been running for
+// days as far as a prune is concerned.
+func (r *Repository) wallNow() time.Time { return r.Now().Round(0) }
 
 // SecureSnapshot is called by a backup just before it stores a snapshot
 // whose root tree is root. If no index file it loaded has been superseded
@@ -53,7 +78,10 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
-	marked := false
+	// A prune marked since the index was loaded if an index file relied on
+	// is gone (swept, perhaps two grace periods later), or if a new file
+	// supersedes one that was seen.
+	marked := r.reliedOnIndexFileGone(infos)
 	for _, fi := range infos {
 		if r.seenIndexFile(fi.Name) {
 			continue
@@ -75,7 +103,7 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 	if !marked {
 		return nil
 	}
-	if age := r.Now().Sub(r.indexLoadedAt); age > MaxBackupAge {
+	if age := r.wallNow().Sub(r.indexLoadedAt); age > MaxBackupAge {
 		return fmt.Errorf("%w, and the backup ran %s, longer than %s: its snapshot was not written, and nothing stored before was lost; run the backup again",
 			ErrPrunedDuringBackup, age.Round(time.Minute), MaxBackupAge)
 	}
@@ -111,7 +139,6 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 	if len(need) == 0 {
 		return nil
 	}
-	entries := r.index.Packs()
 	var packs []index.PackBlobs
 	for id := range need {
 		fi, err := r.be.Stat(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
@@ -119,7 +146,13 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 			return fmt.Errorf("%w, and pack %s that the snapshot needs is gone (%v); nothing stored before was lost: run the backup again",
 				ErrPrunedDuringBackup, id.Short(), err)
 		}
-		packs = append(packs, index.PackBlobs{ID: id, Size: fi.Size, Blobs: entries[id]})
+		// Every blob of the pack, from its header: the in-memory index
+		// places a blob stored twice in one pack only.
+		entries, err := r.ReadPackHeader(ctx, id, fi.Size)
+		if err != nil {
+			return fmt.Errorf("index pack %s again after a prune: %w", id.Short(), err)
+		}
+		packs = append(packs, index.PackBlobs{ID: id, Size: fi.Size, Blobs: entries})
 	}
 	if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: packs})); err != nil {
 		return fmt.Errorf("index packs again after a prune: %w", err)

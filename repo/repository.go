@@ -107,7 +107,8 @@ type Repository struct {
 	zdec  *zstd.Decoder
 
 	// What SecureSnapshot needs to notice a prune: the index files this
-	// process loaded or wrote, and when it loaded the index.
+	// process loaded or wrote (true: relied on), and when (wall clock) it
+	// loaded the index.
 	indexMu       sync.Mutex
 	indexSeen     map[string]bool
 	indexLoadedAt time.Time
@@ -135,7 +136,7 @@ func newRepository(be remote.Backend, opts Options) *Repository {
 	if err != nil {
 		panic(err)
 	}
-	return &Repository{be: be, opts: opts, index: index.New(), zenc: zenc, zdec: zdec, indexLoadedAt: opts.Now()}
+	return &Repository{be: be, opts: opts, index: index.New(), zenc: zenc, zdec: zdec, indexLoadedAt: opts.Now().Round(0)}
 }
 
 // Exists reports whether a repository config is stored at be.

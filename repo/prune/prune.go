@@ -8,6 +8,7 @@ package prune
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -237,6 +238,32 @@ func effective(files map[string]*index.File) (inEffect map[string]*index.File, s
 	return inEffect, superseded
 }
 
+// mergeListings joins two index listings of one pack: several files in
+// effect may list it, each perhaps with only some of its blobs, and the new
+// index must keep every blob any of them lists.
+func mergeListings(a, b index.PackBlobs) index.PackBlobs {
+	if len(a.Blobs) == 0 {
+		return b
+	}
+	type key struct {
+		id     blob.ID
+		offset uint32
+	}
+	have := make(map[key]bool, len(a.Blobs))
+	out := a
+	out.Blobs = slices.Clone(a.Blobs)
+	for _, e := range a.Blobs {
+		have[key{e.ID, e.Offset}] = true
+	}
+	for _, e := range b.Blobs {
+		if !have[key{e.ID, e.Offset}] {
+			out.Blobs = append(out.Blobs, e)
+		}
+	}
+	slices.SortFunc(out.Blobs, func(x, y pack.Entry) int { return cmp.Compare(x.Offset, y.Offset) })
+	return out
+}
+
 // errStalePlan means a plan no longer matches the repository.
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
@@ -283,7 +310,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	for _, f := range inEffect {
 		idx.AddFile(f)
 		for _, p := range f.Packs {
-			indexed[p.ID] = p
+			indexed[p.ID] = mergeListings(indexed[p.ID], p)
 		}
 	}
 	unindexed := map[blob.ID]index.PackBlobs{}
@@ -521,15 +548,33 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	if len(roots) > 0 {
 		for id, p := range candidates {
 			entries, err := r.ReadPackHeader(ctx, id, p.Size)
-			if err != nil {
-				continue // unreadable: no snapshot can use it
+			switch {
+			case errors.Is(err, remote.ErrNotFound):
+				continue // already gone: no snapshot can use it
+			case err != nil:
+				// Perhaps a passing failure: a snapshot may need it, so
+				// keep it. It is unindexed, and the next mark decides.
+				r.Warn("keeping marked pack %s: its header cannot be read (%v)", id.Short(), err)
+				delete(candidates, id)
+				sw.PacksKept++
+				continue
 			}
 			p.Blobs = entries
 			candidates[id] = p
 			idx.AddPack(id, entries)
 		}
 		used := usedSet{}
-		if err := r.Reachable(ctx, roots, used.add); err != nil {
+		var missing *blob.ID
+		err := r.Reachable(ctx, roots, func(id blob.ID) {
+			used.add(id)
+			if missing == nil && !idx.Has(id) {
+				missing = &id
+			}
+		})
+		if err == nil && missing != nil {
+			err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -3,7 +3,10 @@ package prune_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"github.com/courtbak/courtbak/repo/index"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -706,4 +709,206 @@ func TestRefusedDeletionsAreRetriedByTheNextPrune(t *testing.T) {
 		t.Fatalf("next prune: %+v %+v", res.Marked, res.Swept)
 	}
 	f.mustRestore(snKept, kept)
+}
+
+// failingHeaders fails every read of the packs in fail, as a storage
+// under load may for a while.
+type failingHeaders struct {
+	remote.Backend
+	fail map[string]bool
+}
+
+func (b failingHeaders) Load(ctx context.Context, h remote.Handle, off, n int64, fn func(io.Reader) error) error {
+	if h.Type == remote.Data && b.fail[h.Name] {
+		return errors.New("503 slow down")
+	}
+	return b.Backend.Load(ctx, h, off, n, fn)
+}
+
+// plan reads this host's prune plan for the fixture's repository.
+func (f *fixture) plan() prune.Plan {
+	f.t.Helper()
+	b, err := os.ReadFile(filepath.Join(prune.Dir(f.open()), "plan.json"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var p prune.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// A marked pack whose header cannot be read at the sweep may be one that a
+// snapshot stored since the mark needs: it must not be deleted.
+func TestSweepKeepsPacksItCannotRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	snOld, _ := f.backupBoth(old, kept)
+	f.forget(snOld)
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	revived := *snOld
+	if err := f.open().SaveSnapshot(context.Background(), &revived); err != nil {
+		t.Fatal(err)
+	}
+	fail := map[string]bool{}
+	for _, p := range f.plan().Dead {
+		fail[p.ID.String()] = true
+	}
+	before := f.packs()
+	f.advance(prune.DefaultGrace + time.Minute)
+	local, _ := remote.OpenLocal(f.dir)
+	_, err := prune.Run(context.Background(), f.openWith(failingHeaders{local, fail}), prune.Options{Grace: prune.DefaultGrace})
+	if !errors.Is(err, prune.ErrIncomplete) {
+		t.Fatalf("sweep that cannot read what a new snapshot needs: %v, want ErrIncomplete", err)
+	}
+	for name := range fail {
+		if _, ok := before[name]; ok {
+			if _, still := f.packs()[name]; !still {
+				t.Errorf("marked pack %s deleted although its header could not be read", name[:8])
+			}
+		}
+	}
+	// Once the storage answers again, the next prune indexes them again.
+	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if res.Swept == nil || res.Swept.PacksKept == 0 {
+		t.Errorf("sweep after the storage recovered: %+v", res.Swept)
+	}
+	f.mustRestore(&revived, old)
+}
+
+// A backup that loaded the index before a mark and ends after the mark's
+// sweep and a second cycle sees no superseding file any more; it must
+// still notice that the index files it relied on were swept.
+func TestBackupNoticesASweepAfterTwoCycles(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	snOld, _ := f.backupBoth(old, kept)
+	f.forget(snOld)
+	running := f.open()
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	f.advance(prune.DefaultGrace + time.Minute)
+	// Something for the second mark to do, so that its sweep removes the
+	// first mark's superseding file.
+	extra := t.TempDir()
+	if err := gen.WriteMedia(filepath.Join(extra, "adjourned.mp4"), 3<<20, 9); err != nil {
+		t.Fatal(err)
+	}
+	f.forget(f.backup(f.open(), extra))
+	if res := f.prune(prune.Options{Grace: prune.DefaultGrace}); res.Swept == nil || res.Marked == nil || res.Marked.PacksUnused == 0 {
+		t.Fatalf("second cycle: %+v", res)
+	}
+	f.advance(prune.DefaultGrace + time.Minute)
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	ctx := context.Background()
+	_, err := archiver.Run(ctx, ctx, running, archiver.Options{Paths: []string{old}, Host: "court-a"})
+	if !errors.Is(err, repo.ErrPrunedDuringBackup) {
+		t.Fatalf("backup across two prune cycles: %v, want ErrPrunedDuringBackup", err)
+	}
+}
+
+// Two index files in effect may list one pack with different blobs (a
+// backup across a mark lists what it needs). The mark must keep every blob
+// any of them lists.
+func TestMarkMergesListingsOfOnePack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.packSize = 64 << 20
+	old, kept := sources(t)
+	snOld, snKept := f.backupBoth(old, kept)
+	r := f.open()
+	ctx := context.Background()
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replace the index by two files that each list every pack without one
+	// of its blobs: only together are they complete.
+	var withoutFirst, withoutLast []index.PackBlobs
+	for _, file := range files {
+		for _, p := range file.Packs {
+			a, b := p, p
+			if len(p.Blobs) > 1 {
+				a.Blobs, b.Blobs = p.Blobs[1:], p.Blobs[:len(p.Blobs)-1]
+			}
+			withoutFirst, withoutLast = append(withoutFirst, a), append(withoutLast, b)
+		}
+	}
+	for _, half := range [][]index.PackBlobs{withoutFirst, withoutLast} {
+		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: half})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name := range files {
+		if err := os.Remove(filepath.Join(f.dir, "index", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.forget(snOld)
+	f.prune(prune.Options{Grace: 0})
+	f.mustRestore(snKept, kept)
+}
+
+// hidingList hides some index files from the first listing of index/, as
+// a paginated listing running while a prune marks can.
+type hidingList struct {
+	remote.Backend
+	mu     sync.Mutex
+	hide   map[string]bool
+	listed bool
+}
+
+func (b *hidingList) List(ctx context.Context, t remote.Type, fn func(remote.ObjectInfo) error) error {
+	b.mu.Lock()
+	hide := t == remote.Index && !b.listed
+	if t == remote.Index {
+		b.listed = true
+	}
+	b.mu.Unlock()
+	return b.Backend.List(ctx, t, func(fi remote.ObjectInfo) error {
+		if hide && b.hide[fi.Name] {
+			return nil
+		}
+		return fn(fi)
+	})
+}
+
+// A listing that shows a prune's superseding index file but not the files
+// written just before it must not leave readers, or a replica, with an
+// incomplete index.
+func TestListingsShowingOnlyTheSupersedingFileAreCompleted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	old, kept := sources(t)
+	snOld, snKept := f.backupBoth(old, kept)
+	f.forget(snOld)
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	written := f.plan().Written
+	hide := map[string]bool{}
+	for _, id := range written[:len(written)-1] {
+		hide[id.String()] = true
+	}
+	if len(hide) == 0 {
+		t.Fatal("the mark wrote no index file besides the superseding one")
+	}
+	ctx := context.Background()
+	local, _ := remote.OpenLocal(f.dir)
+	r := f.openWith(&hidingList{Backend: local, hide: hide})
+	if _, err := restorer.Restore(ctx, r, snKept, restorer.Options{Target: t.TempDir()}); err != nil {
+		t.Errorf("restore through a listing without the new index files: %v", err)
+	}
+
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	replica, err := remote.OpenLocal(replicaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replicate.Run(ctx, ctx, &hidingList{Backend: local, hide: hide}, replica, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restorer.Restore(ctx, f.openAt(replicaDir), snKept, restorer.Options{Target: t.TempDir()}); err != nil {
+		t.Errorf("restore from a replica made through such a listing: %v", err)
+	}
 }

@@ -110,6 +110,11 @@ func Run(ctx, storeCtx context.Context, primary, replica remote.Backend, opts Op
 		if want[t], err = list(ctx, primary, t); err != nil {
 			return res, fmt.Errorf("list the primary: %w", err)
 		}
+		if t == remote.Index {
+			if want[t], err = settleIndexListing(ctx, primary, want[t]); err != nil {
+				return res, fmt.Errorf("list the primary: %w", err)
+			}
+		}
 	}
 	for _, t := range remote.AllTypes {
 		objs, err := list(ctx, replica, t)
@@ -165,6 +170,36 @@ func Run(ctx, storeCtx context.Context, primary, replica remote.Backend, opts Op
 		}
 	}
 	return res, nil
+}
+
+// settleIndexListing completes a listing of index/. A listing is not a
+// snapshot in time: it may show a prune's superseding index file and miss
+// the files stored just before it that replace the ones it supersedes. A
+// second listing, started after the first ended, shows them. Of the files
+// only the second shows, those stored no later than the newest of the
+// first are taken (they were stored before the second began, and so were
+// the files they rely on); later ones wait for the next run, since their
+// own companions might be missing.
+func settleIndexListing(ctx context.Context, be remote.Backend, first []remote.ObjectInfo) ([]remote.ObjectInfo, error) {
+	again, err := list(ctx, be, remote.Index)
+	if err != nil {
+		return nil, err
+	}
+	listed := make(map[string]bool, len(first))
+	var newest time.Time
+	for _, fi := range first {
+		listed[fi.Name] = true
+		if fi.ModTime.After(newest) {
+			newest = fi.ModTime
+		}
+	}
+	out := first
+	for _, fi := range again {
+		if !listed[fi.Name] && !fi.ModTime.After(newest) {
+			out = append(out, fi)
+		}
+	}
+	return out, nil
 }
 
 // copyInStoredOrder copies objects a second of storage time at a time,
