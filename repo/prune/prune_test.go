@@ -202,6 +202,16 @@ func sources(t *testing.T) (old, kept string) {
 	return old, kept
 }
 
+// forgottenOld is where most tests start: old and kept backed up, in that
+// order, and old's snapshot forgotten.
+func forgottenOld(t *testing.T) (f *fixture, old, kept string, snOld, snKept *repo.Snapshot) {
+	f = newFixture(t)
+	old, kept = sources(t)
+	snOld, snKept = f.backupBoth(old, kept)
+	f.forget(snOld)
+	return f, old, kept, snOld, snKept
+}
+
 // backupBoth backs up old and then kept, as two snapshots.
 func (f *fixture) backupBoth(old, kept string) (snOld, snKept *repo.Snapshot) {
 	f.t.Helper()
@@ -261,10 +271,7 @@ func TestPruneWithoutGraceDeletesOnlyWhatNoSnapshotNeeds(t *testing.T) {
 
 func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, kept, _, snKept := forgottenOld(t)
 	before := f.packs()
 
 	res := f.prune(prune.Options{Grace: prune.DefaultGrace})
@@ -305,10 +312,7 @@ func TestPruneDeletesOnlyAfterTheGracePeriod(t *testing.T) {
 // stored, and the sweep must then keep them.
 func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, old, _, _, _ := forgottenOld(t)
 
 	running := f.open() // the backup has loaded the index...
 	mark := f.prune(prune.Options{Grace: prune.DefaultGrace})
@@ -336,10 +340,7 @@ func TestBackupAcrossAMarkKeepsWhatItNeeds(t *testing.T) {
 // indexes what it needs.
 func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, old, _, snOld, _ := forgottenOld(t)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 
 	revived := *snOld
@@ -356,10 +357,7 @@ func TestSweepKeepsPacksThatNewSnapshotsNeed(t *testing.T) {
 
 func TestBackupRefusesWhenAMarkOutlivedItsIndex(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, old, kept, _, _ := forgottenOld(t)
 
 	running := f.open()
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
@@ -410,10 +408,7 @@ func TestMarkIndexesUnindexedPacksThatSnapshotsNeed(t *testing.T) {
 
 func TestPruneRefusesToRunTwiceOrOverAnotherMark(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, kept, _, snKept := forgottenOld(t)
 
 	held, err := repo.LockExclusive(filepath.Join(prune.Dir(f.open()), "lock"))
 	if err != nil {
@@ -457,10 +452,7 @@ func TestPruneRejectsAGraceShorterThanABackup(t *testing.T) {
 
 func TestDryRunChangesNothing(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, _, _, _ := forgottenOld(t)
 	before := f.packBytes()
 	idx, _ := os.ReadDir(filepath.Join(f.dir, "index"))
 	res := f.prune(prune.Options{Grace: 0, DryRun: true})
@@ -512,10 +504,7 @@ func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
 // nothing, and mark afresh.
 func TestStalePlanDeletesNothing(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, kept, _, snKept := forgottenOld(t)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 
 	// Remove the superseding file: the newest index file without packs.
@@ -553,10 +542,7 @@ func TestStalePlanDeletesNothing(t *testing.T) {
 // snapshots unreadable, everything else they need would look unused.
 func TestPruneRefusesWhenSnapshotsNeedMissingData(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, _, _, snKept := forgottenOld(t)
 	loc, ok := f.open().Index().Lookup(snKept.Tree)
 	if !ok {
 		t.Fatal("root tree not indexed")
@@ -626,10 +612,7 @@ func TestReplicaIsPrunedWithItsOwnPlan(t *testing.T) {
 // sweep because the backup has indexed them by then.
 func TestSweepKeepsPacksIndexedSinceTheMark(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, _, _, _ := forgottenOld(t)
 	running := t.TempDir()
 	if err := gen.WriteMedia(filepath.Join(running, "hearing-today.mp4"), 5<<20, 9); err != nil {
 		t.Fatal(err)
@@ -683,10 +666,7 @@ func (l lockedData) Remove(ctx context.Context, h remote.Handle) error {
 
 func TestRefusedDeletionsAreRetriedByTheNextPrune(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, kept, _, snKept := forgottenOld(t)
 	local, err := remote.OpenLocal(f.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -743,10 +723,7 @@ func (f *fixture) plan() prune.Plan {
 // snapshot stored since the mark needs: it must not be deleted.
 func TestSweepKeepsPacksItCannotRead(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, old, _, snOld, _ := forgottenOld(t)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 	revived := *snOld
 	if err := f.open().SaveSnapshot(context.Background(), &revived); err != nil {
@@ -783,10 +760,7 @@ func TestSweepKeepsPacksItCannotRead(t *testing.T) {
 // still notice that the index files it relied on were swept.
 func TestBackupNoticesASweepAfterTwoCycles(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, _ := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, old, _, _, _ := forgottenOld(t)
 	running := f.open()
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 	f.advance(prune.DefaultGrace + time.Minute)
@@ -880,10 +854,7 @@ func (b *hidingList) List(ctx context.Context, t remote.Type, fn func(remote.Obj
 // incomplete index.
 func TestListingsShowingOnlyTheSupersedingFileAreCompleted(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	old, kept := sources(t)
-	snOld, snKept := f.backupBoth(old, kept)
-	f.forget(snOld)
+	f, _, _, _, snKept := forgottenOld(t)
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 	written := f.plan().Written
 	hide := map[string]bool{}
