@@ -264,6 +264,30 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 	return out
 }
 
+// usedBlobs walks the trees and returns the blobs they reach. A blob that
+// idx does not locate makes it fail with ErrIncomplete: whatever it would
+// then call unused might not be.
+func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots []blob.ID) (usedSet, error) {
+	used := usedSet{}
+	var missing *blob.ID
+	err := r.Reachable(ctx, roots, func(id blob.ID) {
+		used.add(id)
+		if missing == nil && !idx.Has(id) {
+			missing = &id
+		}
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err == nil && missing != nil {
+		err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", ErrIncomplete, err)
+	}
+	return used, nil
+}
+
 // errStalePlan means a plan no longer matches the repository.
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
@@ -333,26 +357,13 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 
 	opts.step("mark: finding the data %d snapshots need", len(snaps))
-	used := usedSet{}
 	roots := make([]blob.ID, 0, len(snaps))
 	for _, sn := range snaps {
 		roots = append(roots, sn.Tree)
 	}
-	var missing *blob.ID
-	err = r.Reachable(ctx, roots, func(id blob.ID) {
-		used.add(id)
-		if missing == nil && !idx.Has(id) {
-			missing = &id
-		}
-	})
-	if err == nil && missing != nil {
-		err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
-	}
+	used, err := usedBlobs(ctx, r, idx, roots)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, fmt.Errorf("%w (%v); prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", ErrIncomplete, err)
+		return nil, nil, fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
 	}
 
 	m := &Mark{Snapshots: len(snaps)}
@@ -563,22 +574,9 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			candidates[id] = p
 			idx.AddPack(id, entries)
 		}
-		used := usedSet{}
-		var missing *blob.ID
-		err := r.Reachable(ctx, roots, func(id blob.ID) {
-			used.add(id)
-			if missing == nil && !idx.Has(id) {
-				missing = &id
-			}
-		})
-		if err == nil && missing != nil {
-			err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
-		}
+		used, err := usedBlobs(ctx, r, idx, roots)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w (%v); nothing was deleted: run courtbak verify", ErrIncomplete, err)
+			return nil, fmt.Errorf("%w; nothing was deleted: run courtbak verify", err)
 		}
 		// A candidate is needed if it holds a blob that a new snapshot uses
 		// and no pack in the index in effect has.
