@@ -230,8 +230,20 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 
 // LoadIndex reads every index file into the in-memory index. A file
 // superseded by another present one is skipped.
+//
+// With a cache directory, the index lives in tables there, and only the
+// index files they do not hold yet are read (indextables.go).
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.indexLoadedAt = r.wallNow()
+	if r.tableDir() != "" {
+		err := r.loadIndexTables(ctx)
+		var ce cacheError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		r.Warn("%v; loading the index into memory instead", err)
+		r.index = index.New()
+	}
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return err
