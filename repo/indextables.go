@@ -20,12 +20,8 @@ import (
 // only the index files that the tables do not hold yet; the tables are
 // read a block at a time while the command runs.
 
-// Table build limits: records per table built at once (its sort runs in
-// memory, 56 bytes a record), and tables before the smallest are merged.
-var (
-	tableRunRecords = 1 << 21
-	maxTables       = 8
-)
+// maxTables is the most tables a lookup reads.
+var maxTables = 8
 
 // cacheError is a failure of the local cache (full, read-only, damaged),
 // after which the index is loaded into memory instead.
@@ -51,6 +47,13 @@ func (r *Repository) tableKey() []byte {
 
 // loadIndexTables brings the tables up to date with the index files listed
 // now and makes them the base of the in-memory index.
+//
+// New index files are read a group at a time and each group becomes a
+// table at once, so memory holds one group, not every new file: a fresh
+// host builds the tables of any repository in bounded memory. Whether a
+// file is in effect is known only once every supersedes list has been
+// read; a group holding a file that turns out superseded (rare: a prune
+// marked recently) is built again without it.
 func (r *Repository) loadIndexTables(ctx context.Context) error {
 	dir := r.tableDir()
 	lock, err := lockWait(filepath.Join(dir, "lock"))
@@ -71,24 +74,25 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	}
 	r.pruneCache(remote.Index, infos)
 	listed := make(map[string]bool, len(infos))
-	var fresh []remote.ObjectInfo
+	var fresh []string
 	for _, fi := range infos {
 		listed[fi.Name] = true
 		if _, ok := m.Files[fi.Name]; !ok {
-			fresh = append(fresh, fi)
+			fresh = append(fresh, fi.Name)
 		}
 	}
-	files := make(map[string]*index.File, len(fresh))
-	if err := r.loadIndexFiles(ctx, fresh, files); err != nil {
+	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}}
+	defer b.abort()
+	if err := b.read(ctx, fresh); err != nil {
 		return err
 	}
 	supersedesOf := func(name string) []blob.ID {
-		if f, ok := files[name]; ok {
-			return f.Supersedes
+		if s, ok := b.sup[name]; ok {
+			return s
 		}
 		return m.Files[name].Supersedes
 	}
-	if err := r.settleListing(ctx, listed, files, m.Files, supersedesOf); err != nil {
+	if err := r.settleListing(ctx, listed, b, m.Files, supersedesOf); err != nil {
 		return err
 	}
 
@@ -103,51 +107,63 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	inEffect := func(name string) bool { return listed[name] && !superseded[name] }
 
 	// A table stays only if every file it holds is still in effect (a
-	// prune's mark supersedes them all, and the tables are built again).
-	next := &table.Manifest{Files: map[string]table.File{}}
-	var reread []remote.ObjectInfo
+	// prune's mark supersedes them all, and the tables are built again)
+	// and it authenticates.
+	var keep []table.Info
+	var reread []string
 	for _, t := range m.Tables {
-		keep := true
+		ok := true
 		for _, name := range t.Files {
-			keep = keep && inEffect(name)
+			ok = ok && inEffect(name)
 		}
-		if keep {
-			// A table that does not authenticate is built again.
+		if ok {
 			tb, err := table.Open(filepath.Join(dir, t.Name), key, t.Nonce)
 			if err != nil {
 				r.Warn("index cache: rebuilding a damaged table: %v", err)
-				keep = false
+				ok = false
 			} else {
 				_ = tb.Close()
 			}
 		}
-		if keep {
-			next.Tables = append(next.Tables, t)
+		if ok {
+			keep = append(keep, t)
 			continue
 		}
 		for _, name := range t.Files {
 			if inEffect(name) {
-				reread = append(reread, remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}})
+				reread = append(reread, name)
 			}
 		}
 	}
 	for name := range listed {
 		if f, ok := m.Files[name]; ok && f.Table < 0 && inEffect(name) {
-			// in effect again: its superseding file is gone
-			reread = append(reread, remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}})
+			reread = append(reread, name) // in effect again: its superseding file is gone
 		}
 	}
-	if err := r.loadIndexFiles(ctx, reread, files); err != nil {
+	runs := b.runs[:0:0]
+	for _, run := range b.runs {
+		ok := true
+		for _, name := range run.Files {
+			ok = ok && inEffect(name)
+		}
+		if ok {
+			runs = append(runs, run)
+			continue
+		}
+		for _, name := range run.Files {
+			if inEffect(name) {
+				reread = append(reread, name)
+			}
+		}
+	}
+	b.runs = runs
+	slices.Sort(reread)
+	if err := b.read(ctx, reread); err != nil {
 		return err
 	}
-	var build []string
-	for name := range files {
-		if inEffect(name) {
-			build = append(build, name)
-		}
-	}
-	slices.Sort(build)
-	if err := r.buildTables(dir, key, next, files, build); err != nil {
+
+	next := &table.Manifest{Tables: keep, Files: map[string]table.File{}}
+	if err := b.finish(next); err != nil {
 		return cacheError{err}
 	}
 	for i, t := range next.Tables {
@@ -166,6 +182,7 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	if err := table.WriteManifest(dir, key, next); err != nil {
 		return cacheError{err}
 	}
+	b.created = nil // now the manifest's (RemoveUnlisted drops merged runs)
 	table.RemoveUnlisted(dir, next)
 
 	set, err := table.OpenSet(dir, key, next.Tables, func(err error) {
@@ -187,7 +204,7 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 // not snapshots in time: when a listed file supersedes another listed one,
 // list again and add the files only the second listing shows, except those
 // that supersede others. Files the manifest knows are not read again.
-func (r *Repository) settleListing(ctx context.Context, listed map[string]bool, files map[string]*index.File, known map[string]table.File, supersedesOf func(string) []blob.ID) error {
+func (r *Repository) settleListing(ctx context.Context, listed map[string]bool, b *tableBuild, known map[string]table.File, supersedesOf func(string) []blob.ID) error {
 	supersedesListed := false
 	for name := range listed {
 		for _, s := range supersedesOf(name) {
@@ -201,7 +218,7 @@ func (r *Repository) settleListing(ctx context.Context, listed map[string]bool, 
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
-	var more []remote.ObjectInfo
+	var more []string
 	for _, fi := range again {
 		if listed[fi.Name] {
 			continue
@@ -212,81 +229,117 @@ func (r *Repository) settleListing(ctx context.Context, listed map[string]bool, 
 			}
 			continue
 		}
-		more = append(more, fi)
+		more = append(more, fi.Name)
 	}
-	added := make(map[string]*index.File, len(more))
-	if err := r.loadIndexFiles(ctx, more, added); err != nil {
+	b.skipSuperseding = true
+	defer func() { b.skipSuperseding = false }()
+	if err := b.read(ctx, more); err != nil {
 		return err
 	}
-	for name, f := range added {
-		if len(f.Supersedes) == 0 {
-			files[name] = f
+	for _, name := range more {
+		if s, ok := b.sup[name]; ok && len(s) == 0 {
 			listed[name] = true
 		}
 	}
 	return nil
 }
 
-// buildTables adds tables holding the named files to m: one per run of
-// files, merged into one if there are several, then merged with the
-// smallest tables while the newest is at least half as large as the one
-// before it or there are too many (amortised: each record is rewritten
-// about log2 of the repository's growth times).
-func (r *Repository) buildTables(dir string, key []byte, m *table.Manifest, files map[string]*index.File, names []string) error {
-	var runs []table.Info
+// tableBuild reads index files a group at a time into new tables (runs).
+type tableBuild struct {
+	r    *Repository
+	dir  string
+	key  []byte
+	runs []table.Info
+	// created are the table files written, removed unless a manifest
+	// names them.
+	created []string
+	// sup is the supersedes list of every file read.
+	sup map[string][]blob.ID
+	// skipSuperseding leaves files that supersede others out of the runs.
+	skipSuperseding bool
+}
+
+// readGroup is how many index files are read before their table is
+// written: 256 files of 64 packs hold about 250,000 blobs.
+var readGroup = 256
+
+// read reads the named index files into runs.
+func (b *tableBuild) read(ctx context.Context, names []string) error {
 	for len(names) > 0 {
+		n := min(readGroup, len(names))
+		group := make([]remote.ObjectInfo, n)
+		for i, name := range names[:n] {
+			group[i] = remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}}
+		}
+		names = names[n:]
+		files := make(map[string]*index.File, n)
+		if err := b.r.loadIndexFiles(ctx, group, files); err != nil {
+			return err
+		}
 		var batch []*index.File
 		var batchNames []string
-		n := 0
-		for len(names) > 0 && (n == 0 || n+blobCount(files[names[0]]) <= tableRunRecords) {
-			f := files[names[0]]
-			n += blobCount(f)
+		for _, g := range group {
+			f := files[g.Name]
+			b.sup[g.Name] = f.Supersedes
+			if b.skipSuperseding && len(f.Supersedes) > 0 {
+				continue
+			}
 			batch = append(batch, f)
-			batchNames = append(batchNames, names[0])
-			names = names[1:]
+			batchNames = append(batchNames, g.Name)
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		packs, recs := table.FromFiles(batch)
-		name, nonce, err := table.Build(dir, key, packs, recs)
+		name, nonce, err := table.Build(b.dir, b.key, packs, recs)
+		if err != nil {
+			return cacheError{err}
+		}
+		b.created = append(b.created, name)
+		b.runs = append(b.runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: batchNames})
+	}
+	return nil
+}
+
+// abort removes the tables written unless a manifest took them.
+func (b *tableBuild) abort() {
+	for _, name := range b.created {
+		_ = os.Remove(filepath.Join(b.dir, name))
+	}
+}
+
+// finish adds the runs to m's tables: merged into one if there are
+// several, then merged with the newest tables while the newest is at
+// least half as large as the one before it, or while there are too many
+// (so each record is rewritten about log2 of the repository's growth
+// times, and a lookup reads a few tables at most).
+func (b *tableBuild) finish(m *table.Manifest) error {
+	if len(b.runs) > 1 {
+		merged, err := mergeTables(b.dir, b.key, b.runs)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: batchNames})
-		for _, f := range batch {
-			f.Packs = nil // the memory of a run is freed as soon as it is written
-		}
+		b.created = append(b.created, merged.Name)
+		b.runs = []table.Info{merged}
 	}
-	if len(runs) > 1 {
-		merged, err := r.mergeTables(dir, key, runs)
-		if err != nil {
-			return err
-		}
-		runs = []table.Info{merged}
-	}
-	m.Tables = append(m.Tables, runs...)
+	m.Tables = append(m.Tables, b.runs...)
 	for k := len(m.Tables); k >= 2; k = len(m.Tables) {
 		last, prev := m.Tables[k-1], m.Tables[k-2]
 		if last.Records*2 < prev.Records && k <= maxTables {
 			break
 		}
-		merged, err := r.mergeTables(dir, key, m.Tables[k-2:])
+		merged, err := mergeTables(b.dir, b.key, m.Tables[k-2:])
 		if err != nil {
 			return err
 		}
+		b.created = append(b.created, merged.Name)
 		m.Tables = append(m.Tables[:k-2], merged)
 	}
 	return nil
 }
 
-func blobCount(f *index.File) int {
-	n := 0
-	for _, p := range f.Packs {
-		n += len(p.Blobs)
-	}
-	return n
-}
-
 // mergeTables writes one table holding the given ones.
-func (r *Repository) mergeTables(dir string, key []byte, infos []table.Info) (table.Info, error) {
+func mergeTables(dir string, key []byte, infos []table.Info) (table.Info, error) {
 	var ts []*table.Table
 	defer func() {
 		for _, t := range ts {

@@ -265,3 +265,22 @@ func TestIndexTablesUnusableCacheFallsBack(t *testing.T) {
 	}
 	f.restoreAll(r)
 }
+
+// A fresh host builds the tables a group of index files at a time and
+// merges the groups into one table.
+func TestIndexTablesFreshHostBuildsInGroups(t *testing.T) {
+	defer repo.SetTableReadGroup(1)()
+	f := newTableFixture(t)
+	for range 3 {
+		f.backup(20)
+	}
+	f.cacheDir = t.TempDir() // a fresh host
+	r, n := f.open()
+	if n < 3 {
+		t.Fatalf("a fresh host read %d index files", n)
+	}
+	if tables, _ := filepath.Glob(filepath.Join(f.tableDir(r), "*.tbl")); len(tables) != 1 {
+		t.Errorf("%d table files after a fresh build, want 1", len(tables))
+	}
+	f.restoreAll(r)
+}
