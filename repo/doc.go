@@ -18,4 +18,7 @@
 // decides over snapshots alone. Below repo, nothing imports repo or
 // anything above it; crypto, chunking and remote are the top-level
 // libraries every layer may use.
+//
+// Tests make repositories with repo/repotest (fast keys; in memory on
+// remote/mem, or in a temporary directory).
 package repo

@@ -11,10 +11,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/repotest"
 )
 
 // A blob damaged inside a pack at the primary is read from the replica
@@ -29,11 +29,7 @@ func TestDamagedBlobFailsOverThroughEveryDecorator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw := []byte("pw")
-	r, err := repo.Init(ctx, primary, pw, repo.InitOptions{KDF: crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, primary, repo.Options{})
 	data := make([]byte, 64<<10)
 	for i := range data {
 		data[i] = byte(rand.N(256))
@@ -72,7 +68,7 @@ func TestDamagedBlobFailsOverThroughEveryDecorator(t *testing.T) {
 
 	load := func(t *testing.T, be remote.Backend) ([]byte, error) {
 		t.Helper()
-		r, err := repo.Open(ctx, be, pw, repo.Options{})
+		r, err := repo.Open(ctx, be, repotest.Password, repo.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/prune"
 	"github.com/courtbak/courtbak/repo/replicate"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/restorer"
 	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
@@ -45,10 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	if _, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: kdf}, f.options()); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, be, f.options())
 	return f
 }
 

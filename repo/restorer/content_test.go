@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
-	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
@@ -22,15 +21,7 @@ import (
 func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *snapshot.Snapshot, src, repoDir string) {
 	t.Helper()
 	ctx := context.Background()
-	repoDir = filepath.Join(t.TempDir(), "repo")
-	be, err := remote.OpenLocal(repoDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	if r, err = repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	r, repoDir = repotest.NewLocal(t, repo.Options{})
 	src = filepath.Join(t.TempDir(), "src")
 	if _, err := gen.Generate(src, opts); err != nil {
 		t.Fatal(err)
