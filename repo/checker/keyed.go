@@ -2,7 +2,6 @@ package checker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -405,12 +404,12 @@ func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*snapshot.
 	if err != nil {
 		return nil, err
 	}
-	var sn snapshot.Snapshot
-	if err := json.Unmarshal(plain, &sn); err != nil {
+	sn, err := snapshot.Decode(plain, blob.ID{})
+	if err != nil {
 		return nil, fmt.Errorf("decode: %v: %w", err, repo.ErrDamaged)
 	}
 	sn.ID, err = blob.ParseID(h.Name)
-	return &sn, err
+	return sn, err
 }
 
 // snapshotProblem records a problem of the snapshot being walked.
