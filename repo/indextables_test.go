@@ -16,6 +16,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // tableFixture is a repository with a cache directory whose cached index
@@ -26,7 +27,7 @@ type tableFixture struct {
 	be       *countingBackend
 	cacheDir string
 	src      string
-	snaps    []*repo.Snapshot
+	snaps    []*snapshot.Snapshot
 	contents []map[string][]byte
 	mu       sync.Mutex
 	warnings []string

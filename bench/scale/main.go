@@ -30,6 +30,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 const filesPerDir = 100
@@ -108,8 +109,8 @@ func (g *gen) snapshot(ctx context.Context, s int, from, to int64) error {
 		_ = saver.Flush(ctx)
 		return err
 	}
-	saveTree := func(t *repo.Tree) (blob.ID, error) {
-		data, err := repo.EncodeTree(t)
+	saveTree := func(t *snapshot.Tree) (blob.ID, error) {
+		data, err := snapshot.EncodeTree(t)
 		if err != nil {
 			return blob.ID{}, err
 		}
@@ -117,7 +118,7 @@ func (g *gen) snapshot(ctx context.Context, s int, from, to int64) error {
 		_, err = saver.SaveBlob(blob.Tree, id, data)
 		return id, err
 	}
-	var top, dir repo.Tree
+	var top, dir snapshot.Tree
 	flushDir := func() error {
 		if len(dir.Nodes) == 0 {
 			return nil
@@ -127,12 +128,12 @@ func (g *gen) snapshot(ctx context.Context, s int, from, to int64) error {
 			return err
 		}
 		top.Nodes = append(top.Nodes, g.dirNode(fmt.Sprintf("d%06d", len(top.Nodes)), id))
-		dir = repo.Tree{}
+		dir = snapshot.Tree{}
 		return nil
 	}
 	for i := from; i < to; {
 		end := min(to, i+int64(g.perFile))
-		node := repo.Node{Name: fmt.Sprintf("f%04d.bin", len(dir.Nodes)), Type: repo.NodeFile, Mode: 0o644, ModTime: g.when}
+		node := snapshot.Node{Name: fmt.Sprintf("f%04d.bin", len(dir.Nodes)), Type: snapshot.NodeFile, Mode: 0o644, ModTime: g.when}
 		h := blake3.New()
 		for ; i < end; i++ {
 			pt := g.plaintext(i)
@@ -161,18 +162,18 @@ func (g *gen) snapshot(ctx context.Context, s int, from, to int64) error {
 		return fail(err)
 	}
 	name := fmt.Sprintf("part%03d", s)
-	scaleID, err := saveTree(&repo.Tree{Nodes: []repo.Node{g.dirNode(name, topID)}})
+	scaleID, err := saveTree(&snapshot.Tree{Nodes: []snapshot.Node{g.dirNode(name, topID)}})
 	if err != nil {
 		return fail(err)
 	}
-	rootID, err := saveTree(&repo.Tree{Nodes: []repo.Node{g.dirNode("scale", scaleID)}})
+	rootID, err := saveTree(&snapshot.Tree{Nodes: []snapshot.Node{g.dirNode("scale", scaleID)}})
 	if err != nil {
 		return fail(err)
 	}
 	if err := saver.Flush(ctx); err != nil {
 		return err
 	}
-	sn := &repo.Snapshot{Time: g.when.Add(time.Duration(s) * time.Hour), Hostname: "scale", Paths: []string{"/scale"}, Tree: rootID, Program: "courtbak bench/scale"}
+	sn := &snapshot.Snapshot{Time: g.when.Add(time.Duration(s) * time.Hour), Hostname: "scale", Paths: []string{"/scale"}, Tree: rootID, Program: "courtbak bench/scale"}
 	if err := g.r.SaveSnapshot(ctx, sn); err != nil {
 		return err
 	}
@@ -180,6 +181,6 @@ func (g *gen) snapshot(ctx context.Context, s int, from, to int64) error {
 	return nil
 }
 
-func (g *gen) dirNode(name string, id blob.ID) repo.Node {
-	return repo.Node{Name: name, Type: repo.NodeDir, Mode: fs.ModeDir | 0o755, ModTime: g.when, Subtree: &id}
+func (g *gen) dirNode(name string, id blob.ID) snapshot.Node {
+	return snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: fs.ModeDir | 0o755, ModTime: g.when, Subtree: &id}
 }
