@@ -40,8 +40,8 @@ measure() {
 
 echo "repository $repo: $(ls "$repo/index" | wc -l) index files, $(find "$repo/data" -type f | wc -l) packs"
 rm -rf "$COURTBAK_CACHE_DIR"
-measure "open, cold cache (snapshots)" "$bin" -r "$repo" snapshots
-measure "open, warm cache (snapshots)" "$bin" -r "$repo" snapshots
+measure "ls latest, cold cache" "$bin" -r "$repo" ls latest
+measure "ls latest, warm cache" "$bin" -r "$repo" ls latest
 measure "backup of $size new data" "$bin" -r "$repo" backup --host bench "$src"
 measure "unchanged re-backup" "$bin" -r "$repo" backup --host bench "$src"
 first=$("$bin" -r "$repo" snapshots --host scale --json | grep -o '"id":"[0-9a-f]*"' | awk -F'"' 'NR == 1 {print $4}')
