@@ -141,7 +141,7 @@ func renderMarkdown(r *Report) []byte {
 		p("A snapshot is one backup run: the state of the backed-up folders at that time. Times are %s.\n\n", mdText(r.TimeZone))
 		p("| Snapshot | Taken (%s) | Computer | Folders | Files | Size | Status | File list |\n|---|---|---|---|---:|---:|---|---|\n", mdText(zone))
 		for _, s := range r.Snapshots {
-			list := "not in this report"
+			list := "not listed"
 			if s.ManifestIncluded {
 				list = "below"
 			}
