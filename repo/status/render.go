@@ -49,6 +49,8 @@ func plural(n int, one, many string) string {
 // LagText says in words how far a replica is behind.
 func (c CopyStatus) LagText() string {
 	switch {
+	case !c.Reachable && c.Error == errNoRepository:
+		return errNoRepository
 	case !c.Reachable:
 		return "unreachable"
 	case c.Role == "primary":
@@ -92,6 +94,18 @@ func (c CopyStatus) VerifyText(now time.Time) string {
 	return fmt.Sprintf("%s %s ago (%s, %s)", v.Verdict, Age(v.Finished, now), kind, data)
 }
 
+// Duration shows a threshold as people write it: "26h", "90m", "1h30m".
+func Duration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // Name is the copy's label, else its role and location.
 func (c CopyStatus) Name() string { return copyName(&c) }
 
@@ -120,11 +134,14 @@ var htmlTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
 		if t.IsZero() {
 			return "never"
 		}
+		if _, off := t.In(loc).Zone(); off == 0 {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		}
 		return t.In(loc).Format("2006-01-02 15:04 MST") + " (" + t.UTC().Format("15:04 UTC") + ")"
 	},
 	"zone": report.ZoneName,
 	"maxage": func(sec float64) string {
-		return (time.Duration(sec) * time.Second).String()
+		return Duration(time.Duration(sec) * time.Second)
 	},
 }).Parse(htmlSource))
 

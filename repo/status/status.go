@@ -169,6 +169,9 @@ func Collect(ctx context.Context, courts []Court, opts Options) *Summary {
 	return s
 }
 
+// errNoRepository is the error of a copy that lists no objects at all.
+const errNoRepository = "no repository here"
+
 // listing is what one copy's listing tells.
 type listing struct {
 	objects map[remote.Handle]remote.ObjectInfo
@@ -235,7 +238,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			breach("%s cannot be listed: %v", copyName(cp), l.err)
 			continue
 		case len(l.objects) == 0:
-			cp.Error = "there is no repository here"
+			cp.Error = errNoRepository
 			breach("%s holds no repository", copyName(cp))
 			continue
 		}
@@ -267,7 +270,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			}
 		}
 		if c.MaxAge > 0 && cp.MissingObjects > 0 && !cp.OldestMissing.IsZero() && now.Sub(cp.OldestMissing) > c.MaxAge {
-			breach("%s lacks %d objects (%s) the primary has held for more than %s", copyName(cp), cp.MissingObjects, report.BinarySize(cp.MissingBytes), c.MaxAge)
+			breach("%s lacks %d objects (%s) the primary has held for more than %s", copyName(cp), cp.MissingObjects, report.BinarySize(cp.MissingBytes), Duration(c.MaxAge))
 		}
 	}
 	if primary == nil {
@@ -302,7 +305,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 		case cs.Keyed:
 			for _, sn := range cs.Snapshots {
 				if sn.TooOld {
-					breach("the newest snapshot of %s on %s is %s old, more than %s", strings.Join(sn.Paths, ", "), sn.Host, age(time.Duration(sn.AgeSec)*time.Second), c.MaxAge)
+					breach("the newest snapshot of %s on %s is %s old, more than %s", strings.Join(sn.Paths, ", "), sn.Host, age(time.Duration(sn.AgeSec)*time.Second), Duration(c.MaxAge))
 				}
 			}
 			if len(cs.Snapshots) == 0 {
@@ -311,7 +314,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 		case cs.NewestSnapshotStored.IsZero():
 			breach("the repository has no snapshot")
 		case now.Sub(cs.NewestSnapshotStored) > c.MaxAge:
-			breach("the newest snapshot was stored %s ago, more than %s", age(now.Sub(cs.NewestSnapshotStored)), c.MaxAge)
+			breach("the newest snapshot was stored %s ago, more than %s", age(now.Sub(cs.NewestSnapshotStored)), Duration(c.MaxAge))
 		}
 	}
 	cs.OK = len(cs.Breaches) == 0

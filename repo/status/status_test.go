@@ -149,7 +149,7 @@ func TestCollectBreaches(t *testing.T) {
 		breach string
 	}{
 		{"no threshold, all reachable", func(c Court) Court { return c }, Options{}, ""},
-		{"newest snapshot stored too long ago", func(c Court) Court { c.MaxAge = time.Hour; return c }, Options{}, "newest snapshot was stored 2h00m ago, more than 1h0m0s"},
+		{"newest snapshot stored too long ago", func(c Court) Court { c.MaxAge = time.Hour; return c }, Options{}, "newest snapshot was stored 2h00m ago, more than 1h"},
 		{"replica lags behind the threshold", func(c Court) Court { c.MaxAge = 90 * time.Minute; return c }, Options{}, "lacks 2 objects"},
 		{"replica unreachable", func(c Court) Court { c.Replicas = []Site{{Label: "DR pool", URL: "gone"}}; return c }, Options{}, "DR pool cannot be listed: gone: connection refused"},
 		{"an empty replica", func(c Court) Court {
