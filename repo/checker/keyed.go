@@ -361,7 +361,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 	names := handles(c.primary.objects, remote.Snapshot)
 	c.rep.Checked.Snapshots = len(names)
 	out := make([]report.Snapshot, len(names))
-	sns := make([]*repo.Snapshot, len(names))
+	sns := make([]*snapshot.Snapshot, len(names))
 	idx := make([]int, len(names))
 	for i := range idx {
 		idx[i] = i
