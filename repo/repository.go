@@ -47,6 +47,23 @@ type Config struct {
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
 	Secrets []byte    `json:"secrets"`
+	// Check is the BLAKE3-256 (hex) of the config's JSON encoding with
+	// Check empty: a check anyone can make without the password, so that
+	// a flipped byte anywhere in the config, its sealed secrets included,
+	// is seen by keyless verification and by reads that fail over to a
+	// replica. Configs written before it existed have none (see
+	// docs/design.md, "The config").
+	Check string `json:"check,omitempty"`
+}
+
+// checkSum computes Config.Check.
+func (c Config) checkSum() string {
+	c.Check = ""
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a struct of strings, ints, bytes and a time
+	}
+	return blob.ID(crypto.Hash(b)).String()
 }
 
 type secrets struct {
@@ -72,6 +89,9 @@ func ParseConfig(b []byte) (Config, error) {
 	// The id names local cache directories: it must be what init wrote.
 	if _, err := blob.ParseID(c.ID); err != nil {
 		return c, fmt.Errorf("config has an invalid repository id: %w", ErrDamaged)
+	}
+	if c.Check != "" && c.Check != c.checkSum() {
+		return c, fmt.Errorf("config does not match its check (a byte of it was changed): %w", ErrDamaged)
 	}
 	return c, nil
 }
@@ -196,6 +216,7 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 		Created: r.opts.Now().UTC(),
 		Secrets: r.key.Seal(nil, sec, configAD),
 	}
+	r.cfg.Check = r.cfg.checkSum()
 	// The key goes first: a config without a key would be a repository
 	// nobody can open, whereas a stray key without a config is harmless.
 	if _, err := r.AddKey(ctx, password, io.KDF); err != nil {

@@ -244,7 +244,8 @@ func printVerifySummary(g *globals, rep *report.Report, written []string, key ed
 	} else {
 		fmt.Fprintf(g.stdout, "%d snapshots, ", ch.Snapshots)
 	}
-	fmt.Fprintf(g.stdout, "%d packs (%d read in full), %d objects hashed, %s read\n", ch.Packs, ch.PacksRead, ch.ObjectsHashed, formatBytes(ch.BytesRead))
+	fmt.Fprintf(g.stdout, "%d packs, packs read in full: %d of %d (%s of %s), %d objects hashed, %s read\n",
+		ch.Packs, ch.PacksRead, ch.Packs, formatBytes(ch.PackBytesRead), formatBytes(ch.PackBytes), ch.ObjectsHashed, formatBytes(ch.BytesRead))
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "copy\trole\tstatus\tobjects\tmissing\tdamaged\textra")
 	for _, cp := range rep.Copies {

@@ -245,10 +245,20 @@ func (c *checker) packsToRead() []blob.ID {
 	if !c.opts.ReadData {
 		return nil
 	}
-	var out []blob.ID
+	var (
+		out   []blob.ID
+		names []string
+	)
 	for _, id := range sortedIDs(c.packs) {
 		h := remote.Handle{Type: remote.Data, Name: id.String()}
-		if _, bad := c.damaged[h]; !bad && c.subset.Has(h.Name) {
+		if _, bad := c.damaged[h]; !bad {
+			names = append(names, h.Name)
+		}
+	}
+	c.ensureSubsetReads(names)
+	for _, name := range names {
+		if c.inSubset(name) {
+			id, _ := blob.ParseID(name)
 			out = append(out, id)
 		}
 	}
@@ -257,6 +267,12 @@ func (c *checker) packsToRead() []blob.ID {
 
 func (c *checker) readPacks(ctx context.Context, ids []blob.ID) error {
 	c.rep.Checked.PacksRead = len(ids)
+	for _, size := range c.packSizes {
+		c.rep.Checked.PackBytes += size
+	}
+	for _, id := range ids {
+		c.rep.Checked.PackBytesRead += c.packSizes[id]
+	}
 	return parallel(ctx, c.opts.Workers, ids, func(id blob.ID) { c.readPack(ctx, id) })
 }
 

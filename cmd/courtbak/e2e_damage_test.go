@@ -1,0 +1,173 @@
+package main_test
+
+// End-to-end tests of damage that verify must see (keyless too), report
+// honestly, and that must not block what is intact.
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zeebo/blake3"
+)
+
+// dmgHashName is the name a stored object with these bytes has.
+func dmgHashName(b []byte) string {
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// dmgConfig rewrites a field of a local repository's config with fn.
+func dmgConfig(t *testing.T, repoDir string, fn func(map[string]any)) {
+	t.Helper()
+	vfyEdit(t, filepath.Join(repoDir, "config"), func(b []byte) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		fn(m)
+		out, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
+}
+
+// dmgFlipSecrets flips one bit of the config's sealed secrets, keeping the
+// config valid JSON with valid base64: only the key can tell.
+func dmgFlipSecrets(t *testing.T, repoDir string) {
+	t.Helper()
+	dmgConfig(t, repoDir, func(m map[string]any) {
+		sec, err := base64.StdEncoding.DecodeString(m["secrets"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec[len(sec)/2] ^= 0x01
+		m["secrets"] = base64.StdEncoding.EncodeToString(sec)
+	})
+}
+
+func TestKeylessVerifySeesARepositoryThatCannotBeOpened(t *testing.T) {
+	t.Run("all keys deleted", func(t *testing.T) {
+		e, _ := vfyRepo(t, 31)
+		for _, k := range vfyObjects(t, e.repo, "keys") {
+			if err := os.Remove(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vfyExpect(t, vfyNoPassword(e, "verify", "--keyless"), 1, "no key files", "PROBLEMS FOUND")
+	})
+	t.Run("flipped byte in the sealed secrets", func(t *testing.T) {
+		e, _ := vfyRepo(t, 32)
+		dmgFlipSecrets(t, e.repo)
+		vfyExpect(t, vfyNoPassword(e, "verify", "--keyless"), 1, "config", "PROBLEMS FOUND")
+		// With the password the repository cannot be opened; it says why.
+		r := e.run("snapshots")
+		if r.code == 0 || !strings.Contains(r.stderr, "config") {
+			t.Errorf("snapshots on a damaged config: exit %d, %s", r.code, r.stderr)
+		}
+	})
+	t.Run("config without a check differs from the replica's", func(t *testing.T) {
+		// A repository made before configs carried their own check.
+		e, _ := vfyRepo(t, 33)
+		dmgConfig(t, e.repo, func(m map[string]any) { delete(m, "check") })
+		replica := vfyCopyTree(t, e.repo)
+		vfyExpect(t, vfyNoPassword(e, "verify", "--keyless"), 0)
+		dmgFlipSecrets(t, e.repo)
+		vfyExpect(t, vfyNoPassword(e, "--replica", replica, "verify", "--keyless"), 1, "config differs", "PROBLEMS FOUND")
+	})
+	t.Run("key file that does not parse", func(t *testing.T) {
+		e, _ := vfyRepo(t, 34)
+		// A key file whose name matches its bytes but which is no key:
+		// only parsing tells.
+		junk := []byte(`{"not":"a key"}`)
+		name := dmgHashName(junk)
+		p := filepath.Join(e.repo, "keys", name)
+		if err := os.WriteFile(p, junk, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		vfyExpect(t, vfyNoPassword(e, "verify", "--keyless"), 1, "keys/"+name, "key file")
+	})
+	t.Run("key sets differ between copies", func(t *testing.T) {
+		e, _ := vfyRepo(t, 35)
+		replica := vfyCopyTree(t, e.repo)
+		for _, k := range vfyObjects(t, e.repo, "keys") {
+			if err := os.Remove(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := vfyNoPassword(e, "--replica", replica, "verify", "--keyless")
+		vfyExpect(t, r, 1, "no key files", "PROBLEMS FOUND")
+	})
+}
+
+func TestVerifySaysWhatWasNotRead(t *testing.T) {
+	e, _ := vfyRepo(t, 36)
+	replica := vfyCopyTree(t, e.repo)
+	vfyFlip(t, vfyObjects(t, e.repo, "data")[0])
+	r := e.run("--replica", replica, "verify", "--repair", "--json")
+	vfyExpect(t, r, 0)
+	var v struct {
+		Verdict string `json:"verdict"`
+		Scope   struct {
+			Complete  bool   `json:"complete"`
+			Unchecked string `json:"unchecked"`
+		} `json:"scope"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Scope.Complete || !strings.Contains(v.Scope.Unchecked, "--read-data") {
+		t.Errorf("scope of a structure-only run: %+v", v.Scope)
+	}
+	r = e.run("--replica", replica, "verify", "--repair")
+	vfyExpect(t, r, 0, "INTACT AS FAR AS CHECKED", "pack contents not read", "--read-data")
+	report := filepath.Join(t.TempDir(), "r.md")
+	vfyExpect(t, e.run("verify", "--report", report), 0)
+	if md := string(vfyRead(t, report)); !strings.Contains(md, "AS FAR AS CHECKED") {
+		t.Errorf("markdown report does not say what was not read:\n%.800s", md)
+	}
+	// Reading everything finds the flipped byte.
+	vfyExpect(t, e.run("verify", "--read-data"), 1, "PROBLEMS FOUND")
+}
+
+func TestSubsetReadsAtLeastOnePackAndReportsCoverage(t *testing.T) {
+	e, _ := vfyRepo(t, 37)
+	packs := len(vfyObjects(t, e.repo, "data"))
+	// 0.001% of the id space holds no pack of a small repository on any day.
+	for _, args := range [][]string{{"verify", "--keyless"}, {"verify"}} {
+		var r result
+		if len(args) == 2 {
+			r = vfyNoPassword(e, append(args, "--read-data-subset", "0.001%", "--json")...)
+		} else {
+			r = e.run(append(args, "--read-data-subset", "0.001%", "--json")...)
+		}
+		vfyExpect(t, r, 0)
+		var v struct {
+			Scope struct {
+				Complete  bool   `json:"complete"`
+				Unchecked string `json:"unchecked"`
+			} `json:"scope"`
+			Checked struct {
+				Packs         int   `json:"packs"`
+				PacksRead     int   `json:"packs_read"`
+				PackBytes     int64 `json:"pack_bytes"`
+				PackBytesRead int64 `json:"pack_bytes_read"`
+			} `json:"checked"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+			t.Fatal(err)
+		}
+		c := v.Checked
+		if c.Packs != packs || c.PacksRead < 1 || c.PackBytesRead <= 0 || c.PackBytes < c.PackBytesRead || v.Scope.Complete != (c.PacksRead == c.Packs) {
+			t.Errorf("%v: coverage %+v of %d packs, scope %+v", args, c, packs, v.Scope)
+		}
+		r = vfyNoPassword(e, "verify", "--keyless", "--read-data-subset", "0.001%")
+		vfyExpect(t, r, 0, "packs read", "AS FAR AS CHECKED")
+	}
+}
