@@ -91,14 +91,14 @@ type Scope struct {
 
 // Counts say how much was checked.
 type Counts struct {
-	Snapshots     int   `json:"snapshots"`
-	Files         int64 `json:"files"`
-	FileBytes     int64 `json:"file_bytes"`
-	Trees         int   `json:"trees"`
-	IndexFiles    int   `json:"index_files"`
-	Keys          int   `json:"keys"`
-	Packs         int   `json:"packs"`
-	PacksRead     int   `json:"packs_read"`
+	Snapshots  int   `json:"snapshots"`
+	Files      int64 `json:"files"`
+	FileBytes  int64 `json:"file_bytes"`
+	Trees      int   `json:"trees"`
+	IndexFiles int   `json:"index_files"`
+	Keys       int   `json:"keys"`
+	Packs      int   `json:"packs"`
+	PacksRead  int   `json:"packs_read"`
 	// PackBytes is the size of the packs counted in Packs; PackBytesRead
 	// of those read in full.
 	PackBytes     int64 `json:"pack_bytes"`
