@@ -107,6 +107,11 @@ type Options struct {
 	CacheDir string
 	// Warn receives one-line notices (failover, skipped damage) for stderr.
 	Warn func(string)
+	// IndexFallback, when not nil, is where LoadIndex reads an index file
+	// that is damaged in the repository: its replicas. (Read commands open
+	// the repository over a failover backend instead, which does this for
+	// every object.)
+	IndexFallback remote.Backend
 }
 
 // DefaultPackSize suits object storage: few requests per GB, small enough to
@@ -132,6 +137,8 @@ type Repository struct {
 	indexMu       sync.Mutex
 	indexSeen     map[string]bool
 	indexLoadedAt time.Time
+	// indexDamaged names the index files LoadIndex left out as damaged.
+	indexDamaged []string
 }
 
 func (o *Options) defaults() {

@@ -171,3 +171,84 @@ func TestSubsetReadsAtLeastOnePackAndReportsCoverage(t *testing.T) {
 		vfyExpect(t, r, 0, "packs read", "AS FAR AS CHECKED")
 	}
 }
+
+// dmgIndexRepo makes a repository with two snapshots, each with its own
+// index file, and returns the index file the first backup wrote.
+func dmgIndexRepo(t *testing.T) (e *env, src1, src2 string, s1, s2 backupSummary, first string) {
+	t.Helper()
+	e = newLocalEnv(t)
+	e.init()
+	src1 = generate(t, 41, 3<<20)
+	s1 = e.backup(src1)
+	firsts := vfyObjects(t, e.repo, "index")
+	if len(firsts) != 1 {
+		t.Fatalf("%d index files after one backup", len(firsts))
+	}
+	src2 = generate(t, 42, 2<<20)
+	s2 = e.backup(src2)
+	return e, src1, src2, s1, s2, firsts[0]
+}
+
+func TestDamagedIndexFileDoesNotBlockTheRest(t *testing.T) {
+	e, src1, src2, s1, s2, first := dmgIndexRepo(t)
+	replica := vfyCopyTree(t, e.repo)
+	vfyFlip(t, first)
+	name := vfyObjectName(first)
+	e.home = t.TempDir() // a host whose cache never held the index file
+
+	// restore, ls and dump re-index the packs no intact index lists.
+	target := t.TempDir()
+	r := e.must("restore", s1.SnapshotID[:8], "--target", target)
+	if !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, "indexed again") {
+		t.Errorf("restore does not name the damaged index file and what it did:\n%s", r.stderr)
+	}
+	compareTrees(t, src1, restoredPath(target, src1))
+	e.must("ls", s1.SnapshotID[:8])
+	var oneFile string
+	_ = filepath.WalkDir(src1, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && oneFile == "" {
+			oneFile = p
+		}
+		return err
+	})
+	if got, want := e.must("dump", s1.SnapshotID[:8], oneFile).stdout, string(vfyRead(t, oneFile)); got != want {
+		t.Errorf("dump %s differs from the original", oneFile)
+	}
+
+	// The nightly backup keeps working: what the lost index listed is
+	// stored again, and the new snapshot restores.
+	s3 := e.backup(src1)
+	if s3.BytesAdded == 0 {
+		t.Errorf("backup added nothing though the index of its data is damaged: %+v", s3)
+	}
+	target = t.TempDir()
+	e.must("restore", s3.SnapshotID[:8], "--target", target)
+	compareTrees(t, src1, restoredPath(target, src1))
+	target = t.TempDir()
+	e.must("restore", s2.SnapshotID[:8], "--target", target)
+	compareTrees(t, src2, restoredPath(target, src2))
+
+	// prune refuses to work from a damaged index: it would take the packs
+	// it lists for garbage.
+	if r := e.run("prune"); r.code == 0 || !strings.Contains(r.stderr, "index") {
+		t.Errorf("prune with a damaged index file: exit %d\n%s", r.code, r.stderr)
+	}
+
+	// With a replica the intact copy is read instead, by backup too.
+	e.home = t.TempDir()
+	r = e.must("--replica", replica, "backup", src2)
+	if !strings.Contains(r.stderr, name) || !strings.Contains(r.stderr, replica) {
+		t.Errorf("backup --replica does not say it read %s from the replica:\n%s", name, r.stderr)
+	}
+	target = t.TempDir()
+	r = e.must("--replica", replica, "restore", s1.SnapshotID[:8], "--target", target)
+	if strings.Contains(r.stderr, "indexed again") {
+		t.Errorf("restore re-indexed though the replica holds the index file intact:\n%s", r.stderr)
+	}
+	compareTrees(t, src1, restoredPath(target, src1))
+
+	// verify --repair puts the intact index file back; then all is well.
+	// (The replica lacks the backups made since it was copied: exit 1.)
+	vfyExpect(t, e.run("--replica", replica, "verify", "--repair"), 1, "repaired "+name)
+	vfyExpect(t, e.run("verify", "--read-data"), 0, "ALL COPIES INTACT")
+}

@@ -157,7 +157,16 @@ func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, be, pw, g.repoOptions())
+	opts := g.repoOptions()
+	if !g.readOnly && len(g.replicas) > 0 {
+		// A backup reads an index file damaged at the primary from the
+		// replicas (read commands fail over for every object anyway).
+		if opts.IndexFallback, err = remote.OpenFailover(ctx, g.replicas, g.remoteOptions(),
+			remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn}); err != nil {
+			return nil, err
+		}
+	}
+	r, err := repo.Open(ctx, be, pw, opts)
 	// Key derivation just used tens of MiB that the rest of the run does
 	// not need: hand them back now, so they do not add to the peak.
 	debug.FreeOSMemory()
@@ -175,6 +184,14 @@ func (g *globals) openRepoIndexed(ctx context.Context) (*repo.Repository, error)
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
+	}
+	if g.readOnly {
+		// Only readers may use packs no index file lists: a backup
+		// deduplicating against them would make a snapshot prune can
+		// break.
+		if err := r.ReindexUnlisted(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
