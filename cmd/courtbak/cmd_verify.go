@@ -165,7 +165,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Target, *repo.Repository, error) {
 	t := checker.Target{Location: remote.Redact(g.repoURL)}
 	if !keyless {
-		r, err := g.openRepo(ctx)
+		r, err := g.openRepoKeys(ctx, true)
 		if err != nil {
 			return t, nil, err
 		}

@@ -252,3 +252,47 @@ func TestDamagedIndexFileDoesNotBlockTheRest(t *testing.T) {
 	vfyExpect(t, e.run("--replica", replica, "verify", "--repair"), 1, "repaired "+name)
 	vfyExpect(t, e.run("verify", "--read-data"), 0, "ALL COPIES INTACT")
 }
+
+func TestDamagedConfigAndLostKeysComeFromAReplica(t *testing.T) {
+	e, src := vfyRepo(t, 43)
+	replica := vfyCopyTree(t, e.repo)
+	removeKeys := func() {
+		t.Helper()
+		for _, k := range vfyObjects(t, e.repo, "keys") {
+			if err := os.Remove(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	restoreWorks := func(args ...string) {
+		t.Helper()
+		target := t.TempDir()
+		e.must(append(args, "restore", "latest", "--target", target)...)
+		compareTrees(t, src, restoredPath(target, src))
+	}
+	for _, keyless := range []bool{false, true} {
+		repair := func() result {
+			if keyless {
+				return vfyNoPassword(e, "--replica", replica, "verify", "--keyless", "--repair")
+			}
+			return e.run("--replica", replica, "verify", "--repair")
+		}
+
+		dmgFlipSecrets(t, e.repo)
+		if r := e.run("snapshots"); r.code == 0 {
+			t.Fatalf("snapshots opened a repository with a damaged config")
+		}
+		restoreWorks("--replica", replica)
+		vfyExpect(t, repair(), 0, "repaired config")
+		vfyExpect(t, e.run("verify"), 0)
+
+		removeKeys()
+		if r := e.run("snapshots"); r.code == 0 {
+			t.Fatalf("snapshots opened a repository without key files")
+		}
+		restoreWorks("--replica", replica)
+		vfyExpect(t, repair(), 0, "repaired keys/")
+		vfyExpect(t, e.run("verify"), 0)
+		restoreWorks()
+	}
+}

@@ -272,6 +272,11 @@ func (c *checker) checkReplica(ctx context.Context, cs *copyState) error {
 	// A replica of another repository would make every comparison noise.
 	if _, ok := cs.objects[configHandle]; ok {
 		cfg, err := c.readConfig(ctx, cs)
+		if err == nil && c.r != nil {
+			if cerr := c.r.CheckConfig(cs.config); cerr != nil && cfg.ID == c.rep.Repository.ID {
+				err = fmt.Errorf("%w: %v", errMismatch, cerr)
+			}
+		}
 		switch {
 		case errors.Is(err, errMismatch):
 			damaged(configHandle, err.Error())

@@ -75,6 +75,9 @@ func (c *checker) intact(h remote.Handle, data []byte) bool {
 	if h.Type != remote.Config {
 		return repo.CheckName(h, data) == nil
 	}
+	if c.r != nil {
+		return c.r.CheckConfig(data) == nil
+	}
 	if c.configWant != nil && !bytes.Equal(data, c.configWant) {
 		return false
 	}
