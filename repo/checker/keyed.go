@@ -76,7 +76,7 @@ func (c *checker) load(ctx context.Context, h remote.Handle) ([]byte, error) {
 		}
 		return nil, err
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		return nil, err
@@ -283,7 +283,7 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 		}
 		return
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindPackDamaged, Object: obj,
@@ -353,10 +353,15 @@ type walk struct {
 	problems int
 }
 
+// checkSnapshots reads every snapshot, chooses the manifests the report
+// carries (Options.Manifest), then walks each snapshot's trees. Every
+// snapshot is walked, so every file's blobs are checked; only the chosen
+// ones keep their file lists, so memory follows the report's size.
 func (c *checker) checkSnapshots(ctx context.Context) error {
 	names := handles(c.primary.objects, remote.Snapshot)
 	c.rep.Checked.Snapshots = len(names)
 	out := make([]report.Snapshot, len(names))
+	sns := make([]*snapshot.Snapshot, len(names))
 	idx := make([]int, len(names))
 	for i := range idx {
 		idx[i] = i
@@ -369,10 +374,26 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 			c.problem(c.loadProblem(KindSnapshotDamaged, h, fmt.Errorf("snapshot cannot be read: %w", err)))
 			return
 		}
-		w := &walk{sn: sn, out: &out[i]}
-		*w.out = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Manifest: []report.File{}}
-		c.walkTree(ctx, w, sn.Tree, "/")
-		w.out.Status = report.SnapshotIntact
+		sns[i] = sn
+		out[i] = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Status: report.SnapshotIntact}
+	})
+	if err != nil {
+		return err
+	}
+	keep, err := c.opts.Manifest.Select(out)
+	if err != nil {
+		return err
+	}
+	c.rep.ManifestSelection = c.opts.Manifest.Selection()
+	err = parallel(ctx, c.opts.Workers, idx, func(i int) {
+		if sns[i] == nil {
+			return
+		}
+		w := &walk{sn: sns[i], out: &out[i]}
+		if keep[i] {
+			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
+		}
+		c.walkTree(ctx, w, sns[i].Tree, "/")
 		if w.problems > 0 {
 			w.out.Status = report.SnapshotDamaged
 		}
@@ -532,7 +553,9 @@ func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 		c.snapshotProblem(w, report.Problem{Kind: KindFileUnhashed, Path: p,
 			Message: "no whole-file hash is recorded for this file", Action: "back it up again with this courtbak version"})
 	}
-	w.out.Manifest = append(w.out.Manifest, f)
+	if w.out.ManifestIncluded {
+		w.out.Manifest = append(w.out.Manifest, f)
+	}
 	for _, id := range n.Content {
 		if pr := c.blobProblem(id, blob.Data); pr != nil {
 			pr.Path = p
