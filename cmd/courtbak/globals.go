@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,10 +82,22 @@ func splitList(s string) []string {
 	return out
 }
 
+// Environment variables that configure storage; the remote package reads
+// none itself (the AWS SDK's credential chain aside).
+const (
+	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
+	envEndpointAll = "AWS_ENDPOINT_URL"
+	envS3Checksum  = "COURTBAK_S3_CHECKSUM"
+)
+
+// remoteOptions are the storage options of the flags and the environment:
+// --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (an
+// endpoint in the repository URL still wins); --s3-checksum, else
+// COURTBAK_S3_CHECKSUM.
 func (g *globals) remoteOptions() remote.Options {
 	return remote.Options{
-		S3Endpoint:       g.s3Endpoint,
-		S3Checksum:       g.s3Checksum,
+		S3Endpoint:       cmp.Or(g.s3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll)),
+		S3Checksum:       cmp.Or(g.s3Checksum, os.Getenv(envS3Checksum)),
 		LimitUploadKiB:   g.limitUpload,
 		LimitDownloadKiB: g.limitDownload,
 		Retry:            true,
