@@ -177,14 +177,9 @@ func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Ta
 	if err != nil {
 		return t, nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
-	if err != nil {
+	if err := checkExists(ctx, be, false); err != nil {
 		be.Close()
-		return t, nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		be.Close()
-		return t, nil, fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+		return t, nil, err
 	}
 	t.Backend = be
 	t.Location = remote.Redact(be.Location())
