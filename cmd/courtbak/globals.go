@@ -91,7 +91,7 @@ func (g *globals) remoteOptions() remote.Options {
 		Retry:            true,
 		RetryPolicy: remote.RetryPolicy{
 			MaxAttempts: g.retries,
-			OnRetry: g.retryNotice,
+			OnRetry:     g.retryNotice,
 		},
 	}
 }
