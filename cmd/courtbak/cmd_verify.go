@@ -154,6 +154,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	} else if !g.quiet {
 		printVerifySummary(g, rep, written, key)
 	}
+	g.metrics.files, g.metrics.bytes, g.metrics.errors = count(rep.Checked.Files), count(rep.Checked.BytesRead), count(rep.Unresolved())
 	if n := rep.Unresolved(); n > 0 {
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify found %d %s (listed above)", n, countNoun(n, "problem", "problems"))}
 	}

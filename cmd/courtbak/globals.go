@@ -43,6 +43,9 @@ type globals struct {
 	storeCtx        context.Context
 	outMu           sync.Mutex
 	retried         map[string]int // failure → highest attempt reported
+	metricsFile     string
+	// metrics collects what the command counted, for --metrics-file.
+	metrics runMetrics
 
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
@@ -62,6 +65,7 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
+	f.StringVar(&g.metricsFile, "metrics-file", os.Getenv("COURTBAK_METRICS_FILE"), "after the command, write Prometheus metrics to `PATH` for node_exporter's textfile collector (env COURTBAK_METRICS_FILE)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
 	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
 		g.readOnly = c.Parent() == root && readCommands[c.Name()]

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -97,16 +98,21 @@ func run(args []string) int {
 
 	root := newRootCommand(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	start := time.Now()
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) == errInterrupted {
 		err = fmt.Errorf("%w: %v", errInterrupted, err)
 	}
+	code := exitCode(err)
 	if err != nil {
-		code := exitCode(err)
 		printError(g.stderr, g.json || wantsJSON(args), err, code)
-		return code
 	}
-	return exitOK
+	if g.metricsFile != "" && cmd != nil && cmd != root {
+		if merr := g.writeMetrics(cmd, start, code); merr != nil {
+			g.warn(merr.Error())
+		}
+	}
+	return code
 }
 
 // printError reports the error that ends the run on stderr: one line
