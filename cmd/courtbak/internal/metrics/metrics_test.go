@@ -76,7 +76,7 @@ func TestWriteKeepsOtherCommandsAndTheLastSuccess(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{metrics.LastSuccessTimestamp, backup, float64(t0.Add(90*time.Second).Unix())},
+		{metrics.LastSuccessTimestamp, backup, float64(t0.Add(90 * time.Second).Unix())},
 		{metrics.LastRunExitCode, backup, 1},
 		{metrics.LastRunTimestamp, backup, float64(t0.Add(24 * time.Hour).Unix())},
 		{metrics.LastRunDuration, backup, 3},
