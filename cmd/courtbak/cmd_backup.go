@@ -77,6 +77,10 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				return fmt.Errorf("backup failed, no snapshot was made: %w", err)
 			}
 			s := res.Summary
+			g.metrics = runMetrics{
+				files: count(s.TotalFiles), bytes: count(s.BytesProcessed), bytesAdded: count(s.BytesAdded),
+				errors: count(s.FilesFailed), latestSnapshot: res.Snapshot.Time,
+			}
 			if g.json {
 				err = g.printJSON(backupJSON{
 					MessageType: "summary", SnapshotID: res.Snapshot.ID.String(),

@@ -191,6 +191,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	} else if !g.quiet {
 		printVerifySummary(g, rep, written, key)
 	}
+	g.metrics.files, g.metrics.bytes, g.metrics.errors = count(rep.Checked.Files), count(rep.Checked.BytesRead), count(rep.Unresolved())
 	if n := rep.Unresolved(); n > 0 {
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify found %d %s (listed above)", n, countNoun(n, "problem", "problems"))}
 	}
@@ -214,14 +215,9 @@ func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Ta
 	if err != nil {
 		return t, nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
-	if err != nil {
+	if err := checkExists(ctx, be, false); err != nil {
 		be.Close()
-		return t, nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		be.Close()
-		return t, nil, fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+		return t, nil, err
 	}
 	t.Backend = be
 	t.Location = remote.Redact(be.Location())
