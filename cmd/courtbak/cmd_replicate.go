@@ -114,7 +114,7 @@ credentials only, no repository password.`,
 				sum.ObjectsPresent += res.ObjectsPresent
 				sum.BytesPresent += res.BytesPresent
 				if err == nil {
-					g.printf("%s: copied %d objects (%s), %d already present%s\n", res.Location, res.ObjectsCopied,
+					g.printf("%s: copied %d objects (%s), %d already present%s\n", g.labelled(u, res.Location), res.ObjectsCopied,
 						formatBytes(res.BytesCopied), res.ObjectsPresent, extraNote(res))
 				}
 				if ctx.Err() != nil {

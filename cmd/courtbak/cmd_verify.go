@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -58,7 +59,7 @@ Exit status: 0 when every copy is intact, 1 when a problem was found.`,
 	fl.StringVar(&f.subset, "read-data-subset", "", "read a rotating `N%` of the data packs each day")
 	fl.BoolVar(&f.keyless, "keyless", false, "check stored objects against their names, without a password")
 	fl.BoolVar(&f.repair, "repair", false, "replace damaged or missing objects with intact copies from the --replica repositories")
-	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable)")
+	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable; {date} and {time} in FILE become the local date and time)")
 	fl.StringVar(&f.signKey, "sign-key", "", "sign reports with the Ed25519 private key in `KEY.pem` (PEM PKCS#8, as openssl genpkey writes)")
 	return c
 }
@@ -74,6 +75,10 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 			return err
 		}
 		opts.ReadData, opts.SubsetPercent = true, pct
+	}
+	now := time.Now()
+	for i, p := range f.reports {
+		f.reports[i] = expandReportPath(p, now)
 	}
 	formats := make([]report.Format, len(f.reports))
 	for i, p := range f.reports {
@@ -282,6 +287,13 @@ func countNoun(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// expandReportPath replaces {date} in a report path with the local date
+// (2026-12-07) and {time} with the local time (013000), so that a
+// scheduled verify writes a new report each run.
+func expandReportPath(path string, now time.Time) string {
+	return strings.NewReplacer("{date}", now.Format("2006-01-02"), "{time}", now.Format("150405")).Replace(path)
 }
 
 // writeReportAtomic replaces path with data, so a reader never sees half a

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/courtbak/courtbak/cmd/courtbak/config"
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -38,10 +39,14 @@ type globals struct {
 	s3Endpoint      string
 	s3Checksum      string
 	retries         int
-	stdout, stderr  io.Writer
-	stdin           *os.File
-	storeCtx        context.Context
-	outMu           sync.Mutex
+	profileName     string
+	configFile      string
+	// profile is the --profile in use, nil without one.
+	profile        *config.Profile
+	stdout, stderr io.Writer
+	stdin          *os.File
+	storeCtx       context.Context
+	outMu          sync.Mutex
 
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
@@ -62,8 +67,11 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
-	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+	f.StringVar(&g.profileName, "profile", os.Getenv("COURTBAK_PROFILE"), "use the settings of profile `NAME` from the configuration file (env COURTBAK_PROFILE)")
+	f.StringVar(&g.configFile, "config", os.Getenv("COURTBAK_CONFIG"), "configuration `FILE` (env COURTBAK_CONFIG; default "+config.SystemPath+", then the user's config dir)")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		g.readOnly = c.Parent() == root && readCommands[c.Name()]
+		return g.applyProfile(root, c)
 	}
 }
 
