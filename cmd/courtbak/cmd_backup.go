@@ -19,7 +19,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 		host, parent   string
 	)
 	c := &cobra.Command{
-		Use:   "backup PATH...",
+		Use:   "backup [PATH...]",
 		Short: "Snapshot the given paths",
 		Long: `Snapshot the given paths. Files unchanged since the parent snapshot (same
 size, mtime, ctime and inode) are not read again. Files that cannot be read are

@@ -123,9 +123,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		Long: `courtbak backs up court recordings into a deduplicated, encrypted repository,
 replicates it to the provincial center and the off-site DR pool, restores from
 whichever copy is reachable, and writes verification reports for audits.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -146,6 +145,7 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newReportCommand(g),
 		newForgetCommand(g),
 		newPruneCommand(g),
+		newGenManCommand(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'courtbak %s --help')", err, c.Name())
