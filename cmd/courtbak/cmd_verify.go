@@ -296,7 +296,8 @@ func expandReportPath(path string, now time.Time) string {
 	return strings.NewReplacer("{date}", now.Format("2006-01-02"), "{time}", now.Format("150405")).Replace(path)
 }
 
-// writeReportAtomic replaces path with data, so a reader never sees half a
+// writeReportAtomic replaces path with data, readable by its owner only
+// (the contract: reports are created 0600), so a reader never sees half a
 // report.
 func writeReportAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".courtbak-report-*")
@@ -308,7 +309,7 @@ func writeReportAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -162,6 +162,9 @@ func TestProfileReplacesTheWrapperScript(t *testing.T) {
 	if len(names) != 1 || (filepath.Base(names[0]) != "verify-"+before+".json" && filepath.Base(names[0]) != "verify-"+after+".json") {
 		t.Fatalf("reports written: %v, want verify-%s.json", names, before)
 	}
+	if fi, err := os.Stat(names[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("report mode: %v, %v; want 0600", fi.Mode(), err)
+	}
 }
 
 func TestProfileMistakesAreClearErrors(t *testing.T) {

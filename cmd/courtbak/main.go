@@ -145,6 +145,7 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newReportCommand(g),
 		newForgetCommand(g),
 		newPruneCommand(g),
+		newScheduleCommand(g),
 		newGenManCommand(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
