@@ -199,6 +199,13 @@ func TestProfileMistakesAreClearErrors(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "missing.toml") {
 		t.Fatalf("missing config: exit %d, %q", r.code, r.stderr)
 	}
+	// Commands that need no configuration work whatever COURTBAK_PROFILE
+	// says: version, and shell completion.
+	for _, args := range [][]string{{"version"}, {"completion", "bash"}, {"__complete", "sna"}} {
+		if r := s.run([]string{"COURTBAK_PROFILE=nowhere", "COURTBAK_CONFIG=/nonexistent.toml"}, args...); r.code != 0 {
+			t.Errorf("courtbak %v with a broken COURTBAK_PROFILE: exit %d, %s", args, r.code, r.stderr)
+		}
+	}
 	// backup with neither PATHs nor a profile says what to give.
 	r = s.e.run("backup")
 	if r.code != 1 || !strings.Contains(r.stderr, "give the PATHs to back up") {

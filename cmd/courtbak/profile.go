@@ -13,6 +13,13 @@ import (
 // Flags that select the configuration, and so cannot be set from it.
 var notInProfile = map[string]bool{"profile": true, "config": true, "help": true}
 
+// noProfile are the commands that never read the configuration, so that
+// a COURTBAK_PROFILE in the environment cannot break them: shell
+// completion (completion, and cobra's __complete that the scripts call),
+// help, version and gen-man.
+var noProfile = map[string]bool{"completion": true, cobra.ShellCompRequestCmd: true, cobra.ShellCompNoDescRequestCmd: true,
+	"help": true, "version": true, "gen-man": true}
+
 // configSchema lists the keys a profile may set: every global flag, and
 // for each command directly under root its own flags. A flag added to a
 // command is a valid key at once.
@@ -61,7 +68,7 @@ func (g *globals) loadConfig(root *cobra.Command) (*config.File, error) {
 // profile beats the environment (COURTBAK_REPOSITORY etc.), because naming
 // a profile is the more deliberate choice.
 func (g *globals) applyProfile(root, c *cobra.Command) error {
-	if g.profileName == "" {
+	if g.profileName == "" || noProfile[c.Name()] || (c.HasParent() && noProfile[c.Parent().Name()]) {
 		return nil
 	}
 	file, err := g.loadConfig(root)
