@@ -47,7 +47,7 @@ otherwise (~/.config/systemd/user for user units).`,
 	}
 	c.PersistentFlags().StringVar(&unitDir, "unit-dir", defaultUnitDir, "write and read units in `DIR`")
 	var binary string
-	var template bool
+	var template, userUnits bool
 	install := &cobra.Command{
 		Use:   "install",
 		Short: "Write the service and timer units of --profile's schedule",
@@ -58,7 +58,7 @@ otherwise (~/.config/systemd/user for user units).`,
 				jobs = templateJobs()
 			} else {
 				var err error
-				if jobs, err = g.profileJobs(binary); err != nil {
+				if jobs, err = g.profileJobs(binary, userUnits); err != nil {
 					return err
 				}
 			}
@@ -86,7 +86,11 @@ otherwise (~/.config/systemd/user for user units).`,
 				for _, j := range jobs {
 					timers = append(timers, j.UnitName()+".timer")
 				}
-				g.printf("activate them with:\n  systemctl daemon-reload\n  systemctl enable --now %s\n", strings.Join(timers, " "))
+				systemctl := "systemctl"
+				if userUnits {
+					systemctl = "systemctl --user"
+				}
+				g.printf("activate them with:\n  %s daemon-reload\n  %s enable --now %s\n", systemctl, systemctl, strings.Join(timers, " "))
 			}
 			return nil
 		},
@@ -94,6 +98,17 @@ otherwise (~/.config/systemd/user for user units).`,
 	install.Flags().StringVar(&binary, "binary", "", "the courtbak `PATH` the units run (default: this executable)")
 	install.Flags().BoolVar(&template, "template", false, "write the template units shipped in the packages (courtbak-backup@.service, …) instead")
 	_ = install.Flags().MarkHidden("template")
+	install.Flags().BoolVar(&userUnits, "user", false, "write units for your own systemd instance (systemctl --user): they run as you, into ~/.config/systemd/user unless --unit-dir is given")
+	install.PreRunE = func(c *cobra.Command, _ []string) error {
+		if userUnits && !c.Flags().Changed("unit-dir") {
+			d, err := os.UserConfigDir()
+			if err != nil {
+				return fmt.Errorf("no user config directory, give --unit-dir: %w", err)
+			}
+			unitDir = filepath.Join(d, "systemd", "user")
+		}
+		return nil
+	}
 
 	remove := &cobra.Command{
 		Use:   "remove",
@@ -139,7 +154,7 @@ otherwise (~/.config/systemd/user for user units).`,
 }
 
 // profileJobs builds a job per entry of --profile's schedule table.
-func (g *globals) profileJobs(binary string) ([]systemd.Job, error) {
+func (g *globals) profileJobs(binary string, userUnits bool) ([]systemd.Job, error) {
 	p := g.profile
 	if p == nil {
 		return nil, errors.New("give --profile NAME: the profile whose schedule to install")
@@ -160,7 +175,11 @@ func (g *globals) profileJobs(binary string) ([]systemd.Job, error) {
 		}
 	}
 	user := p.Schedule.User
-	if user == "" {
+	switch {
+	case userUnits && user != "":
+		return nil, fmt.Errorf("profile %s: schedule.user = %q is for system units; units for your own systemd instance (--user) run as you", p.Name, user)
+	case userUnits:
+	case user == "":
 		user = serviceUser
 	}
 	var jobs []systemd.Job

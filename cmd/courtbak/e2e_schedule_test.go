@@ -188,3 +188,34 @@ func TestShippedUnitsAndExampleConfig(t *testing.T) {
 	}
 	systemdVerify(t, units, names...)
 }
+
+// Units for a user's own systemd instance run as that user: no User=, no
+// capabilities, in ~/.config/systemd/user.
+func TestScheduleInstallUserUnits(t *testing.T) {
+	s := newProfileSite(t)
+	writeConfig(t, s.config, readText(t, s.config)+"\n[profile.city-a.schedule]\nbackup = \"daily\"\n")
+	home := t.TempDir()
+	r := s.e.runEnv([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH")},
+		"--config", s.config, "--profile", "city-a", "schedule", "install", "--user")
+	if r.code != 0 || !strings.Contains(r.stdout, "systemctl --user enable --now courtbak-city-a-backup.timer") {
+		t.Fatalf("install --user: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dir := filepath.Join(home, ".config", "systemd", "user")
+	svc := readText(t, filepath.Join(dir, "courtbak-city-a-backup.service"))
+	if strings.Contains(svc, "User=") || strings.Contains(svc, "Capabilit") || !strings.Contains(svc, "ProtectSystem=strict") {
+		t.Fatalf("user service:\n%s", svc)
+	}
+	cmd := exec.Command("systemd-analyze", "verify", "--user", "--man=no", "./courtbak-city-a-backup.service", "./courtbak-city-a-backup.timer")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("systemd-analyze verify --user: %v\n%s", err, out)
+	}
+	// A system user in the schedule makes no sense for user units.
+	writeConfig(t, s.config, readText(t, s.config)+"user = \"courtbak\"\n")
+	r = s.e.runEnv([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH")},
+		"--config", s.config, "--profile", "city-a", "schedule", "install", "--user")
+	if r.code != 1 || !strings.Contains(r.stderr, "is for system units") {
+		t.Fatalf("install --user with schedule.user: exit %d, %q", r.code, r.stderr)
+	}
+}

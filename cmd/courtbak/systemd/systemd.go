@@ -33,7 +33,9 @@ type Job struct {
 	// Exec is the command line; in a template, an argument "%i" stands
 	// for the instance.
 	Exec []string
-	// User runs the job.
+	// User runs the job; empty for a unit of a user's own systemd
+	// instance (systemctl --user), which runs as that user and can grant
+	// no capabilities.
 	User string
 	// ReadWritePaths may be written; ReadOnlyPaths are the backed-up
 	// paths. A missing path does not stop the unit: courtbak reports it.
@@ -80,8 +82,10 @@ func (j Job) Service() string {
 	line("")
 	line("[Service]")
 	line("Type=oneshot")
-	line("User=%s", j.User)
-	line("Group=%s", j.User)
+	if j.User != "" {
+		line("User=%s", j.User)
+		line("Group=%s", j.User)
+	}
 	for _, e := range j.Environment {
 		line("Environment=%s", quote(e, false, false))
 	}
@@ -112,11 +116,14 @@ func (j Job) Service() string {
 	for _, l := range hardening {
 		line("%s", l)
 	}
-	if j.Name == "backup" {
+	switch {
+	case j.User == "":
+		// A user instance cannot hand out capabilities.
+	case j.Name == "backup":
 		// Read the recordings whatever their owner, write nothing more.
 		line("AmbientCapabilities=CAP_DAC_READ_SEARCH")
 		line("CapabilityBoundingSet=CAP_DAC_READ_SEARCH")
-	} else {
+	default:
 		line("CapabilityBoundingSet=")
 	}
 	return b.String()
