@@ -118,7 +118,7 @@ credentials only, no repository password.`,
 						g.metrics.replicaSynced = map[string]time.Time{}
 					}
 					g.metrics.replicaSynced[res.Location] = t0 // it holds what the primary had then
-					g.printf("%s: copied %d objects (%s), %d already present%s\n", res.Location, res.ObjectsCopied,
+					g.printf("%s: copied %d objects (%s), %d already present%s\n", g.labelled(u, res.Location), res.ObjectsCopied,
 						formatBytes(res.BytesCopied), res.ObjectsPresent, extraNote(res))
 				}
 				if ctx.Err() != nil {

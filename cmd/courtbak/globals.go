@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/courtbak/courtbak/cmd/courtbak/config"
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -39,12 +40,16 @@ type globals struct {
 	s3Endpoint      string
 	s3Checksum      string
 	retries         int
-	stdout, stderr  io.Writer
-	stdin           *os.File
-	storeCtx        context.Context
-	outMu           sync.Mutex
-	retried         map[string]int // failure → highest attempt reported
-	metricsFile     string
+	profileName     string
+	configFile      string
+	// profile is the --profile in use, nil without one.
+	profile        *config.Profile
+	stdout, stderr io.Writer
+	stdin          *os.File
+	storeCtx       context.Context
+	outMu          sync.Mutex
+	retried        map[string]int // failure → highest attempt reported
+	metricsFile    string
 	// metrics collects what the command counted, for --metrics-file.
 	metrics runMetrics
 
@@ -68,8 +73,11 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
 	f.StringVar(&g.metricsFile, "metrics-file", os.Getenv("COURTBAK_METRICS_FILE"), "after the command, write Prometheus metrics to `PATH` for node_exporter's textfile collector (env COURTBAK_METRICS_FILE)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
-	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+	f.StringVar(&g.profileName, "profile", os.Getenv("COURTBAK_PROFILE"), "use the settings of profile `NAME` from the configuration file (env COURTBAK_PROFILE)")
+	f.StringVar(&g.configFile, "config", os.Getenv("COURTBAK_CONFIG"), "configuration `FILE` (env COURTBAK_CONFIG; default "+config.SystemPath+", then the user's config dir)")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		g.readOnly = c.Parent() == root && readCommands[c.Name()]
+		return g.applyProfile(root, c)
 	}
 }
 
