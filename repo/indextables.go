@@ -81,11 +81,20 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 			fresh = append(fresh, fi.Name)
 		}
 	}
-	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}}
+	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}, damaged: map[string]error{}}
 	defer b.abort()
 	if err := b.read(ctx, fresh); err != nil {
 		return err
 	}
+	// A damaged file (no intact copy found) is left out as if it were
+	// missing, as LoadIndex does without tables (indexdamage.go); not in
+	// the manifest, it is read again by the next run.
+	forgetDamaged := func() {
+		for name := range b.damaged {
+			delete(listed, name)
+		}
+	}
+	forgetDamaged()
 	supersedesOf := func(name string) []blob.ID {
 		if s, ok := b.sup[name]; ok {
 			return s
@@ -161,6 +170,9 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	if err := b.read(ctx, reread); err != nil {
 		return err
 	}
+	// Files damaged on a second reading were in effect: leaving them out
+	// now only loses what the next run finds again.
+	forgetDamaged()
 
 	next := &table.Manifest{Tables: keep, Files: map[string]table.File{}}
 	if err := b.finish(next); err != nil {
@@ -197,6 +209,7 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	for name := range listed {
 		r.noteIndexFile(name, inEffect(name))
 	}
+	r.noteDamagedIndex(b.damaged)
 	return nil
 }
 
@@ -255,6 +268,8 @@ type tableBuild struct {
 	created []string
 	// sup is the supersedes list of every file read.
 	sup map[string][]blob.ID
+	// damaged are the files that could not be read intact.
+	damaged map[string]error
 	// skipSuperseding leaves files that supersede others out of the runs.
 	skipSuperseding bool
 }
@@ -273,13 +288,16 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 		}
 		names = names[n:]
 		files := make(map[string]*index.File, n)
-		if err := b.r.loadIndexFiles(ctx, group, files); err != nil {
+		if err := b.r.loadIndexFiles(ctx, group, files, b.damaged); err != nil {
 			return err
 		}
 		var batch []*index.File
 		var batchNames []string
 		for _, g := range group {
-			f := files[g.Name]
+			f, ok := files[g.Name]
+			if !ok {
+				continue // damaged
+			}
 			b.sup[g.Name] = f.Supersedes
 			if b.skipSuperseding && len(f.Supersedes) > 0 {
 				continue

@@ -146,7 +146,7 @@ func wantKinds(t *testing.T, rep *report.Report, want ...string) {
 func TestHealthyRepositoryHasNoProblemsAndAFullManifest(t *testing.T) {
 	f := newFixture(t)
 	for _, readData := range []bool{false, true} {
-		rep := check(t, f.be, f.r, nil, checker.Options{ReadData: readData})
+		rep := check(t, f.be, f.r, nil, checker.Options{ReadData: readData, Manifest: report.ManifestChoice{All: true}})
 		wantKinds(t, rep)
 		if len(rep.Snapshots) != 1 || rep.Snapshots[0].Status != report.SnapshotIntact || len(rep.Snapshots[0].Manifest) != 2 {
 			t.Fatalf("read data %v: snapshots %+v", readData, rep.Snapshots)
