@@ -274,14 +274,36 @@ type tableBuild struct {
 	skipSuperseding bool
 }
 
-// readGroup is how many index files are read before their table is
-// written: 256 files of 64 packs hold about 250,000 blobs.
-var readGroup = 256
+// Reading new index files: loadBatch files are read at once (in
+// parallel), and their entries are collected until a run holds
+// runRecords, when it is written as a table. The sort of a run is the
+// largest memory a start-up needs: 56 bytes a record, plus one batch of
+// decoded files.
+var (
+	loadBatch  = 16
+	runRecords = 1 << 20
+)
 
 // read reads the named index files into runs.
 func (b *tableBuild) read(ctx context.Context, names []string) error {
+	var packs []table.Pack
+	var recs []table.Record
+	var runNames []string
+	flush := func() error {
+		if len(runNames) == 0 {
+			return nil
+		}
+		name, nonce, err := table.Build(b.dir, b.key, packs, recs)
+		if err != nil {
+			return cacheError{err}
+		}
+		b.created = append(b.created, name)
+		b.runs = append(b.runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: runNames})
+		packs, recs, runNames = nil, nil, nil
+		return nil
+	}
 	for len(names) > 0 {
-		n := min(readGroup, len(names))
+		n := min(loadBatch, len(names))
 		group := make([]remote.ObjectInfo, n)
 		for i, name := range names[:n] {
 			group[i] = remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}}
@@ -291,8 +313,6 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 		if err := b.r.loadIndexFiles(ctx, group, files, b.damaged); err != nil {
 			return err
 		}
-		var batch []*index.File
-		var batchNames []string
 		for _, g := range group {
 			f, ok := files[g.Name]
 			if !ok {
@@ -302,21 +322,16 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 			if b.skipSuperseding && len(f.Supersedes) > 0 {
 				continue
 			}
-			batch = append(batch, f)
-			batchNames = append(batchNames, g.Name)
+			packs, recs = table.AppendFile(packs, recs, f)
+			runNames = append(runNames, g.Name)
 		}
-		if len(batch) == 0 {
-			continue
+		if len(recs) >= runRecords {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		packs, recs := table.FromFiles(batch)
-		name, nonce, err := table.Build(b.dir, b.key, packs, recs)
-		if err != nil {
-			return cacheError{err}
-		}
-		b.created = append(b.created, name)
-		b.runs = append(b.runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: batchNames})
 	}
-	return nil
+	return flush()
 }
 
 // abort removes the tables written unless a manifest took them.
