@@ -86,7 +86,7 @@ func (c *checker) hashObject(ctx context.Context, cs *copyState, h remote.Handle
 	if err != nil {
 		return err
 	}
-	c.read(cs, n, true)
+	c.read(cs, h, n, true)
 	if got := hex.EncodeToString(sum[:]); got != h.Name {
 		return fmt.Errorf("%w: its %d bytes hash to %s", errMismatch, n, got[:16])
 	}
@@ -100,7 +100,7 @@ func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, e
 	if err != nil {
 		return repo.Config{}, err
 	}
-	c.read(cs, int64(len(data)), true)
+	c.read(cs, configHandle, int64(len(data)), true)
 	cfg, err := repo.ParseConfig(data)
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %v", errMismatch, err)
@@ -110,9 +110,13 @@ func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, e
 
 func (c *checker) setCopySize(cs *copyState) {
 	cs.rep.Objects = len(cs.objects)
-	cs.rep.Bytes = 0
-	for _, size := range cs.objects {
+	cs.rep.Bytes, cs.rep.Packs, cs.rep.PackBytes = 0, 0, 0
+	for h, size := range cs.objects {
 		cs.rep.Bytes += size
+		if h.Type == remote.Data {
+			cs.rep.Packs++
+			cs.rep.PackBytes += size
+		}
 	}
 }
 

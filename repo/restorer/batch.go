@@ -10,6 +10,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // Small files are fetched in batches: the case files of a hearing are a few
@@ -208,7 +209,7 @@ func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []
 
 // writeBlobs writes a file's content from blobs already opened, checking
 // its recorded size and BLAKE3.
-func writeBlobs(n repo.Node, byID map[blob.ID][]byte, w io.Writer, onBytes func(int64)) error {
+func writeBlobs(n snapshot.Node, byID map[blob.ID][]byte, w io.Writer, onBytes func(int64)) error {
 	v := newVerifier(n)
 	for _, id := range n.Content {
 		data, ok := byID[id]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -81,7 +82,7 @@ func TestSmallFilesAreFetchedInBatches(t *testing.T) {
 	_, sn, src, repoDir := BackupForTest(t, gen.Options{Seed: 8, TotalBytes: 2 << 20, SmallFiles: 400, Copies: 0})
 	r, cb := reopen(t, repoDir)
 	// The walk reads the trees (directories) from packs too.
-	if err := r.Walk(context.Background(), sn.Tree, func(string, *repo.Node) error { return nil }); err != nil {
+	if err := snapshot.Walk(context.Background(), r, sn.Tree, func(string, *snapshot.Node) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	treeReads := cb.loads.Swap(0)
@@ -109,9 +110,9 @@ func TestADamagedBlobCostsOnlyItsFile(t *testing.T) {
 	_, sn, src, repoDir := BackupForTest(t, gen.Options{Seed: 9, TotalBytes: 1 << 20, SmallFiles: 200, Copies: 0})
 	r, _ := reopen(t, repoDir)
 	// Damage the blob of one small file.
-	var victim repo.Node
-	err := r.Walk(ctx, sn.Tree, func(p string, n *repo.Node) error {
-		if n.Type == repo.NodeFile && victim.Name == "" && n.Size > 1000 && n.Size < smallFile && len(n.Content) == 1 {
+	var victim snapshot.Node
+	err := snapshot.Walk(ctx, r, sn.Tree, func(p string, n *snapshot.Node) error {
+		if n.Type == snapshot.NodeFile && victim.Name == "" && n.Size > 1000 && n.Size < smallFile && len(n.Content) == 1 {
 			victim = *n
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 const (
@@ -175,14 +176,14 @@ func (fe *fetcher) done(f fetched) {
 // WriteContent writes a file node's content to w, checking the whole-file
 // BLAKE3 recorded at backup. On a mismatch the bytes were already written:
 // callers writing to a terminal or pipe report the error.
-func WriteContent(ctx context.Context, r *repo.Repository, n repo.Node, w io.Writer, onBytes func(int64)) error {
+func WriteContent(ctx context.Context, r *repo.Repository, n snapshot.Node, w io.Writer, onBytes func(int64)) error {
 	return writeContent(ctx, r, newFetcher(r, restoreBudget, maxRun), n, w, onBytes)
 }
 
 // writeContent fetches runs of blobs in parallel, a few ahead, and writes
 // them in order while hashing.
-func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n repo.Node, w io.Writer, onBytes func(int64)) error {
-	if n.Type != repo.NodeFile {
+func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapshot.Node, w io.Writer, onBytes func(int64)) error {
+	if n.Type != snapshot.NodeFile {
 		return fmt.Errorf("%s is a %s, not a file", n.Name, n.Type)
 	}
 	runs, err := planRuns(r, n.Content, fe.maxRun)
@@ -248,12 +249,12 @@ func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n repo.N
 // verifier checks a file's content as it is written against the size and
 // whole-file BLAKE3 recorded at backup.
 type verifier struct {
-	n    repo.Node
+	n    snapshot.Node
 	h    hash.Hash
 	size uint64
 }
 
-func newVerifier(n repo.Node) *verifier { return &verifier{n: n, h: crypto.NewHasher()} }
+func newVerifier(n snapshot.Node) *verifier { return &verifier{n: n, h: crypto.NewHasher()} }
 
 func (v *verifier) add(data []byte) {
 	_, _ = v.h.Write(data)
