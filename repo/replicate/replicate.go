@@ -26,13 +26,23 @@ import (
 	"github.com/courtbak/courtbak/repo"
 )
 
-// DefaultWorkers is how many objects are copied at once.
-const DefaultWorkers = 4
+// DefaultWorkers is how many objects are copied at most at once: enough
+// requests in flight to hide a server's latency, as aws-cli's ten do.
+const DefaultWorkers = 16
+
+// DefaultMemory bounds the bytes of the objects being copied at once: each
+// is held whole, to be checked against its name before it is written. With
+// packs of about 16 MiB, four are copied at once; small objects (index,
+// snapshots, keys) up to Workers.
+const DefaultMemory = 64 << 20
 
 // Options tune Run.
 type Options struct {
 	// Workers bounds the objects copied at once (default DefaultWorkers).
 	Workers int
+	// Memory bounds the bytes of the objects copied at once (default
+	// DefaultMemory); an object larger than that is copied alone.
+	Memory int64
 	// Fallbacks are further copies of the repository (the other replicas)
 	// to copy an object from when the primary's is missing or damaged.
 	Fallbacks []remote.Backend
@@ -74,6 +84,9 @@ func Run(ctx, storeCtx context.Context, primary, replica remote.Backend, opts Op
 	res := Result{Location: replica.Location()}
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if opts.Memory <= 0 {
+		opts.Memory = DefaultMemory
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
@@ -280,6 +293,7 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 		next    atomic.Int64
 		wg      sync.WaitGroup
 		fromAlt atomic.Int64
+		mem     = newBudget(opts.Memory)
 	)
 	stored = true
 	for range min(opts.Workers, len(objs)) {
@@ -292,7 +306,9 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 				if i >= len(objs) || ctx.Err() != nil || !ok {
 					return
 				}
+				held := mem.acquire(objs[i].Size)
 				c, err := CopyObject(storeCtx, objs[i].Handle, srcs, dst)
+				mem.release(held)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -396,3 +412,38 @@ func Fetch(ctx context.Context, h remote.Handle, srcs []remote.Backend) ([]byte,
 
 // errNoIntactCopy means no source holds h with bytes matching its name.
 var errNoIntactCopy = errors.New("no intact copy")
+
+// budget is a counting semaphore over bytes held in memory.
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int64
+	max  int64
+}
+
+func newBudget(n int64) *budget {
+	b := &budget{free: n, max: n}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n bytes are free (at most the whole budget, so that
+// an object larger than it is copied alone) and takes them. A worker holds
+// at most one object's bytes, so waiting cannot deadlock.
+func (b *budget) acquire(n int64) int64 {
+	n = min(max(n, 0), b.max)
+	b.mu.Lock()
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+	return n
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}

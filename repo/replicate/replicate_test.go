@@ -337,3 +337,55 @@ func TestReplicateCopiesIndexFilesInStoredOrder(t *testing.T) {
 		t.Errorf("%d index files copied, want 12", copied)
 	}
 }
+
+// slowReplica stores each object after a delay, like a distant server,
+// and records the most objects and bytes it was storing at once.
+type slowReplica struct {
+	remote.Backend
+	mu               sync.Mutex
+	n, bytes         int
+	mostN, mostBytes int
+}
+
+func (s *slowReplica) Save(ctx context.Context, h remote.Handle, data []byte) error {
+	s.mu.Lock()
+	s.n++
+	s.bytes += len(data)
+	s.mostN, s.mostBytes = max(s.mostN, s.n), max(s.mostBytes, s.bytes)
+	s.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	s.mu.Lock()
+	s.n--
+	s.bytes -= len(data)
+	s.mu.Unlock()
+	return s.Backend.Save(ctx, h, data)
+}
+
+// Small objects are copied many at once, large ones as many as the memory
+// bound allows, and the replica ends up the same either way.
+func TestCopiesAtOnceFollowTheMemoryBound(t *testing.T) {
+	primary := newLocal(t)
+	repotest.Init(t, primary, repo.Options{})
+	for i := range 40 {
+		data := bytes.Repeat([]byte{byte(i)}, 100_000+i)
+		save(t, primary, remote.Handle{Type: remote.Data, Name: hashName(data)}, data)
+	}
+
+	replica := &slowReplica{Backend: newLocal(t)}
+	if _, err := run(t, primary, replica, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, replica.Backend)
+	if replica.mostN < 8 {
+		t.Errorf("at most %d objects of 100 kB stored at once, want more than 4 with the defaults", replica.mostN)
+	}
+
+	replica = &slowReplica{Backend: newLocal(t)}
+	if _, err := run(t, primary, replica, replicate.Options{Memory: 350_000}); err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, replica.Backend)
+	if replica.mostBytes > 350_000 || replica.mostN > 3 {
+		t.Errorf("%d objects, %d bytes stored at once with a memory bound of 350,000 bytes", replica.mostN, replica.mostBytes)
+	}
+}

@@ -128,7 +128,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 		}
 	}
 
-	walkErr := snapshot.Walk(ctx, r, sn.Tree, func(nodePath string, n *snapshot.Node) error {
+	trees := newTreePrefetcher(ctx, r)
+	defer trees.close()
+	walkErr := snapshot.Walk(ctx, trees, sn.Tree, func(nodePath string, n *snapshot.Node) error {
 		selected := Matches(opts.Includes, nodePath)
 		dst := filepath.Join(target, filepath.FromSlash(nodePath))
 		switch n.Type {
