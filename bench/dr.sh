@@ -139,13 +139,26 @@ TSV=$WORK/results.tsv
 
 bytes_of() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
+# server_ticks: CPU time (clock ticks) the S3 servers still running used.
+server_ticks() {
+	local sum=0 p
+	for p in "$C_PID" "$D_PID"; do
+		if [ -r "/proc/$p/stat" ]; then sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat"))); fi
+	done
+	echo "$sum"
+}
+HZ=$(getconf CLK_TCK)
+
 # measure TOOL PHASE BYTES CMD...: run CMD under /usr/bin/time and append
-# tool, phase, seconds, bytes and peak RSS (KiB) to the results.
+# tool, phase, seconds, bytes, peak RSS (KiB), the tool's CPU seconds (user
+# + system) and the S3 servers' CPU seconds to the results. On a shared
+# machine, CPU time moves less than wall time.
 measure() {
 	local tool=$1 phase=$2 bytes=$3
 	shift 3
 	sync
-	local tf=$WORK/time.$tool.$phase lf=$WORK/log.$tool.$phase t0 t1
+	local tf=$WORK/time.$tool.$phase lf=$WORK/log.$tool.$phase t0 t1 s0 s1
+	s0=$(server_ticks)
 	t0=$(date +%s.%N)
 	if ! /usr/bin/time -v -o "$tf" "$@" >"$lf" 2>&1; then
 		log "$tool $phase failed:"
@@ -153,9 +166,12 @@ measure() {
 		exit 1
 	fi
 	t1=$(date +%s.%N)
-	local rss
+	s1=$(server_ticks)
+	local rss cpu
 	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tf")
-	printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$(echo "$t1 - $t0" | bc)" "$bytes" "$rss" >>"$TSV"
+	cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$tf")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$phase" "$(echo "$t1 - $t0" | bc)" "$bytes" "$rss" "$cpu" \
+		"$(echo "scale=2; ($s1 - $s0) / $HZ" | bc)" >>"$TSV"
 	log "$tool $phase: $(echo "$t1 - $t0" | bc | cut -c1-6) s, peak RSS $((rss / 1024)) MiB"
 }
 
@@ -245,10 +261,10 @@ FAIL_REQUESTS=$(grep -c request "$WORK/fail500.log" || true)
 	echo "servers:  two versitygw posix gateways on 127.0.0.1 (center C, DR pool D), same disk"
 	echo
 	awk -F'\t' '
-	BEGIN { printf "%-16s %-9s %9s %9s %9s\n", "phase", "tool", "wall s", "MB/s", "peak RSS" }
+	BEGIN { printf "%-16s %-9s %9s %9s %9s %8s %8s\n", "phase", "tool", "wall s", "MB/s", "peak RSS", "CPU s", "server s" }
 	{
 		rate = $4 > 0 ? sprintf("%9.1f", $4 / 1e6 / $3) : sprintf("%9s", "-")
-		printf "%-16s %-9s %9.2f %s %6.0f MB\n", $2, $1, $3, rate, $5 * 1024 / 1e6
+		printf "%-16s %-9s %9.2f %s %6.0f MB %8.2f %8.2f\n", $2, $1, $3, rate, $5 * 1024 / 1e6, $6, $7
 		wall[$1, $2] = $3; thr[$1, $2] = $4 > 0 ? $4 / $3 : 1 / $3
 	}
 	END {
@@ -271,7 +287,7 @@ FAIL_REQUESTS=$(grep -c request "$WORK/fail500.log" || true)
 	}' "$TSV"
 	echo "  requests the failing server got during the 5xx restore: $FAIL_REQUESTS"
 	echo
-	echo "raw results (tool, phase, seconds, bytes, peak RSS KiB):"
+	echo "raw results (tool, phase, seconds, bytes, peak RSS KiB, CPU s, S3 servers' CPU s):"
 	cat "$TSV"
 } >"$OUT"
 cat "$OUT"
