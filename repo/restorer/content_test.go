@@ -20,6 +20,18 @@ import (
 // a fast key derivation, for this package's tests inside and outside it.
 func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *repo.Snapshot, src, repoDir string) {
 	t.Helper()
+	src = filepath.Join(t.TempDir(), "src")
+	if _, err := gen.Generate(src, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, sn, repoDir = BackupPathsForTest(t, src)
+	return r, sn, src, repoDir
+}
+
+// BackupPathsForTest backs up paths into a new local repository with a
+// fast key derivation.
+func BackupPathsForTest(t *testing.T, paths ...string) (r *repo.Repository, sn *repo.Snapshot, repoDir string) {
+	t.Helper()
 	ctx := context.Background()
 	repoDir = filepath.Join(t.TempDir(), "repo")
 	be, err := remote.OpenLocal(repoDir)
@@ -30,15 +42,11 @@ func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *repo
 	if r, err = repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	src = filepath.Join(t.TempDir(), "src")
-	if _, err := gen.Generate(src, opts); err != nil {
-		t.Fatal(err)
-	}
-	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
+	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: paths, Host: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, res.Snapshot, src, repoDir
+	return r, res.Snapshot, repoDir
 }
 
 // Many large files restored at once through a budget that holds only two

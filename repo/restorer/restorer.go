@@ -7,20 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
 )
 
 // ErrMismatch means a restored file's content does not hash to the value
 // recorded at backup.
 var ErrMismatch = errors.New("restored content does not match the recorded BLAKE3")
+
+// ErrSymlinkInTarget means the target holds a symlink, which this restore
+// did not create, where restore must enter a directory.
+var ErrSymlinkInTarget = errors.New("is a symlink restore did not create; refusing to follow it (remove it, or restore into an empty directory)")
 
 // Options describe one restore.
 type Options struct {
@@ -59,12 +61,13 @@ func Matches(patterns []string, nodePath string) bool {
 	return false
 }
 
-type dirMeta struct {
-	path string
-	node repo.Node
-}
-
 // Restore restores snapshot sn under opts.Target.
+//
+// Everything is created relative to directory handles restore opened
+// itself, without following a symlink it did not create (target.go). A
+// directory's mode and mtime are set on its handle as soon as everything
+// in it is restored, so an interrupted or partly failed restore leaves
+// only the directories it was working in with mode 0700.
 func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
 	for _, pat := range opts.Includes {
 		if _, err := path.Match(pat, ""); err != nil {
@@ -75,143 +78,281 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(target, 0o700); err != nil {
-		return nil, fmt.Errorf("create target %s: %w", target, err)
+	h, err := openTarget(target)
+	if err != nil {
+		return nil, err
 	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 4
 	}
-	res := &Result{}
-	fe := newFetcher(r, restoreBudget, maxRun)
-	var (
-		mu       sync.Mutex
-		dirs     []dirMeta
-		fileErrs []error
-		wg       sync.WaitGroup
-		files    = make(chan fileJob)
-	)
-	for i := 0; i < workers; i++ {
+	rs := &restore{r: r, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), files: make(chan fileJob)}
+	root := &dirState{h: h, pending: 1}
+	var wg sync.WaitGroup
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stage := directio.Buffer(stageSize)
-			for j := range files {
-				if err := restoreFile(ctx, r, fe, stage, j.dst, j.node, opts.OnBytes); err != nil {
-					mu.Lock()
-					fileErrs = append(fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
-					mu.Unlock()
-					continue
-				}
-				mu.Lock()
-				res.Files++
-				res.Bytes += int64(j.node.Size)
-				mu.Unlock()
-			}
+			rs.fileWorker(ctx)
 		}()
 	}
-
-	walkErr := r.Walk(ctx, sn.Tree, func(nodePath string, n *repo.Node) error {
-		selected := Matches(opts.Includes, nodePath)
-		dst := filepath.Join(target, filepath.FromSlash(nodePath))
-		switch n.Type {
-		case repo.NodeDir:
-			if selected {
-				if err := os.MkdirAll(dst, 0o700); err != nil {
-					return err
-				}
-				dirs = append(dirs, dirMeta{path: dst, node: *n})
-			}
-			return nil
-		case repo.NodeFile, repo.NodeSymlink:
-			if !selected {
-				return nil
-			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return err
-			}
-			if n.Type == repo.NodeSymlink {
-				if err := restoreSymlink(dst, n); err != nil {
-					return fmt.Errorf("restore symlink %s: %w", nodePath, err)
-				}
-				res.Symlinks++
-				return nil
-			}
-			select {
-			case files <- fileJob{dst: dst, nodePath: nodePath, node: *n}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return nil
-		default:
-			return fmt.Errorf("%s has unknown node type %q", nodePath, n.Type)
-		}
-	})
-	close(files)
+	walkErr := rs.walkDir(ctx, sn.Tree, root, "/")
+	close(rs.files)
 	wg.Wait()
+	rs.release(root)
+	res := rs.res
 	if walkErr != nil {
-		return res, walkErr
+		return &res, walkErr
 	}
-	// One unreadable file must not cost the others: all are attempted.
-	if len(fileErrs) > 0 {
-		return res, fmt.Errorf("%d of %d files could not be restored: %w", len(fileErrs), len(fileErrs)+res.Files, errors.Join(fileErrs...))
-	}
-	// Directory metadata last, deepest first, so writing children does not
-	// bump a restored directory's mtime.
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].path) > len(dirs[j].path) })
-	for _, d := range dirs {
-		if err := os.Chmod(d.path, d.node.Mode.Perm()); err != nil {
-			return res, fmt.Errorf("restore mode of %s: %w", d.path, err)
-		}
-		if err := os.Chtimes(d.path, d.node.ModTime, d.node.ModTime); err != nil {
-			return res, fmt.Errorf("restore mtime of %s: %w", d.path, err)
-		}
-		res.Dirs++
-	}
-	return res, nil
+	return &res, rs.failure()
+}
+
+// restore is one run of Restore.
+type restore struct {
+	r     *repo.Repository
+	opts  Options
+	fe    *fetcher
+	files chan fileJob
+
+	mu       sync.Mutex // guards what follows, and dirState.pending
+	res      Result
+	fileErrs []error // files that could not be restored; the others are
+	dirErrs  []error // directories (and so their contents) and symlinks likewise
+}
+
+// dirState is a directory of the snapshot on its way to the target.
+type dirState struct {
+	parent *dirState
+	name   string
+	// node is the recorded directory when it is selected for restore: its
+	// mode and mtime are restored. Directories on the way to selected
+	// entries are created, but keep mode 0700.
+	node *repo.Node
+	h    dirHandle // nil until opened
+	err  error     // why it could not be opened; its contents are skipped
+	// pending counts what must finish before the directory's metadata is
+	// set: the walk through it, its files being written, its open
+	// subdirectories.
+	pending int
 }
 
 type fileJob struct {
-	dst, nodePath string
-	node          repo.Node
+	dir      *dirState
+	nodePath string
+	node     repo.Node
 }
 
-func restoreSymlink(dst string, n *repo.Node) error {
-	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+// walkDir restores the entries of the tree id into d: directories and
+// symlinks itself, files through the workers. Only a tree that cannot be
+// loaded, or cancellation, stops it; other failures are collected.
+func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir string) error {
+	t, err := rs.r.LoadTree(ctx, id)
+	if err != nil {
+		return fmt.Errorf("tree of %s: %w", dir, err)
+	}
+	for i := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := &t.Nodes[i] // names were validated when the tree was decoded
+		p := path.Join(dir, n.Name)
+		selected := Matches(rs.opts.Includes, p)
+		switch n.Type {
+		case repo.NodeDir:
+			if err := rs.walkSubdir(ctx, d, n, p, selected); err != nil {
+				return err
+			}
+		case repo.NodeSymlink:
+			if !selected {
+				continue
+			}
+			h, err := rs.open(d)
+			if err != nil {
+				continue // reported once, for the directory
+			}
+			err = restoreSymlink(h, n)
+			rs.mu.Lock()
+			if err != nil {
+				rs.dirErrs = append(rs.dirErrs, fmt.Errorf("restore symlink %s: %w", p, err))
+			} else {
+				rs.res.Symlinks++
+			}
+			rs.mu.Unlock()
+		case repo.NodeFile:
+			if !selected {
+				continue
+			}
+			if _, err := rs.open(d); err != nil {
+				continue
+			}
+			rs.mu.Lock()
+			d.pending++
+			rs.mu.Unlock()
+			select {
+			case rs.files <- fileJob{dir: d, nodePath: p, node: *n}:
+			case <-ctx.Done():
+				rs.release(d)
+				return ctx.Err()
+			}
+		default:
+			return fmt.Errorf("%s has unknown node type %q", p, n.Type)
+		}
+	}
+	return nil
+}
+
+// walkSubdir restores the directory n, a child of d. A selected directory
+// is opened (or created) at once, so that a planted symlink is refused
+// even for an empty directory; one on the way to selected entries only
+// when one of them is restored.
+func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *repo.Node, p string, selected bool) error {
+	child := &dirState{parent: d, name: n.Name, pending: 1}
+	rs.mu.Lock()
+	d.pending++
+	rs.mu.Unlock()
+	defer rs.release(child)
+	if selected {
+		node := *n
+		child.node = &node
+		if _, err := rs.open(child); err != nil {
+			return nil // reported; its contents are skipped
+		}
+	}
+	return rs.walkDir(ctx, *n.Subtree, child, p)
+}
+
+// open returns d's handle, entering it (and the directories on the way)
+// without following symlinks. A failure is reported once, for the
+// directory where it happened. Only the walk calls open.
+func (rs *restore) open(d *dirState) (dirHandle, error) {
+	if d.h != nil || d.err != nil {
+		return d.h, d.err
+	}
+	ph, err := rs.open(d.parent)
+	if err != nil {
+		d.err = err
+		return nil, err
+	}
+	h, err := ph.enter(d.name)
+	if err == nil && d.node != nil {
+		if err = h.makeWritable(); err != nil {
+			_ = h.close()
+		}
+	}
+	if err != nil {
+		d.err = err
+		rs.mu.Lock()
+		rs.dirErrs = append(rs.dirErrs, err)
+		rs.mu.Unlock()
+		return nil, err
+	}
+	d.h = h
+	return h, nil
+}
+
+// release ends one pending use of d. The last one sets the directory's
+// recorded mode and mtime on its handle and closes it: everything in it is
+// written, so nothing will change its mtime again.
+func (rs *restore) release(d *dirState) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for ; d != nil; d = d.parent {
+		if d.pending--; d.pending > 0 {
+			return
+		}
+		if d.h == nil {
+			continue
+		}
+		if d.node != nil {
+			if err := d.h.setMeta(restoredMode(d.node.Mode), d.node.ModTime); err != nil {
+				rs.dirErrs = append(rs.dirErrs, err)
+			} else {
+				rs.res.Dirs++
+			}
+		}
+		_ = d.h.close()
+		d.h = nil
+	}
+}
+
+// fileWorker restores files until the walk is done.
+func (rs *restore) fileWorker(ctx context.Context) {
+	stage := directio.Buffer(stageSize)
+	for j := range rs.files {
+		err := restoreFile(ctx, rs.r, rs.fe, stage, j.dir.h, j.node, rs.opts.OnBytes)
+		rs.mu.Lock()
+		if err != nil {
+			rs.fileErrs = append(rs.fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
+		} else {
+			rs.res.Files++
+			rs.res.Bytes += int64(j.node.Size)
+		}
+		rs.mu.Unlock()
+		rs.release(j.dir)
+	}
+}
+
+// failure sums up what could not be restored: one unreadable file, or one
+// directory that cannot be entered, must not cost the others.
+func (rs *restore) failure() error {
+	switch {
+	case len(rs.dirErrs) > 0:
+		all := append(rs.dirErrs, rs.fileErrs...)
+		return fmt.Errorf("%d entries could not be restored (with everything below the directories among them): %w", len(all), errors.Join(all...))
+	case len(rs.fileErrs) > 0:
+		return fmt.Errorf("%d of %d files could not be restored: %w", len(rs.fileErrs), len(rs.fileErrs)+rs.res.Files, errors.Join(rs.fileErrs...))
+	}
+	return nil
+}
+
+// restoreSymlink creates the symlink under a new name, then renames it
+// over whatever is at its path: an old file or symlink is replaced, never
+// followed.
+func restoreSymlink(h dirHandle, n *repo.Node) error {
+	tmp, err := h.symlink(n.LinkTarget, n.ModTime)
+	if err != nil {
 		return err
 	}
-	if err := os.Symlink(n.LinkTarget, dst); err != nil {
+	if err := h.rename(tmp, n.Name); err != nil {
+		_ = h.remove(tmp)
 		return err
 	}
-	return lutimes(dst, n.ModTime)
+	return nil
 }
 
 // stageSize is each file worker's buffer for writing around the page cache
 // (directio): restored recordings are large and written once.
 const stageSize = 2 << 20
 
-// restoreFile writes a file next to its destination, checks its BLAKE3,
-// then renames it into place: a file at the destination path is either the
-// old one or a verified new one.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, dst string, n repo.Node, onBytes func(int64)) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+strings.TrimPrefix(filepath.Base(dst), ".")+".courtbak-*")
+// restoreFile writes a file under a new name in its directory (whole
+// blocks of zeros as holes), checks its BLAKE3, sets its mode and mtime on its handle, then renames it into
+// place: a file at the destination path is either the old one or a
+// verified new one, and an old file or symlink there is replaced, never
+// written through.
+func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n repo.Node, onBytes func(int64)) error {
+	tmp, tmpName, err := h.createTemp()
 	if err != nil {
 		return err
 	}
-	ok := false
+	closed, renamed := false, false
 	defer func() {
-		if !ok {
+		if !closed {
 			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
+		}
+		if !renamed {
+			_ = h.remove(tmpName)
 		}
 	}()
-	var w io.Writer = tmp
+	hw := &holeWriter{w: tmp, skip: func(n int64) error {
+		_, err := tmp.Seek(n, io.SeekCurrent)
+		return err
+	}}
 	var dw *directio.Writer
 	if n.Size >= uint64(len(stage)) {
 		dw = directio.NewWriter(tmp, stage)
-		w = dw
+		hw.w, hw.skip = dw, dw.Skip
 	}
-	if err := writeContent(ctx, r, fe, n, w, onBytes); err != nil {
+	if err := writeContent(ctx, r, fe, n, hw, onBytes); err != nil {
 		return err
 	}
 	if dw != nil {
@@ -219,15 +360,25 @@ func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []b
 			return err
 		}
 	}
-	if err := tmp.Chmod(n.Mode.Perm() | n.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
+	if hw.holes {
+		// A file that ends in a hole gets its size only from this.
+		if err := tmp.Truncate(int64(n.Size)); err != nil {
+			return err
+		}
+	}
+	if err := tmp.Chmod(restoredMode(n.Mode)); err != nil {
 		return err
 	}
+	if err := h.fileTimes(tmp, tmpName, n.ModTime); err != nil {
+		return err
+	}
+	closed = true
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := h.rename(tmpName, n.Name); err != nil {
 		return err
 	}
-	ok = true
-	return os.Chtimes(dst, n.ModTime, n.ModTime)
+	renamed = true
+	return nil
 }
