@@ -285,7 +285,8 @@ func countNoun(n int, one, many string) string {
 }
 
 // writeReportAtomic replaces path with data, so a reader never sees half a
-// report.
+// report. Reports list every file name, which the threat model treats as
+// confidential: they are readable by their owner only (0600).
 func writeReportAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".courtbak-report-*")
 	if err != nil {
@@ -296,7 +297,7 @@ func writeReportAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return err
 	}
