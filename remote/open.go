@@ -225,3 +225,41 @@ func CreateBucketIfMissing(ctx context.Context, be Backend) error {
 		be = u.Unwrap()
 	}
 }
+
+// Foreign returns up to a few names at be's location that are not part of
+// a repository's layout (the config, the type directories, temporary
+// files), looking through wrappers; init refuses a location holding any,
+// so that a mistyped --repo never mixes a repository into other data.
+// Backends that cannot tell return none.
+func Foreign(ctx context.Context, be Backend) ([]string, error) {
+	for {
+		if c, ok := be.(interface {
+			Foreign(context.Context) ([]string, error)
+		}); ok {
+			return c.Foreign(ctx)
+		}
+		u, ok := be.(interface{ Unwrap() Backend })
+		if !ok {
+			return nil, nil
+		}
+		be = u.Unwrap()
+	}
+}
+
+// maxForeign bounds the names Foreign returns: a few are enough to say
+// what is there.
+const maxForeign = 5
+
+// layoutName reports whether a top-level name belongs to a repository: the
+// config, a type directory, or a temporary file of an interrupted write.
+func layoutName(name string) bool {
+	if strings.HasPrefix(name, ".tmp-") {
+		return true
+	}
+	for _, t := range AllTypes {
+		if name == string(t) {
+			return true
+		}
+	}
+	return false
+}

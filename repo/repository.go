@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ const FormatVersion = 1
 
 // ErrNoRepository means there is no courtbak repository at the location.
 var ErrNoRepository = errors.New("repository does not exist")
+
+// ErrNotEmpty means init found other data where the repository would go.
+var ErrNotEmpty = errors.New("give an empty or new directory or prefix for the repository")
 
 // ErrExists means init found a repository already.
 var ErrExists = errors.New("a repository already exists there")
@@ -166,6 +170,13 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 	}
 	if exists {
 		return nil, fmt.Errorf("%s: %w", be.Location(), ErrExists)
+	}
+	foreign, err := remote.Foreign(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	if len(foreign) > 0 {
+		return nil, fmt.Errorf("%s is not empty and holds no repository (it has %s): %w", be.Location(), strings.Join(foreign, ", "), ErrNotEmpty)
 	}
 	r := newRepository(be, opts)
 	if r.key, err = crypto.NewRandomKey(); err != nil {
