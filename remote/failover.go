@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -113,13 +112,13 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	p.OnRetry = func(what string, attempt int, err error, wait time.Duration) {
+	p.OnRetry = func(what string, attempt, limit int, err error, wait time.Duration) {
 		if isUnreachable(err) {
 			f.markDead(m, err)
 			return
 		}
 		if onRetry != nil {
-			onRetry(what, attempt, err, wait)
+			onRetry(what, attempt, limit, err, wait)
 		}
 	}
 	p.Sleep = func(ctx context.Context, d time.Duration) error {
@@ -144,25 +143,13 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	return p
 }
 
-// isUnreachable reports whether err means no connection could be made:
-// refused, no route, unknown host, connect timeout.
-func isUnreachable(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
 // markDead takes m out of the rotation for the rest of the run.
 func (f *Failover) markDead(m *member, err error) {
 	m.once.Do(func() {
 		m.deadErr = err
 		close(m.dead)
-		// The dial error says what is wrong without the SDK's preamble.
-		why := err.Error()
-		var opErr *net.OpError
-		if errors.As(err, &opErr) {
-			why = opErr.Error()
-		}
-		f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), why))
+		// Describe says what is wrong without the SDK's preamble.
+		f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), Describe(err)))
 	})
 }
 
@@ -398,4 +385,45 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 		fails = append(fails, classify(m.be.Location(), err, false))
 	}
 	return &failoverError{what: "list " + string(t), copies: fails}
+}
+
+// ListAllCopies lists t at every reachable copy, delivering each name
+// once, the first copy's first. Unlike List it merges: the repository
+// uses it only where a copy lacking an object must not hide it (a
+// primary whose key files were all lost). A copy that cannot answer is
+// skipped; the call fails only when none answers.
+func (f *Failover) ListAllCopies(ctx context.Context, t Type, fn func(ObjectInfo) error) error {
+	var (
+		fails     []copyError
+		answered  bool
+		delivered = map[string]bool{}
+	)
+	for _, m := range f.members {
+		if m.isDead() {
+			fails = append(fails, deadError(m))
+			continue
+		}
+		var fnErr error
+		err := m.be.List(ctx, t, func(fi ObjectInfo) error {
+			if delivered[fi.Name] {
+				return nil
+			}
+			delivered[fi.Name] = true
+			fnErr = fn(fi)
+			return fnErr
+		})
+		switch {
+		case fnErr != nil || ctx.Err() != nil:
+			return err
+		case err == nil || errors.Is(err, ErrNotFound):
+			answered = true
+		default:
+			f.failed(m, err)
+			fails = append(fails, classify(m.be.Location(), err, false))
+		}
+	}
+	if !answered {
+		return &failoverError{what: "list " + string(t), copies: fails}
+	}
+	return nil
 }

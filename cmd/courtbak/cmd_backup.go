@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 func newBackupCommand(g *globals) *cobra.Command {
@@ -42,12 +42,12 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 			if err != nil {
 				return err
 			}
-			var par *repo.Snapshot
+			var par *snapshot.Snapshot
 			switch parent {
 			case "", "latest": // the newest of this host and these paths
 				par = latestFor(snaps, host, archiver.AbsPaths(paths))
 			default:
-				if par, err = repo.FindSnapshot(snaps, parent); err != nil {
+				if par, err = snapshot.Find(snaps, parent); err != nil {
 					return fmt.Errorf("--parent: %w", err)
 				}
 			}
@@ -77,6 +77,10 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				return fmt.Errorf("backup failed, no snapshot was made: %w", err)
 			}
 			s := res.Summary
+			g.metrics = runMetrics{
+				files: count(s.TotalFiles), bytes: count(s.BytesProcessed), bytesAdded: count(s.BytesAdded),
+				errors: count(s.FilesFailed), latestSnapshot: res.Snapshot.Time,
+			}
 			if g.json {
 				err = g.printJSON(backupJSON{
 					MessageType: "summary", SnapshotID: res.Snapshot.ID.String(),
@@ -128,7 +132,7 @@ type backupJSON struct {
 	DurationSeconds float64 `json:"duration_s"`
 }
 
-func parentID(p *repo.Snapshot) string {
+func parentID(p *snapshot.Snapshot) string {
 	if p == nil {
 		return ""
 	}
@@ -136,7 +140,7 @@ func parentID(p *repo.Snapshot) string {
 }
 
 // latestFor picks the newest snapshot of the same host and paths.
-func latestFor(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
+func latestFor(snaps []*snapshot.Snapshot, host string, paths []string) *snapshot.Snapshot {
 	for i := len(snaps) - 1; i >= 0; i-- {
 		if snaps[i].Hostname == host && slices.Equal(snaps[i].Paths, paths) {
 			return snaps[i]

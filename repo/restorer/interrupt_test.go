@@ -17,6 +17,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // dirsSource is a tree of directories with modes and mtimes of their own,
@@ -110,7 +111,7 @@ func TestInterruptedRestoreLeavesFinishedDirectoriesAndARerunCompletes(t *testin
 	if loc, ok := r.Index().Lookup(sn.Tree); ok {
 		treePacks[loc.Pack] = true
 	}
-	err = r.Walk(ctx, sn.Tree, func(_ string, n *repo.Node) error {
+	err = snapshot.Walk(ctx, r, sn.Tree, func(_ string, n *snapshot.Node) error {
 		ids, packs := n.Content, dataPacks
 		if n.Subtree != nil {
 			ids, packs = []blob.ID{*n.Subtree}, treePacks

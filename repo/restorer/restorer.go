@@ -14,6 +14,7 @@ import (
 	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // ErrMismatch means a restored file's content does not hash to the value
@@ -68,7 +69,7 @@ func Matches(patterns []string, nodePath string) bool {
 // directory's mode and mtime are set on its handle as soon as everything
 // in it is restored, so an interrupted or partly failed restore leaves
 // only the directories it was working in with mode 0700.
-func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
+func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opts Options) (*Result, error) {
 	for _, pat := range opts.Includes {
 		if _, err := path.Match(pat, ""); err != nil {
 			return nil, fmt.Errorf("invalid include pattern %q: %w", pat, err)
@@ -127,7 +128,7 @@ type dirState struct {
 	// node is the recorded directory when it is selected for restore: its
 	// mode and mtime are restored. Directories on the way to selected
 	// entries are created, but keep mode 0700.
-	node *repo.Node
+	node *snapshot.Node
 	h    dirHandle // nil until opened
 	err  error     // why it could not be opened; its contents are skipped
 	// pending counts what must finish before the directory's metadata is
@@ -139,7 +140,7 @@ type dirState struct {
 type fileJob struct {
 	dir      *dirState
 	nodePath string
-	node     repo.Node
+	node     snapshot.Node
 }
 
 // walkDir restores the entries of the tree id into d: directories and
@@ -158,11 +159,11 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 		p := path.Join(dir, n.Name)
 		selected := Matches(rs.opts.Includes, p)
 		switch n.Type {
-		case repo.NodeDir:
+		case snapshot.NodeDir:
 			if err := rs.walkSubdir(ctx, d, n, p, selected); err != nil {
 				return err
 			}
-		case repo.NodeSymlink:
+		case snapshot.NodeSymlink:
 			if !selected {
 				continue
 			}
@@ -178,7 +179,7 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 				rs.res.Symlinks++
 			}
 			rs.mu.Unlock()
-		case repo.NodeFile:
+		case snapshot.NodeFile:
 			if !selected {
 				continue
 			}
@@ -205,7 +206,7 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 // is opened (or created) at once, so that a planted symlink is refused
 // even for an empty directory; one on the way to selected entries only
 // when one of them is restored.
-func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *repo.Node, p string, selected bool) error {
+func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *snapshot.Node, p string, selected bool) error {
 	child := &dirState{parent: d, name: n.Name, pending: 1}
 	rs.mu.Lock()
 	d.pending++
@@ -308,7 +309,7 @@ func (rs *restore) failure() error {
 // restoreSymlink creates the symlink under a new name, then renames it
 // over whatever is at its path: an old file or symlink is replaced, never
 // followed.
-func restoreSymlink(h dirHandle, n *repo.Node) error {
+func restoreSymlink(h dirHandle, n *snapshot.Node) error {
 	tmp, err := h.symlink(n.LinkTarget, n.ModTime)
 	if err != nil {
 		return err
@@ -329,7 +330,7 @@ const stageSize = 2 << 20
 // place: a file at the destination path is either the old one or a
 // verified new one, and an old file or symlink there is replaced, never
 // written through.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n repo.Node, onBytes func(int64)) error {
+func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n snapshot.Node, onBytes func(int64)) error {
 	tmp, tmpName, err := h.createTemp()
 	if err != nil {
 		return err
