@@ -19,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // FormatVersion is the repository format this courtbak writes and reads.
@@ -118,6 +119,9 @@ type Options struct {
 	// a repository whose config or keys are damaged or lost through its
 	// replicas, and checks and repairs the repository itself.
 	KeySource remote.Backend
+	// WalkLimits bound every walk through a snapshot's tree (ls, diff,
+	// restore); zero fields take snapshot.DefaultLimits.
+	WalkLimits snapshot.Limits
 }
 
 // DefaultPackSize suits object storage: few requests per GB, small enough to
@@ -372,6 +376,10 @@ func (r *Repository) Backend() remote.Backend { return r.be }
 
 // Config returns the plaintext config.
 func (r *Repository) Config() Config { return r.cfg }
+
+// WalkLimits are the limits of walks through this repository's trees
+// (snapshot.LimitsOf finds them).
+func (r *Repository) WalkLimits() snapshot.Limits { return r.opts.WalkLimits }
 
 // ID returns the repository id.
 func (r *Repository) ID() string { return r.cfg.ID }

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,5 +59,43 @@ func TestRestoreRefusesPlantedSymlinkAndKeepsStickyBit(t *testing.T) {
 	compareTrees(t, src, restoredPath(clean, src))
 	if fi, err := os.Stat(restoredPath(clean, src)); err != nil || fi.Mode() != fs.ModeDir|fs.ModeSticky|0o777 {
 		t.Errorf("restored /tmp-like directory: %v, %v", fi.Mode(), err)
+	}
+}
+
+// --max-tree-depth and --max-entries bound walks through a snapshot's
+// tree: beyond them ls, diff and restore stop with a clear error naming
+// the flag (exit 1); raised, they work.
+func TestTreeWalkLimitFlags(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := t.TempDir()
+	deep := filepath.Join(src, "a", "b", "c", "d", "e", "f")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "x.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.backup(src)
+	depth := strings.Count(deep, "/") + 1 // directory levels down to x.txt's
+	for _, args := range [][]string{
+		{"--max-tree-depth", "3", "ls", "latest"},
+		{"--max-tree-depth", "3", "restore", "latest", "--target", t.TempDir()},
+	} {
+		r := e.run(args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "--max-tree-depth") {
+			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if r := e.run("--max-entries", "4", "ls", "latest"); r.code != 1 || !strings.Contains(r.stderr, "--max-entries") {
+		t.Errorf("ls over --max-entries: exit %d, stderr %q", r.code, r.stderr)
+	}
+	target := t.TempDir()
+	e.must("--max-tree-depth", fmt.Sprint(depth), "--max-entries", "100", "restore", "latest", "--target", target)
+	if b, err := os.ReadFile(filepath.Join(target, deep, "x.txt")); err != nil || string(b) != "x" {
+		t.Errorf("restore within raised limits: %q, %v", b, err)
+	}
+	if r := e.run("--max-entries", "0", "ls", "latest"); r.code != 1 {
+		t.Errorf("--max-entries 0: exit %d", r.code)
 	}
 }

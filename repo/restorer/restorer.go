@@ -87,7 +87,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 	if workers <= 0 {
 		workers = 4
 	}
-	rs := &restore{r: r, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), files: make(chan fileJob)}
+	rs := &restore{r: r, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), files: make(chan fileJob), bud: snapshot.NewBudget(r)}
 	root := &dirState{h: h, pending: 1}
 	var wg sync.WaitGroup
 	for range workers {
@@ -97,7 +97,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 			rs.fileWorker(ctx)
 		}()
 	}
-	walkErr := rs.walkDir(ctx, sn.Tree, root, "/")
+	walkErr := rs.walkDir(ctx, sn.Tree, root, "/", 0)
 	close(rs.files)
 	wg.Wait()
 	rs.release(root)
@@ -114,6 +114,7 @@ type restore struct {
 	opts  Options
 	fe    *fetcher
 	files chan fileJob
+	bud   *snapshot.Budget // the walk's limits (--max-tree-depth, --max-entries)
 
 	mu       sync.Mutex // guards what follows, and dirState.pending
 	res      Result
@@ -146,10 +147,13 @@ type fileJob struct {
 // walkDir restores the entries of the tree id into d: directories and
 // symlinks itself, files through the workers. Only a tree that cannot be
 // loaded, or cancellation, stops it; other failures are collected.
-func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir string) error {
+func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir string, depth int) error {
 	t, err := rs.r.LoadTree(ctx, id)
 	if err != nil {
 		return fmt.Errorf("tree of %s: %w", dir, err)
+	}
+	if err := rs.bud.Tree(dir, depth, len(t.Nodes)); err != nil {
+		return err
 	}
 	for i := range t.Nodes {
 		if err := ctx.Err(); err != nil {
@@ -160,7 +164,7 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 		selected := Matches(rs.opts.Includes, p)
 		switch n.Type {
 		case snapshot.NodeDir:
-			if err := rs.walkSubdir(ctx, d, n, p, selected); err != nil {
+			if err := rs.walkSubdir(ctx, d, n, p, depth+1, selected); err != nil {
 				return err
 			}
 		case snapshot.NodeSymlink:
@@ -206,7 +210,7 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 // is opened (or created) at once, so that a planted symlink is refused
 // even for an empty directory; one on the way to selected entries only
 // when one of them is restored.
-func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *snapshot.Node, p string, selected bool) error {
+func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *snapshot.Node, p string, depth int, selected bool) error {
 	child := &dirState{parent: d, name: n.Name, pending: 1}
 	rs.mu.Lock()
 	d.pending++
@@ -219,7 +223,7 @@ func (rs *restore) walkSubdir(ctx context.Context, d *dirState, n *snapshot.Node
 			return nil // reported; its contents are skipped
 		}
 	}
-	return rs.walkDir(ctx, *n.Subtree, child, p)
+	return rs.walkDir(ctx, *n.Subtree, child, p, depth)
 }
 
 // open returns d's handle, entering it (and the directories on the way)
