@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/courtbak/courtbak/remote/directio"
@@ -100,6 +101,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 	walkErr := rs.walkDir(ctx, sn.Tree, root, "/", 0)
 	close(rs.files)
 	wg.Wait()
+	if walkErr == nil {
+		rs.makeLinks(ctx, root.h)
+	}
 	rs.release(root)
 	res := rs.res
 	if walkErr != nil {
@@ -115,6 +119,11 @@ type restore struct {
 	fe    *fetcher
 	files chan fileJob
 	bud   *snapshot.Budget // the walk's limits (--max-tree-depth, --max-entries)
+	// links holds the first restored name of each hard-linked file, and
+	// linkJobs the other names, linked once the files are written (walk
+	// goroutine only).
+	links    map[linkKey]*linkFirst
+	linkJobs []linkJob
 
 	mu       sync.Mutex // guards what follows, and dirState.pending
 	res      Result
@@ -142,6 +151,26 @@ type fileJob struct {
 	dir      *dirState
 	nodePath string
 	node     snapshot.Node
+	first    *linkFirst // set when other names of the file link to it
+}
+
+// linkKey is a hard-linked file's identity at backup.
+type linkKey struct{ dev, ino uint64 }
+
+// linkFirst is the name of a hard-linked file that is restored with its
+// content; the others become links to it.
+type linkFirst struct {
+	path string // in the snapshot
+	node snapshot.Node
+	id   fileID // the restored file, once ok (set under restore.mu)
+	ok   bool
+}
+
+// linkJob is another name of a linkFirst's file.
+type linkJob struct {
+	first   *linkFirst
+	path    string
+	dirNode *snapshot.Node // its directory's recorded metadata, when restored
 }
 
 // walkDir restores the entries of the tree id into d: directories and
@@ -190,11 +219,15 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 			if _, err := rs.open(d); err != nil {
 				continue
 			}
+			first, linked := rs.hardlink(d, p, n)
+			if linked {
+				continue
+			}
 			rs.mu.Lock()
 			d.pending++
 			rs.mu.Unlock()
 			select {
-			case rs.files <- fileJob{dir: d, nodePath: p, node: *n}:
+			case rs.files <- fileJob{dir: d, nodePath: p, node: *n, first: first}:
 			case <-ctx.Done():
 				rs.release(d)
 				return ctx.Err()
@@ -204,6 +237,107 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 		}
 	}
 	return nil
+}
+
+// hardlink decides how the file n at p is restored. A name of a file with
+// other names (hard links) that was seen before becomes a link job; the
+// first name of such a file is returned, to be restored with its content.
+// Names are only linked when they agree on everything restore sets, so a
+// reused inode number cannot join two different files.
+func (rs *restore) hardlink(d *dirState, p string, n *snapshot.Node) (*linkFirst, bool) {
+	if !hardlinks || n.Links < 2 || n.Inode == 0 {
+		return nil, false
+	}
+	key := linkKey{dev: n.DeviceID, ino: n.Inode}
+	if f, seen := rs.links[key]; seen {
+		if f.node.Size == n.Size && *f.node.BLAKE3 == *n.BLAKE3 && f.node.Mode == n.Mode && f.node.ModTime.Equal(n.ModTime) {
+			rs.linkJobs = append(rs.linkJobs, linkJob{first: f, path: p, dirNode: d.node})
+			return nil, true
+		}
+		return nil, false
+	}
+	if rs.links == nil {
+		rs.links = map[linkKey]*linkFirst{}
+	}
+	f := &linkFirst{path: p, node: *n}
+	rs.links[key] = f
+	return f, false
+}
+
+// makeLinks makes the link jobs' names, once every file is written. Both
+// directories are entered again from the target without following
+// symlinks, the link is only made to the file this restore wrote, and the
+// directory of the new name gets its recorded mtime back.
+func (rs *restore) makeLinks(ctx context.Context, root dirHandle) {
+	for _, j := range rs.linkJobs {
+		if ctx.Err() != nil {
+			return
+		}
+		err := rs.makeLink(root, j)
+		rs.mu.Lock()
+		if err != nil {
+			rs.fileErrs = append(rs.fileErrs, fmt.Errorf("restore %s: %w", j.path, err))
+		} else {
+			rs.res.Files++
+			rs.res.Bytes += int64(j.first.node.Size)
+		}
+		rs.mu.Unlock()
+	}
+}
+
+func (rs *restore) makeLink(root dirHandle, j linkJob) error {
+	rs.mu.Lock()
+	ok, id := j.first.ok, j.first.id
+	rs.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("it is a hard link of %s, which could not be restored", j.first.path)
+	}
+	oldDir, err := openPath(root, path.Dir(j.first.path))
+	if err != nil {
+		return err
+	}
+	defer closeUnlessRoot(root, oldDir)
+	newDir, err := openPath(root, path.Dir(j.path))
+	if err != nil {
+		return err
+	}
+	defer closeUnlessRoot(root, newDir)
+	if j.dirNode != nil {
+		if err := newDir.makeWritable(); err != nil {
+			return err
+		}
+	}
+	if err := newDir.link(oldDir, path.Base(j.first.path), id, path.Base(j.path)); err != nil {
+		return err
+	}
+	if j.dirNode != nil {
+		return newDir.setMeta(restoredMode(j.dirNode.Mode), j.dirNode.ModTime)
+	}
+	return nil
+}
+
+// openPath enters the snapshot directory dir from the target's root,
+// component by component, following no symlink.
+func openPath(root dirHandle, dir string) (dirHandle, error) {
+	h := root
+	for _, name := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		next, err := h.enter(name)
+		closeUnlessRoot(root, h)
+		if err != nil {
+			return nil, err
+		}
+		h = next
+	}
+	return h, nil
+}
+
+func closeUnlessRoot(root, h dirHandle) {
+	if h != root {
+		_ = h.close()
+	}
 }
 
 // walkSubdir restores the directory n, a child of d. A selected directory
@@ -284,8 +418,11 @@ func (rs *restore) release(d *dirState) {
 func (rs *restore) fileWorker(ctx context.Context) {
 	stage := directio.Buffer(stageSize)
 	for j := range rs.files {
-		err := restoreFile(ctx, rs.r, rs.fe, stage, j.dir.h, j.node, rs.opts.OnBytes)
+		id, err := restoreFile(ctx, rs.r, rs.fe, stage, j.dir.h, j.node, rs.opts.OnBytes)
 		rs.mu.Lock()
+		if err == nil && j.first != nil {
+			j.first.id, j.first.ok = id, true
+		}
 		if err != nil {
 			rs.fileErrs = append(rs.fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
 		} else {
@@ -334,10 +471,10 @@ const stageSize = 2 << 20
 // place: a file at the destination path is either the old one or a
 // verified new one, and an old file or symlink there is replaced, never
 // written through.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n snapshot.Node, onBytes func(int64)) error {
+func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n snapshot.Node, onBytes func(int64)) (fileID, error) {
 	tmp, tmpName, err := h.createTemp()
 	if err != nil {
-		return err
+		return fileID{}, err
 	}
 	closed, renamed := false, false
 	defer func() {
@@ -358,32 +495,36 @@ func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []b
 		hw.w, hw.skip = dw, dw.Skip
 	}
 	if err := writeContent(ctx, r, fe, n, hw, onBytes); err != nil {
-		return err
+		return fileID{}, err
 	}
 	if dw != nil {
 		if err := dw.Flush(); err != nil {
-			return err
+			return fileID{}, err
 		}
 	}
 	if hw.holes {
 		// A file that ends in a hole gets its size only from this.
 		if err := tmp.Truncate(int64(n.Size)); err != nil {
-			return err
+			return fileID{}, err
 		}
 	}
 	if err := tmp.Chmod(restoredMode(n.Mode)); err != nil {
-		return err
+		return fileID{}, err
 	}
 	if err := h.fileTimes(tmp, tmpName, n.ModTime); err != nil {
-		return err
+		return fileID{}, err
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return fileID{}, err
 	}
 	closed = true
 	if err := tmp.Close(); err != nil {
-		return err
+		return fileID{}, err
 	}
 	if err := h.rename(tmpName, n.Name); err != nil {
-		return err
+		return fileID{}, err
 	}
 	renamed = true
-	return nil
+	return fileIDOf(fi), nil
 }

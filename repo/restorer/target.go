@@ -39,6 +39,10 @@ type dirHandle interface {
 	// symlink creates a symlink to target at a unique hidden name, with
 	// mtime t where the platform allows it, and returns that name.
 	symlink(target string, t time.Time) (string, error)
+	// link makes name a hard link of oldName in old, replacing what is at
+	// name (never following it), provided oldName is still the file id,
+	// written by this restore.
+	link(old dirHandle, oldName string, id fileID, name string) error
 	// setMeta sets the directory's own mode (with the setuid, setgid and
 	// sticky bits) and mtime.
 	setMeta(mode fs.FileMode, mtime time.Time) error
@@ -46,6 +50,10 @@ type dirHandle interface {
 	path() string
 	close() error
 }
+
+// fileID identifies a restored file on its file system (device and inode),
+// so that a hard link is only ever made to the file restore wrote.
+type fileID struct{ dev, ino uint64 }
 
 // tempName returns a new hidden name for a file restore writes before
 // renaming it into place. It is short, whatever the final name's length.

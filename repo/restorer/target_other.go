@@ -96,6 +96,13 @@ func (d *rootDir) symlink(target string, _ time.Time) (string, error) {
 	return "", fmt.Errorf("create a temporary symlink in %s: names keep colliding", d.p)
 }
 
+// hardlinks: other builds restore hard links as separate files.
+const hardlinks = false
+
+func fileIDOf(fs.FileInfo) fileID { return fileID{} }
+
+func (d *rootDir) link(dirHandle, string, fileID, string) error { return errors.ErrUnsupported }
+
 func (d *rootDir) setMeta(mode fs.FileMode, mtime time.Time) error {
 	if err := d.r.Chmod(".", mode); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -144,6 +145,48 @@ func (d *fdDir) symlink(target string, t time.Time) (string, error) {
 		return name, nil
 	}
 	return "", fmt.Errorf("create a temporary symlink in %s: names keep colliding", d.p)
+}
+
+// hardlinks: Unix builds restore hard links.
+const hardlinks = true
+
+func fileIDOf(fi fs.FileInfo) fileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+}
+
+func (d *fdDir) link(old dirHandle, oldName string, id fileID, name string) error {
+	o, ok := old.(*fdDir)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	oldPath := filepath.Join(o.p, oldName)
+	var st unix.Stat_t
+	if err := unix.Fstatat(o.fd, oldName, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "stat", Path: oldPath, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || (fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}) != id {
+		return fmt.Errorf("%s is no longer the file this restore wrote; not linking to it", oldPath)
+	}
+	for range 10 {
+		tmp := tempName()
+		err := unix.Linkat(o.fd, oldName, d.fd, tmp, 0)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "link", Old: oldPath, New: filepath.Join(d.p, name), Err: err}
+		}
+		if err := d.rename(tmp, name); err != nil {
+			_ = unix.Unlinkat(d.fd, tmp, 0)
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("create a temporary link in %s: names keep colliding", d.p)
 }
 
 func (d *fdDir) setMeta(mode fs.FileMode, mtime time.Time) error {
