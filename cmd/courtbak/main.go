@@ -195,9 +195,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		Long: `courtbak backs up court recordings into a deduplicated, encrypted repository,
 replicates it to the provincial center and the off-site DR pool, restores from
 whichever copy is reachable, and writes verification reports for audits.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -219,6 +218,8 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newReportCommand(g),
 		newForgetCommand(g),
 		newPruneCommand(g),
+		newScheduleCommand(g),
+		newGenManCommand(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'courtbak %s --help')", err, c.Name())

@@ -88,7 +88,10 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 	if workers <= 0 {
 		workers = 4
 	}
-	rs := &restore{r: r, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), files: make(chan fileJob), bud: snapshot.NewBudget(r)}
+	trees := newTreePrefetcher(ctx, r)
+	defer trees.close()
+	rs := &restore{r: r, trees: trees, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), jobs: make(chan job),
+		small: newBatcher(r, maxRun), bud: snapshot.NewBudget(r)}
 	root := &dirState{h: h, pending: 1}
 	var wg sync.WaitGroup
 	for range workers {
@@ -99,7 +102,8 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 		}()
 	}
 	walkErr := rs.walkDir(ctx, sn.Tree, root, "/", 0)
-	close(rs.files)
+	rs.flushSmall(ctx, walkErr == nil)
+	close(rs.jobs)
 	wg.Wait()
 	if walkErr == nil {
 		rs.makeLinks(ctx, root.h)
@@ -115,9 +119,11 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 // restore is one run of Restore.
 type restore struct {
 	r     *repo.Repository
+	trees snapshot.TreeLoader // r, loading subtrees ahead of the walk
 	opts  Options
 	fe    *fetcher
-	files chan fileJob
+	jobs  chan job
+	small *batcher         // small files gathered into batches by pack (walk goroutine only)
 	bud   *snapshot.Budget // the walk's limits (--max-tree-depth, --max-entries)
 	// links holds the first restored name of each hard-linked file, and
 	// linkJobs the other names, linked once the files are written (walk
@@ -154,6 +160,12 @@ type fileJob struct {
 	first    *linkFirst // set when other names of the file link to it
 }
 
+// job is a file to restore on its own, or a batch of small files.
+type job struct {
+	file  fileJob
+	batch *batch
+}
+
 // linkKey is a hard-linked file's identity at backup.
 type linkKey struct{ dev, ino uint64 }
 
@@ -177,7 +189,7 @@ type linkJob struct {
 // symlinks itself, files through the workers. Only a tree that cannot be
 // loaded, or cancellation, stops it; other failures are collected.
 func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir string, depth int) error {
-	t, err := rs.r.LoadTree(ctx, id)
+	t, err := rs.trees.LoadTree(ctx, id)
 	if err != nil {
 		return fmt.Errorf("tree of %s: %w", dir, err)
 	}
@@ -224,13 +236,23 @@ func (rs *restore) walkDir(ctx context.Context, id blob.ID, d *dirState, dir str
 				continue
 			}
 			rs.mu.Lock()
-			d.pending++
+			d.pending++ // until the file is restored, in a batch or alone
 			rs.mu.Unlock()
-			select {
-			case rs.files <- fileJob{dir: d, nodePath: p, node: *n, first: first}:
-			case <-ctx.Done():
-				rs.release(d)
-				return ctx.Err()
+			fj := fileJob{dir: d, nodePath: p, node: *n, first: first}
+			taken, full := rs.small.add(fj)
+			for _, bt := range full {
+				if err := rs.send(ctx, job{batch: bt}); err != nil {
+					if !taken {
+						rs.release(d)
+					}
+					return err
+				}
+			}
+			if !taken {
+				if err := rs.send(ctx, job{file: fj}); err != nil {
+					rs.release(d)
+					return err
+				}
 			}
 		default:
 			return fmt.Errorf("%s has unknown node type %q", p, n.Type)
@@ -414,24 +436,68 @@ func (rs *restore) release(d *dirState) {
 	}
 }
 
-// fileWorker restores files until the walk is done.
+// send hands j to the workers. A batch that cannot be sent gives back its
+// files' directories.
+func (rs *restore) send(ctx context.Context, j job) error {
+	select {
+	case rs.jobs <- j:
+		return nil
+	case <-ctx.Done():
+		if j.batch != nil {
+			for _, f := range j.batch.files {
+				rs.release(f.dir)
+			}
+		}
+		return ctx.Err()
+	}
+}
+
+// flushSmall sends the batches still gathering files once the walk is
+// over, or, when it failed, gives back their files' directories.
+func (rs *restore) flushSmall(ctx context.Context, ok bool) {
+	for _, bt := range rs.small.flush() {
+		if ok {
+			if rs.send(ctx, job{batch: bt}) != nil {
+				ok = false // send gave this batch's directories back
+			}
+			continue
+		}
+		for _, f := range bt.files {
+			rs.release(f.dir)
+		}
+	}
+}
+
+// fileWorker restores files and batches of small files until the walk is
+// done.
 func (rs *restore) fileWorker(ctx context.Context) {
 	stage := directio.Buffer(stageSize)
-	for j := range rs.files {
-		id, err := restoreFile(ctx, rs.r, rs.fe, stage, j.dir.h, j.node, rs.opts.OnBytes)
-		rs.mu.Lock()
-		if err == nil && j.first != nil {
-			j.first.id, j.first.ok = id, true
+	for j := range rs.jobs {
+		if j.batch != nil {
+			restoreBatch(ctx, rs.r, rs.fe, stage, j.batch, rs.opts.OnBytes, rs.done)
+			continue
 		}
-		if err != nil {
-			rs.fileErrs = append(rs.fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
-		} else {
-			rs.res.Files++
-			rs.res.Bytes += int64(j.node.Size)
-		}
-		rs.mu.Unlock()
-		rs.release(j.dir)
+		id, err := restoreFile(ctx, stage, j.file.dir.h, j.file.node, func(w io.Writer) error {
+			return writeContent(ctx, rs.r, rs.fe, j.file.node, w, rs.opts.OnBytes)
+		})
+		rs.done(j.file, id, err)
 	}
+}
+
+// done records the outcome of restoring j and gives back its directory.
+func (rs *restore) done(j fileJob, id fileID, err error) {
+	rs.mu.Lock()
+	if err == nil && j.first != nil {
+		j.first.id, j.first.ok = id, true
+	}
+	if err != nil {
+		rs.fileErrs = append(rs.fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
+	} else {
+		rs.res.Files++
+		rs.res.Bytes += int64(j.node.Size)
+	}
+	rs.mu.Unlock()
+	rs.release(j.dir)
 }
 
 // failure sums up what could not be restored: one unreadable file, or one
@@ -471,7 +537,10 @@ const stageSize = 2 << 20
 // place: a file at the destination path is either the old one or a
 // verified new one, and an old file or symlink there is replaced, never
 // written through.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, h dirHandle, n snapshot.Node, onBytes func(int64)) (fileID, error) {
+func restoreFile(ctx context.Context, stage []byte, h dirHandle, n snapshot.Node, write func(io.Writer) error) (fileID, error) {
+	if err := ctx.Err(); err != nil {
+		return fileID{}, err
+	}
 	tmp, tmpName, err := h.createTemp()
 	if err != nil {
 		return fileID{}, err
@@ -494,7 +563,7 @@ func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []b
 		dw = directio.NewWriter(tmp, stage)
 		hw.w, hw.skip = dw, dw.Skip
 	}
-	if err := writeContent(ctx, r, fe, n, hw, onBytes); err != nil {
+	if err := write(hw); err != nil {
 		return fileID{}, err
 	}
 	if dw != nil {
