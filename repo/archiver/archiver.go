@@ -41,9 +41,9 @@ type Options struct {
 	// source paths' as empty mount points.
 	OneFileSystem bool
 	Tags          []string
-	Host     string
-	Parent   *repo.Snapshot // files unchanged since it are not read again
-	Program  string         // courtbak version, recorded in the snapshot
+	Host          string
+	Parent        *repo.Snapshot // files unchanged since it are not read again
+	Program       string         // courtbak version, recorded in the snapshot
 	// Workers chunk-process in parallel; 0 means one per CPU.
 	Workers int
 	// OnBytes is called as source bytes are processed (progress bars).
