@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // tree writes files (path → contents) under a new directory.
@@ -120,8 +120,8 @@ func TestBackupStoresWhatScanLists(t *testing.T) {
 	}
 	var got []string
 	prefix := filepath.ToSlash(root) + "/"
-	err = r.Walk(ctx, res.Snapshot.Tree, func(p string, n *repo.Node) error {
-		if n.Type == repo.NodeFile && strings.HasPrefix(p, prefix) {
+	err = snapshot.Walk(ctx, r, res.Snapshot.Tree, func(p string, n *snapshot.Node) error {
+		if n.Type == snapshot.NodeFile && strings.HasPrefix(p, prefix) {
 			got = append(got, strings.TrimPrefix(p, prefix))
 		}
 		return nil

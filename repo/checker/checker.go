@@ -30,6 +30,9 @@ import (
 type Target struct {
 	// Location is shown in reports: a URL without credentials.
 	Location string
+	// Label is the name people give the copy ("Provincial center"),
+	// shown before its location; may be empty.
+	Label string
 	// Backend is nil when the copy could not be opened; OpenErr says why.
 	Backend remote.Backend
 	OpenErr error
@@ -46,6 +49,10 @@ type Options struct {
 	// Repair replaces objects damaged or missing at the primary with intact
 	// copies from the replicas.
 	Repair bool
+	// Manifest chooses the snapshots whose file lists the report carries;
+	// the zero value carries none (verify's default is the newest per host
+	// and paths: report.ManifestChoice{Latest: true}).
+	Manifest report.ManifestChoice
 	// Workers bounds parallel reads; 0 means 8.
 	Workers int
 	// Now is the clock (it chooses the day's subset); nil means time.Now.
@@ -102,6 +109,7 @@ type copyState struct {
 	rep     *report.Copy
 	objects map[remote.Handle]int64 // nil when it could not be listed
 	foreign bool                    // a copy of another repository
+	config  []byte                  // its config, when read and it parses
 }
 
 type checker struct {
@@ -116,6 +124,12 @@ type checker struct {
 	// damaged holds primary objects that are missing though needed, or
 	// whose bytes do not match their name: what repair replaces.
 	damaged map[remote.Handle]bool
+	// configWant, when set, is the config the other copies agree on:
+	// repair accepts no other.
+	configWant []byte
+	// forced holds packs read beyond the day's subset (see
+	// ensureSubsetReads).
+	forced map[string]bool
 
 	// Keyed state.
 	packs       map[blob.ID][]pack.Entry // indexed packs and their blobs
@@ -194,20 +208,21 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		unindexed:   map[blob.ID]bool{},
 		trees:       map[blob.ID]*treeResult{},
 		nameChecked: map[blob.ID]bool{},
+		forced:      map[string]bool{},
 	}
 	c.subset = NewSubset(opts.SubsetPercent, opts.Now())
 	c.rep = &report.Report{
 		Schema:        report.Schema,
 		SchemaVersion: report.SchemaVersion,
-		Repository:    report.Repository{Location: primary.Location},
+		Repository:    report.Repository{Location: primary.Location, Label: primary.Label},
 		Scope:         c.scope(),
 		Copies:        make([]report.Copy, 1+len(replicas)),
 	}
 	c.primary = &copyState{Target: primary, rep: &c.rep.Copies[0]}
-	c.primary.rep.Role, c.primary.rep.Location = "primary", primary.Location
+	c.primary.rep.Role, c.primary.rep.Location, c.primary.rep.Label = "primary", primary.Location, primary.Label
 	for i, t := range replicas {
 		cs := &copyState{Target: t, rep: &c.rep.Copies[i+1]}
-		cs.rep.Role, cs.rep.Location = "replica", t.Location
+		cs.rep.Role, cs.rep.Location, cs.rep.Label = "replica", t.Location, t.Label
 		c.replicas = append(c.replicas, cs)
 	}
 
@@ -233,7 +248,25 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 	if err != nil {
 		return nil, err
 	}
+	c.coverage()
 	return c.rep, nil
+}
+
+// coverage says what this run did not read: a verdict of intact covers
+// only what was read, and the report must say so.
+func (c *checker) coverage() {
+	ch := &c.rep.Checked
+	s := &c.rep.Scope
+	switch {
+	case ch.PacksRead >= ch.Packs:
+		s.Complete = true
+	case ch.PacksRead == 0:
+		s.Unchecked = fmt.Sprintf("pack contents not read (%d packs, %s); run with --read-data to read them",
+			ch.Packs, report.BinarySize(ch.PackBytes))
+	default:
+		s.Unchecked = fmt.Sprintf("%d of %d packs read (%s of %s), the rest not; %d consecutive daily runs read all, or run with --read-data",
+			ch.PacksRead, ch.Packs, report.BinarySize(ch.PackBytesRead), report.BinarySize(ch.PackBytes), c.subset.CycleRuns())
+	}
 }
 
 func (c *checker) scope() report.Scope {
@@ -249,23 +282,23 @@ func (c *checker) scope() report.Scope {
 	}
 	var parts []string
 	if c.r != nil {
-		parts = append(parts, "structure (snapshots, trees, index, packs, keys)")
+		parts = append(parts, "every backup (snapshot) was opened with the password and every piece of data its files need was found listed and stored")
 	} else {
-		parts = append(parts, "without the key: every stored object's bytes against its name")
+		parts = append(parts, "without the password: stored objects were read back and compared with their fingerprints (their names)")
 	}
 	switch s.ReadData {
 	case "all":
 		if c.r != nil {
-			parts = append(parts, "all data read, decrypted, authenticated and hashed")
+			parts = append(parts, "all stored data was read back, decrypted and checked against its fingerprints")
 		}
 	case "subset":
-		parts = append(parts, fmt.Sprintf("a rotating %g%% of the data packs (day %d; %d consecutive daily runs cover all)",
+		parts = append(parts, fmt.Sprintf("a rotating %g%% share of the stored data was read back and checked (day %d; %d consecutive daily runs read all of it)",
 			s.SubsetPercent, s.SubsetDay, s.SubsetCycleRuns))
 	default:
-		parts = append(parts, "data not read")
+		parts = append(parts, "the stored data itself was not read back")
 	}
 	if c.opts.Repair {
-		parts = append(parts, "repair from replicas")
+		parts = append(parts, "damaged or missing objects were to be repaired from the replicas")
 	}
 	s.Description = strings.Join(parts, "; ")
 	return s
@@ -342,13 +375,19 @@ func (c *checker) markDamaged(h remote.Handle, missing bool) {
 	}
 }
 
-// read counts n bytes read from cs, and one object hashed when hashed.
-func (c *checker) read(cs *copyState, n int64, hashed bool) {
+// read counts n bytes of h read from cs, and one object hashed when
+// hashed; a pack hashed whole counts as a pack read at that copy.
+func (c *checker) read(cs *copyState, h remote.Handle, n int64, hashed bool) {
 	c.mu.Lock()
 	c.rep.Checked.BytesRead += n
+	cs.rep.BytesRead += n
 	if hashed {
 		c.rep.Checked.ObjectsHashed++
 		cs.rep.Hashed++
+		if h.Type == remote.Data {
+			cs.rep.PacksRead++
+			cs.rep.PackBytesRead += n
+		}
 	}
 	c.mu.Unlock()
 	if c.opts.OnRead != nil && n > 0 {
@@ -472,6 +511,38 @@ func NewSubset(percent float64, now time.Time) Subset {
 	return Subset{Day: day, start: uint64(day) * width.Uint64(), width: width.Uint64()}
 }
 
+// Nearest returns the name of names (not empty) whose position follows
+// the day's window most closely, going round the id space.
+func (s Subset) Nearest(names []string) string {
+	best, bestDist := names[0], uint64(math.MaxUint64)
+	for _, name := range names {
+		pos, ok := position(name)
+		if !ok {
+			continue
+		}
+		if d := pos - s.start; d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// position is where a hash name lies in the id space: its first 64 bits.
+func position(name string) (uint64, bool) {
+	if len(name) < 16 {
+		return 0, false
+	}
+	b, err := hex.DecodeString(name[:16])
+	if err != nil {
+		return 0, false
+	}
+	var pos uint64
+	for _, x := range b {
+		pos = pos<<8 | uint64(x)
+	}
+	return pos, true
+}
+
 // All reports whether the subset is everything.
 func (s Subset) All() bool { return s.all }
 
@@ -486,23 +557,37 @@ func (s Subset) CycleRuns() int {
 // Has reports whether the object called name is in the subset. Names that
 // are not hashes are always checked.
 func (s Subset) Has(name string) bool {
-	if s.all || len(name) < 16 {
+	if s.all {
 		return true
 	}
-	b, err := hex.DecodeString(name[:16])
-	if err != nil {
-		return true
-	}
-	var pos uint64
-	for _, x := range b {
-		pos = pos<<8 | uint64(x)
-	}
-	return pos-s.start < s.width
+	pos, ok := position(name)
+	return !ok || pos-s.start < s.width
 }
 
 // readsData reports whether h's bytes are read at a replica or, keyless,
 // at the primary: metadata always, packs when data is read and h is in
 // the day's subset.
 func (c *checker) readsData(h remote.Handle) bool {
-	return h.Type != remote.Data || (c.opts.ReadData && c.subset.Has(h.Name))
+	return h.Type != remote.Data || (c.opts.ReadData && c.inSubset(h.Name))
+}
+
+// inSubset reports whether the pack called name is read this run.
+func (c *checker) inSubset(name string) bool {
+	return c.subset.Has(name) || c.forced[name]
+}
+
+// ensureSubsetReads makes a subset run read at least one of packs: on a
+// small repository the day's window can hold none, and a run that read
+// nothing must not look like one that read its share. The pack read is
+// the one nearest after the window, so it rotates with the days too.
+func (c *checker) ensureSubsetReads(packs []string) {
+	if !c.opts.ReadData || c.subset.All() || len(packs) == 0 {
+		return
+	}
+	for _, name := range packs {
+		if c.inSubset(name) {
+			return
+		}
+	}
+	c.forced[c.subset.Nearest(packs)] = true
 }

@@ -2,7 +2,6 @@ package checker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -16,12 +15,16 @@ import (
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // checkKeyed checks the primary with the key: keys, index, packs, data
 // (when asked) and every snapshot's trees and blobs.
 func (c *checker) checkKeyed(ctx context.Context) error {
 	c.rep.ManifestAvailable = true
+	if err := c.checkConfig(ctx); err != nil {
+		return err
+	}
 	if err := c.checkKeys(ctx); err != nil {
 		return err
 	}
@@ -76,7 +79,7 @@ func (c *checker) load(ctx context.Context, h remote.Handle) ([]byte, error) {
 		}
 		return nil, err
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		return nil, err
@@ -98,12 +101,41 @@ func (c *checker) loadProblem(kind string, h remote.Handle, err error) report.Pr
 	return p
 }
 
+// checkConfig checks the primary's config with the key: it must be this
+// repository's, and its secrets must open with the master key (the
+// repository may have been opened with a replica's config, see
+// repo.Options.KeySource).
+func (c *checker) checkConfig(ctx context.Context) error {
+	data, err := remote.ReadAll(ctx, c.primary.Backend, configHandle)
+	switch {
+	case errors.Is(err, remote.ErrNotFound):
+		c.markDamaged(configHandle, true)
+		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
+			Message: "the config is missing", Action: c.repairAction()})
+		return nil
+	case err != nil:
+		return c.unreadable(ctx, c.primary, configHandle, err)
+	}
+	c.read(c.primary, configHandle, int64(len(data)), true)
+	if err := c.r.CheckConfig(data); err != nil {
+		c.markDamaged(configHandle, false)
+		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
+			Message: fmt.Sprintf("the config is damaged: %v", err), Action: c.repairAction()})
+	}
+	return nil
+}
+
 func (c *checker) checkKeys(ctx context.Context) error {
 	keys := handles(c.primary.objects, remote.Keys)
 	c.rep.Checked.Keys = len(keys)
 	if len(keys) == 0 {
+		// Opened with a replica's key (repo.Options.KeySource): that is
+		// the key repair restores; see checkKeySet for why not all.
+		if id := c.r.KeyID(); id != "" {
+			c.markDamaged(remote.Handle{Type: remote.Keys, Name: id}, true)
+		}
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindKeyDamaged, Object: "keys/",
-			Message: "the repository has no key files", Action: "restore the keys from a replica: courtbak replicate, then verify again"})
+			Message: "the repository has no key files: no password can open it", Action: c.repairAction()})
 	}
 	return parallel(ctx, c.opts.Workers, keys, func(h remote.Handle) {
 		data, err := c.load(ctx, h)
@@ -245,10 +277,20 @@ func (c *checker) packsToRead() []blob.ID {
 	if !c.opts.ReadData {
 		return nil
 	}
-	var out []blob.ID
+	var (
+		out   []blob.ID
+		names []string
+	)
 	for _, id := range sortedIDs(c.packs) {
 		h := remote.Handle{Type: remote.Data, Name: id.String()}
-		if _, bad := c.damaged[h]; !bad && c.subset.Has(h.Name) {
+		if _, bad := c.damaged[h]; !bad {
+			names = append(names, h.Name)
+		}
+	}
+	c.ensureSubsetReads(names)
+	for _, name := range names {
+		if c.inSubset(name) {
+			id, _ := blob.ParseID(name)
 			out = append(out, id)
 		}
 	}
@@ -257,6 +299,12 @@ func (c *checker) packsToRead() []blob.ID {
 
 func (c *checker) readPacks(ctx context.Context, ids []blob.ID) error {
 	c.rep.Checked.PacksRead = len(ids)
+	for _, size := range c.packSizes {
+		c.rep.Checked.PackBytes += size
+	}
+	for _, id := range ids {
+		c.rep.Checked.PackBytesRead += c.packSizes[id]
+	}
 	return parallel(ctx, c.opts.Workers, ids, func(id blob.ID) { c.readPack(ctx, id) })
 }
 
@@ -283,7 +331,7 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 		}
 		return
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindPackDamaged, Object: obj,
@@ -342,21 +390,26 @@ func sameEntries(a, b []pack.Entry) bool {
 // treeResult is a loaded tree, or the problem that stopped it loading
 // (Snapshot and Path filled per walk).
 type treeResult struct {
-	tree    *repo.Tree
+	tree    *snapshot.Tree
 	problem *report.Problem
 }
 
 // walk is the state of one snapshot's walk.
 type walk struct {
-	sn       *repo.Snapshot
+	sn       *snapshot.Snapshot
 	out      *report.Snapshot
 	problems int
 }
 
+// checkSnapshots reads every snapshot, chooses the manifests the report
+// carries (Options.Manifest), then walks each snapshot's trees. Every
+// snapshot is walked, so every file's blobs are checked; only the chosen
+// ones keep their file lists, so memory follows the report's size.
 func (c *checker) checkSnapshots(ctx context.Context) error {
 	names := handles(c.primary.objects, remote.Snapshot)
 	c.rep.Checked.Snapshots = len(names)
 	out := make([]report.Snapshot, len(names))
+	sns := make([]*snapshot.Snapshot, len(names))
 	idx := make([]int, len(names))
 	for i := range idx {
 		idx[i] = i
@@ -369,10 +422,26 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 			c.problem(c.loadProblem(KindSnapshotDamaged, h, fmt.Errorf("snapshot cannot be read: %w", err)))
 			return
 		}
-		w := &walk{sn: sn, out: &out[i]}
-		*w.out = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Manifest: []report.File{}}
-		c.walkTree(ctx, w, sn.Tree, "/")
-		w.out.Status = report.SnapshotIntact
+		sns[i] = sn
+		out[i] = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Status: report.SnapshotIntact}
+	})
+	if err != nil {
+		return err
+	}
+	keep, err := c.opts.Manifest.Select(out)
+	if err != nil {
+		return err
+	}
+	c.rep.ManifestSelection = c.opts.Manifest.Selection()
+	err = parallel(ctx, c.opts.Workers, idx, func(i int) {
+		if sns[i] == nil {
+			return
+		}
+		w := &walk{sn: sns[i], out: &out[i]}
+		if keep[i] {
+			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
+		}
+		c.walkTree(ctx, w, sns[i].Tree, "/")
 		if w.problems > 0 {
 			w.out.Status = report.SnapshotDamaged
 		}
@@ -395,7 +464,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 	return nil
 }
 
-func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snapshot, error) {
+func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*snapshot.Snapshot, error) {
 	data, err := c.load(ctx, h)
 	if err != nil {
 		return nil, err
@@ -404,12 +473,12 @@ func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snap
 	if err != nil {
 		return nil, err
 	}
-	var sn repo.Snapshot
-	if err := json.Unmarshal(plain, &sn); err != nil {
+	sn, err := snapshot.Decode(plain, blob.ID{})
+	if err != nil {
 		return nil, fmt.Errorf("decode: %v: %w", err, repo.ErrDamaged)
 	}
 	sn.ID, err = blob.ParseID(h.Name)
-	return &sn, err
+	return sn, err
 }
 
 // snapshotProblem records a problem of the snapshot being walked.
@@ -457,7 +526,7 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 
 // tree loads a tree once per run; a problem is reported for every snapshot
 // that reaches the tree.
-func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *repo.Tree {
+func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *snapshot.Tree {
 	c.mu.Lock()
 	res, ok := c.trees[id]
 	c.mu.Unlock()
@@ -500,16 +569,16 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
-		if !repo.ValidName(n.Name) {
+		if !snapshot.ValidName(n.Name) {
 			c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: dir, Blob: id.String(),
 				Message: fmt.Sprintf("the directory has an invalid entry name %q", n.Name), Action: "report it"})
 			continue
 		}
 		p := path.Join(dir, n.Name)
 		switch n.Type {
-		case repo.NodeFile:
+		case snapshot.NodeFile:
 			c.checkFile(w, p, n)
-		case repo.NodeDir:
+		case snapshot.NodeDir:
 			if n.Subtree == nil {
 				c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: p, Blob: id.String(),
 					Message: "the directory has no tree", Action: "report it"})
@@ -522,7 +591,7 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 
 // checkFile adds a file to the manifest and reports the first problem of
 // its content, if any.
-func (c *checker) checkFile(w *walk, p string, n *repo.Node) {
+func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 	w.out.Files++
 	w.out.Bytes += int64(n.Size)
 	f := report.File{Path: p, Size: n.Size, MTime: n.ModTime.UTC()}
@@ -532,7 +601,9 @@ func (c *checker) checkFile(w *walk, p string, n *repo.Node) {
 		c.snapshotProblem(w, report.Problem{Kind: KindFileUnhashed, Path: p,
 			Message: "no whole-file hash is recorded for this file", Action: "back it up again with this courtbak version"})
 	}
-	w.out.Manifest = append(w.out.Manifest, f)
+	if w.out.ManifestIncluded {
+		w.out.Manifest = append(w.out.Manifest, f)
+	}
 	for _, id := range n.Content {
 		if pr := c.blobProblem(id, blob.Data); pr != nil {
 			pr.Path = p

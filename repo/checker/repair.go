@@ -59,7 +59,7 @@ func (c *checker) restore(ctx context.Context, h remote.Handle) bool {
 		if err != nil {
 			continue
 		}
-		c.read(cs, int64(len(data)), false)
+		c.read(cs, h, int64(len(data)), false)
 		if !c.intact(h, data) {
 			continue
 		}
@@ -74,6 +74,12 @@ func (c *checker) restore(ctx context.Context, h remote.Handle) bool {
 func (c *checker) intact(h remote.Handle, data []byte) bool {
 	if h.Type != remote.Config {
 		return repo.CheckName(h, data) == nil
+	}
+	if c.r != nil {
+		return c.r.CheckConfig(data) == nil
+	}
+	if c.configWant != nil && !bytes.Equal(data, c.configWant) {
+		return false
 	}
 	cfg, err := repo.ParseConfig(data)
 	return err == nil && (c.rep.Repository.ID == "" || cfg.ID == c.rep.Repository.ID)
