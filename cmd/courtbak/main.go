@@ -218,6 +218,7 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newVerifyCommand(g),
 		newReportCommand(g),
 		newForgetCommand(g),
+		newTagCommand(g),
 		newPruneCommand(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
