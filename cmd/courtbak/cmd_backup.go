@@ -68,15 +68,15 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 					return fmt.Errorf("--parent: %w", err)
 				}
 			}
-			bar := g.bytesBar(-1, "backup")
 			opts.Tags, opts.Host, opts.Parent, opts.Program = tags, host, par, versionString()
 			opts.OnError = g.sourceError
-			if bar != nil {
-				opts.OnBytes = func(n int64) { _ = bar.Add64(n) }
+			prog := g.newBackupProgress(ctx, opts)
+			if prog != nil {
+				opts.OnBytes, opts.OnFile = prog.addBytes, prog.fileDone
 			}
 			res, err := archiver.Run(ctx, g.storeCtx, r, opts)
-			if bar != nil {
-				_ = bar.Finish()
+			if prog != nil {
+				prog.finish()
 			}
 			if err != nil {
 				if ctx.Err() != nil {

@@ -400,6 +400,8 @@ func (g *globals) bytesBar(n int64, description string) *progressbar.ProgressBar
 		progressbar.OptionSetWriter(g.stderr),
 		progressbar.OptionSetDescription(description),
 		progressbar.OptionShowBytes(true),
+		// MiB and GiB, as every summary prints them.
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionThrottle(200_000_000),
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),

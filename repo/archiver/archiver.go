@@ -49,6 +49,9 @@ type Options struct {
 	Workers int
 	// OnBytes is called as source bytes are processed (progress bars).
 	OnBytes func(n int64)
+	// OnFile is called when a regular file is done with, read or not
+	// (progress bars).
+	OnFile func()
 	// OnError is called for each source file that could not be read.
 	OnError func(path string, err error)
 }
@@ -483,6 +486,9 @@ func unchanged(old *snapshot.Node, n *snapshot.Node) bool {
 
 func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, old *snapshot.Node) (snapshot.Node, bool, error) {
 	a.total.Add(1)
+	if a.opts.OnFile != nil {
+		defer a.opts.OnFile()
+	}
 	n := baseNode(fi)
 	n.Type = snapshot.NodeFile
 	n.Size = uint64(fi.Size())
