@@ -107,7 +107,10 @@ func run(args []string) int {
 	if err != nil {
 		printError(g.stderr, g.json || wantsJSON(args), err, code)
 	}
-	if g.metricsFile != "" && cmd != nil && cmd != root {
+	// A dry run did not do the command's job: recording it would fake a
+	// success (or a failure) of the real one.
+	dryRun := cmd != nil && cmd.Flags().Lookup("dry-run") != nil && cmd.Flags().Lookup("dry-run").Value.String() == "true"
+	if g.metricsFile != "" && cmd != nil && cmd != root && !dryRun {
 		if merr := g.writeMetrics(cmd, start, code); merr != nil {
 			g.warn(merr.Error())
 		}
