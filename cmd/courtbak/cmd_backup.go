@@ -23,22 +23,23 @@ func newBackupCommand(g *globals) *cobra.Command {
 		dryRun       bool
 	)
 	c := &cobra.Command{
-		Use:   "backup PATH...",
+		Use:   "backup [PATH...]",
 		Short: "Snapshot the given paths",
 		Long: `Snapshot the given paths. Files unchanged since the parent snapshot (same
 size, mtime, ctime and inode) are not read again. Files that cannot be read are
 listed on stderr and the snapshot holds the rest (exit code 3).`,
-		Args: func(c *cobra.Command, args []string) error {
-			if len(args) == 0 && sel.filesFrom == nil {
-				return errors.New("give the PATHs to back up, or --files-from FILE")
-			}
-			return nil
-		},
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, paths []string) error {
 			ctx := c.Context()
+			if len(paths) == 0 && len(sel.filesFrom) == 0 && g.profile != nil {
+				paths = g.profile.Paths
+			}
 			opts, err := sel.options(paths)
 			if err != nil {
 				return err
+			}
+			if len(opts.Paths) == 0 {
+				return errors.New("give the PATHs to back up, --files-from FILE, or paths in the backup table of the --profile")
 			}
 			if dryRun {
 				return backupDryRun(ctx, g, opts)

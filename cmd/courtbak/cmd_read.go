@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -38,14 +39,28 @@ func resolveSnapshot(snaps []*snapshot.Snapshot, ref string, filter *snapshotFil
 	return snapshot.Find(kept, ref)
 }
 
+// lsJSON is one line of ls --json. JSON strings hold only UTF-8: a path or
+// link target that is not valid UTF-8 is printed with U+FFFD in place of
+// each invalid byte, and its exact bytes (base64, as trees keep them) are
+// given in path_raw or link_target_raw.
 type lsJSON struct {
-	Path   string `json:"path"`
-	Type   string `json:"type"`
-	Size   uint64 `json:"size"`
-	Mode   string `json:"mode"`
-	MTime  string `json:"mtime"`
-	BLAKE3 string `json:"blake3,omitempty"`
-	Target string `json:"link_target,omitempty"`
+	Path      string `json:"path"`
+	PathRaw   []byte `json:"path_raw,omitempty"`
+	Type      string `json:"type"`
+	Size      uint64 `json:"size"`
+	Mode      string `json:"mode"`
+	MTime     string `json:"mtime"`
+	BLAKE3    string `json:"blake3,omitempty"`
+	Target    string `json:"link_target,omitempty"`
+	TargetRaw []byte `json:"link_target_raw,omitempty"`
+}
+
+// rawIfNotUTF8 returns s's bytes when s is not valid UTF-8, else nil.
+func rawIfNotUTF8(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
 }
 
 func newLsCommand(g *globals) *cobra.Command {
@@ -79,7 +94,7 @@ func newLsCommand(g *globals) *cobra.Command {
 				}
 				found = true
 				if g.json {
-					j := lsJSON{Path: p, Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget}
+					j := lsJSON{Path: p, PathRaw: rawIfNotUTF8(p), Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget, TargetRaw: rawIfNotUTF8(n.LinkTarget)}
 					if n.BLAKE3 != nil {
 						j.BLAKE3 = n.BLAKE3.String()
 					}
@@ -155,12 +170,17 @@ func newRestoreCommand(g *globals) *cobra.Command {
 				return err
 			}
 			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
+			skipped := g.skippedCopies()
 			if g.json {
-				return g.printJSON(map[string]any{
+				summary := map[string]any{
 					"message_type": "summary", "snapshot_id": sn.ID.String(), "target": target,
 					"files_restored": res.Files, "dirs_restored": res.Dirs, "symlinks_restored": res.Symlinks,
 					"bytes_restored": res.Bytes, "files_verified": res.Files, "duration_s": time.Since(start).Seconds(),
-				})
+				}
+				if skipped != nil {
+					summary["copies_skipped"] = skipped
+				}
+				return g.printJSON(summary)
 			}
 			if res.Files+res.Symlinks == 0 && len(includes) > 0 {
 				return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
@@ -168,6 +188,9 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			g.printf("restored snapshot %s to %s: %d %s (%s, each verified against its BLAKE3), %d %s, %d %s\n",
 				sn.ID.Short(), target, res.Files, countNoun(res.Files, "file", "files"), formatBytes(res.Bytes),
 				res.Dirs, countNoun(res.Dirs, "directory", "directories"), res.Symlinks, countNoun(res.Symlinks, "symlink", "symlinks"))
+			for _, s := range skipped {
+				g.printf("skipped %s for %d %s: %s\n", s.Location, s.Requests, countNoun(s.Requests, "request", "requests"), s.Reason)
+			}
 			return nil
 		},
 	}

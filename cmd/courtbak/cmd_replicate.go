@@ -118,7 +118,7 @@ credentials only, no repository password.`,
 						g.metrics.replicaSynced = map[string]time.Time{}
 					}
 					g.metrics.replicaSynced[res.Location] = t0 // it holds what the primary had then
-					g.printf("%s: copied %d objects (%s), %d already present%s\n", res.Location, res.ObjectsCopied,
+					g.printf("%s: copied %d objects (%s), %d already present%s\n", g.labelled(u, res.Location), res.ObjectsCopied,
 						formatBytes(res.BytesCopied), res.ObjectsPresent, extraNote(res))
 				}
 				if ctx.Err() != nil {
@@ -145,7 +145,7 @@ credentials only, no repository password.`,
 		},
 	}
 	c.Flags().StringArrayVar(&to, "to", nil, "replicate to `URL` (repeatable; default: the --replica list)")
-	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "`N` objects copied at once")
+	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "at most `N` objects copied at once (and at most 64 MiB of them)")
 	return c
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-type snapJSON struct {
+type taggedSnapJSON struct {
 	ID       string   `json:"id"`
 	Time     string   `json:"time"`
 	Tags     []string `json:"tags"`
@@ -15,9 +15,9 @@ type snapJSON struct {
 	Tree     string   `json:"tree"`
 }
 
-func listSnapshots(t *testing.T, e *env) []snapJSON {
+func listSnapshots(t *testing.T, e *env) []taggedSnapJSON {
 	t.Helper()
-	var out []snapJSON
+	var out []taggedSnapJSON
 	if err := json.Unmarshal([]byte(e.must("snapshots", "--json").stdout), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestTagAddRemoveSetAndLegalHold(t *testing.T) {
 		if len(after) != 2 {
 			t.Fatalf("%d snapshots after tag, want 2: %+v", len(after), after)
 		}
-		var held snapJSON
+		var held taggedSnapJSON
 		for _, s := range after {
 			if s.ID == first.SnapshotID {
 				t.Fatalf("the old snapshot is still there: %s", r.stdout)
@@ -69,7 +69,7 @@ func TestTagAddRemoveSetAndLegalHold(t *testing.T) {
 
 		// --remove; a second retag still points to the backup's snapshot.
 		e.must("tag", held.ID, "--remove", "legal-hold")
-		var released snapJSON
+		var released taggedSnapJSON
 		for _, s := range listSnapshots(t, e) {
 			if s.Original == first.SnapshotID {
 				released = s

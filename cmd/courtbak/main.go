@@ -214,9 +214,8 @@ func newRootCommand(g *globals) *cobra.Command {
 		Long: `courtbak backs up court recordings into a deduplicated, encrypted repository,
 replicates it to the provincial center and the off-site DR pool, restores from
 whichever copy is reachable, and writes verification reports for audits.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
@@ -239,6 +238,8 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newForgetCommand(g),
 		newTagCommand(g),
 		newPruneCommand(g),
+		newScheduleCommand(g),
+		newGenManCommand(g),
 	)
 	// A command group (key, report) given an unknown subcommand would
 	// print its help and exit 0; make it an error with suggestions, as
