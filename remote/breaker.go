@@ -193,10 +193,16 @@ func (b *breaker) remove(err error) bool {
 	return true
 }
 
-// status returns whether the copy is out now, why it went out last, how
-// many requests skipped it and how often it was taken out.
-func (b *breaker) status() (out bool, why error, skipped, opened int) {
+// breakerStatus is what a breaker tells a summary.
+type breakerStatus struct {
+	out     bool  // out now
+	why     error // the failure that took it out last
+	skipped int   // requests sent past it
+	opened  int   // times it was taken out
+}
+
+func (b *breaker) status() breakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.state != breakerClosed, b.why, b.skipped, b.opened
+	return breakerStatus{out: b.state != breakerClosed, why: b.why, skipped: b.skipped, opened: b.opened}
 }

@@ -333,7 +333,7 @@ func (e *failoverError) Unwrap() []error {
 
 // outError is why m was skipped.
 func outError(m *member) copyError {
-	_, why, _, _ := m.br.status()
+	why := m.br.status().why
 	if why == nil {
 		why = errCopyDown
 	}
@@ -356,11 +356,11 @@ type Skipped struct {
 func (f *Failover) Skipped() []Skipped {
 	var out []Skipped
 	for _, m := range f.members {
-		isOut, why, skipped, opened := m.br.status()
-		if opened == 0 {
+		st := m.br.status()
+		if st.opened == 0 {
 			continue
 		}
-		out = append(out, Skipped{Location: m.be.Location(), Why: why, Requests: skipped, Out: isOut})
+		out = append(out, Skipped{Location: m.be.Location(), Why: st.why, Requests: st.skipped, Out: st.out})
 	}
 	return out
 }
