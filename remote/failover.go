@@ -8,12 +8,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"net"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/smithy-go"
 
 	"github.com/courtbak/courtbak/crypto"
 )
@@ -122,14 +119,14 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	p.OnRetry = func(what string, attempt int, err error, wait time.Duration) {
+	p.OnRetry = func(what string, attempt, limit int, err error, wait time.Duration) {
 		if isUnreachable(err) {
 			f.markDead(m, err)
 			return
 		}
 		f.attemptFailed(m, err, false)
 		if in, _ := m.br.closed(); in && onRetry != nil {
-			onRetry(what, attempt, err, wait)
+			onRetry(what, attempt, limit, err, wait)
 		}
 	}
 	p.Sleep = func(ctx context.Context, d time.Duration) error {
@@ -158,13 +155,6 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	return p
 }
 
-// isUnreachable reports whether err means no connection could be made:
-// refused, no route, unknown host, connect timeout.
-func isUnreachable(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
 // markDead takes m out of the rotation for the rest of the run: a copy
 // that cannot be connected to is not probed again, since a silently
 // dropped connection costs a connect timeout each time.
@@ -172,13 +162,8 @@ func (f *Failover) markDead(m *member, err error) {
 	if !m.br.remove(err) {
 		return
 	}
-	// The dial error says what is wrong without the SDK's preamble.
-	why := err.Error()
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		why = opErr.Error()
-	}
-	f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), why))
+	// Describe says what is wrong without the SDK's preamble.
+	f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), Describe(err)))
 }
 
 // attemptFailed tells m's breaker about a failed attempt, and says so when
@@ -193,26 +178,11 @@ func (f *Failover) attemptFailed(m *member, err error, force bool) {
 		what = fmt.Sprintf("failed %d times in a row", f.breaker.Failures)
 	}
 	f.warn(fmt.Sprintf("%s %s (%v); reading from the next copy, trying it again in %s",
-		m.be.Location(), what, shortErr(err), cooldown.Round(time.Second)))
+		m.be.Location(), what, Describe(err), cooldown.Round(time.Second)))
 }
 
-// shortErr says what went wrong without the SDK's preamble: the HTTP
-// status and the server's error code where there are some.
-func shortErr(err error) string {
-	var st interface{ HTTPStatusCode() int }
-	if !errors.As(err, &st) || st.HTTPStatusCode() == 0 {
-		return err.Error()
-	}
-	s := fmt.Sprintf("HTTP %d", st.HTTPStatusCode())
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		s += " " + apiErr.ErrorCode()
-		if msg := apiErr.ErrorMessage(); msg != "" {
-			s += ": " + msg
-		}
-	}
-	return s
-}
+// admit says whether a call may go to m now.
+func (f *Failover) admit(m *member) bool { return m.br.admit() }
 
 // lastResortKey marks the context of a call to a copy whose breaker is
 // open, made because no other copy could serve: its retries run in full.
@@ -524,4 +494,47 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 		fails = append(fails, classify(m.be.Location(), err, false))
 	}
 	return &failoverError{what: "list " + string(t), copies: fails}
+}
+
+// ListAllCopies lists t at every reachable copy, delivering each name
+// once, the first copy's first. Unlike List it merges: the repository
+// uses it only where a copy lacking an object must not hide it (a
+// primary whose key files were all lost). A copy that cannot answer is
+// skipped; the call fails only when none answers.
+func (f *Failover) ListAllCopies(ctx context.Context, t Type, fn func(ObjectInfo) error) error {
+	var (
+		fails     []copyError
+		answered  bool
+		delivered = map[string]bool{}
+	)
+	for _, m := range f.members {
+		if !f.admit(m) {
+			fails = append(fails, outError(m))
+			continue
+		}
+		var fnErr error
+		err := m.be.List(ctx, t, func(fi ObjectInfo) error {
+			if delivered[fi.Name] {
+				return nil
+			}
+			delivered[fi.Name] = true
+			fnErr = fn(fi)
+			return fnErr
+		})
+		if fnErr != nil || ctx.Err() != nil {
+			// No verdict on the copy, but a probe must not stay open.
+			f.settle(ctx, m, nil)
+			return err
+		}
+		f.settle(ctx, m, err)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			answered = true
+			continue
+		}
+		fails = append(fails, classify(m.be.Location(), err, false))
+	}
+	if !answered {
+		return &failoverError{what: "list " + string(t), copies: fails}
+	}
+	return nil
 }

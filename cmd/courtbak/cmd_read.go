@@ -149,6 +149,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
 			skipped := g.skippedCopies()
 			if g.json {
 				summary := map[string]any{
