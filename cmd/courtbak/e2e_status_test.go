@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/courtbak/courtbak/remote/s3test"
 )
 
 // statusJSON is the part of the status document these tests read.
@@ -159,5 +161,28 @@ func TestStatusReportsRenderInChromium(t *testing.T) {
 	}
 	if keep := os.Getenv("COURTBAK_KEEP_SCREENSHOTS"); keep != "" {
 		_ = os.WriteFile(filepath.Join(keep, "status.png"), b, 0o644)
+	}
+}
+
+// TestStatusAndVerifyStateOnS3: verify records its result in an S3
+// repository, and status reads it, and the lag of an S3 replica, without
+// the password.
+func TestStatusAndVerifyStateOnS3(t *testing.T) {
+	e := newS3Env(t)
+	e.init()
+	e.backup(generate(t, 43, 1<<20))
+	endpoint, _, _ := s3test.Server(t)
+	center := s3test.NewBucketURL(t, endpoint)
+	e.must("replicate", "--to", center)
+	e.must("--replica", center, "verify", "--read-data")
+	environ := append([]string{"HOME=" + e.home, "PATH=" + os.Getenv("PATH")}, e.extra...)
+	r := e.runEnv(environ, "--repo", e.repo, "--replica", center, "status", "--json", "--max-age", "26h", "--replica-label", "Provincial center")
+	vfyExpect(t, r, 0)
+	c := statusDecode(t, []byte(r.stdout)).Courts[0]
+	if c.Keyed || len(c.Copies) != 2 || c.Copies[1].Label != "Provincial center" || c.Copies[1].MissingObjects != 0 || c.Copies[1].Objects != c.Copies[0].Objects {
+		t.Errorf("status: %+v", c)
+	}
+	if lv := c.Copies[0].LastVerification; lv == nil || lv.Verdict != "intact" || lv.ReadData != "all" {
+		t.Errorf("last verification at the S3 primary: %+v", lv)
 	}
 }
