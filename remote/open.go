@@ -206,22 +206,3 @@ func Redact(raw string) string {
 	}
 	return raw[:i+3] + rest[at+1:]
 }
-
-// CreateBucketIfMissing creates the bucket (or equivalent container) under
-// be, looking through wrappers, when the backend has one; init calls it.
-// Backends without a container (Local creates directories on write) need
-// nothing.
-func CreateBucketIfMissing(ctx context.Context, be Backend) error {
-	for {
-		if c, ok := be.(interface {
-			CreateBucketIfMissing(context.Context) error
-		}); ok {
-			return c.CreateBucketIfMissing(ctx)
-		}
-		u, ok := be.(interface{ Unwrap() Backend })
-		if !ok {
-			return nil
-		}
-		be = u.Unwrap()
-	}
-}

@@ -98,7 +98,7 @@ func TestOpenWrappers(t *testing.T) {
 		var chain []string
 		for {
 			chain = append(chain, fmt.Sprintf("%T", be))
-			u, ok := be.(interface{ Unwrap() remote.Backend })
+			u, ok := be.(remote.Wrapper)
 			if !ok {
 				break
 			}

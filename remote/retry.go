@@ -98,9 +98,6 @@ func (r *Retry) Unwrap() Backend { return r.be }
 // Location returns the wrapped backend's location.
 func (r *Retry) Location() string { return r.be.Location() }
 
-// Connections passes the question to the wrapped backend.
-func (r *Retry) Connections() int { return Connections(r.be) }
-
 // Close closes the wrapped backend.
 func (r *Retry) Close() error { return r.be.Close() }
 

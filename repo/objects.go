@@ -262,7 +262,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]b
 		return nil, fmt.Errorf("blob %s is a %s blob, want %s: %w", id, loc.Type, t, ErrDamaged)
 	}
 	h := remote.Handle{Type: remote.Data, Name: loc.Pack.String()}
-	if cl, ok := r.be.(checkedLoader); ok {
+	if cl, ok := remote.As[checkedLoader](r.be); ok {
 		return r.loadBlobChecked(ctx, cl, t, id, loc, h)
 	}
 	sealed, err := remote.ReadRange(ctx, r.be, h, int64(loc.Offset), int64(loc.Length))

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/repotest"
 )
 
 // Data and tree blobs saved at once by many goroutines, through one or two
@@ -34,11 +34,7 @@ func saveUnderSlowUploads(t *testing.T, uploaders int) {
 		t.Fatal(err)
 	}
 	faulty := remote.NewFaulty(local, remote.FaultConfig{Seed: 1})
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, faulty, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{PackSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, faulty, repo.Options{PackSize: 64 << 10})
 	faulty.SetFaults(remote.FaultConfig{Seed: 1, DelayRate: 0.5, Delay: time.Millisecond})
 	s := r.NewSaver(ctx, uploaders)
 	const workers, perWorker = 6, 400

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 func newBackupCommand(g *globals) *cobra.Command {
@@ -42,12 +42,12 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 			if err != nil {
 				return err
 			}
-			var par *repo.Snapshot
+			var par *snapshot.Snapshot
 			switch parent {
 			case "", "latest": // the newest of this host and these paths
 				par = latestFor(snaps, host, archiver.AbsPaths(paths))
 			default:
-				if par, err = repo.FindSnapshot(snaps, parent); err != nil {
+				if par, err = snapshot.Find(snaps, parent); err != nil {
 					return fmt.Errorf("--parent: %w", err)
 				}
 			}
@@ -128,7 +128,7 @@ type backupJSON struct {
 	DurationSeconds float64 `json:"duration_s"`
 }
 
-func parentID(p *repo.Snapshot) string {
+func parentID(p *snapshot.Snapshot) string {
 	if p == nil {
 		return ""
 	}
@@ -136,7 +136,7 @@ func parentID(p *repo.Snapshot) string {
 }
 
 // latestFor picks the newest snapshot of the same host and paths.
-func latestFor(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
+func latestFor(snaps []*snapshot.Snapshot, host string, paths []string) *snapshot.Snapshot {
 	for i := len(snaps) - 1; i >= 0; i-- {
 		if snaps[i].Hostname == host && slices.Equal(snaps[i].Paths, paths) {
 			return snaps[i]

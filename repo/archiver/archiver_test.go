@@ -10,6 +10,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -59,10 +60,7 @@ func TestFailingUploadsEndTheBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	faulty := remote.NewFaulty(local, remote.FaultConfig{Seed: 3})
-	r, err := repo.Init(ctx, faulty, []byte("pw"), repo.InitOptions{KDF: cheapKDF}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, faulty, repo.Options{})
 	faulty.SetFaults(remote.FaultConfig{Seed: 3, FailRate: 1, DelayRate: 1, Delay: 50 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() {

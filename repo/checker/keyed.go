@@ -2,7 +2,6 @@ package checker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -16,6 +15,7 @@ import (
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // checkKeyed checks the primary with the key: keys, index, packs, data
@@ -342,13 +342,13 @@ func sameEntries(a, b []pack.Entry) bool {
 // treeResult is a loaded tree, or the problem that stopped it loading
 // (Snapshot and Path filled per walk).
 type treeResult struct {
-	tree    *repo.Tree
+	tree    *snapshot.Tree
 	problem *report.Problem
 }
 
 // walk is the state of one snapshot's walk.
 type walk struct {
-	sn       *repo.Snapshot
+	sn       *snapshot.Snapshot
 	out      *report.Snapshot
 	problems int
 }
@@ -361,7 +361,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 	names := handles(c.primary.objects, remote.Snapshot)
 	c.rep.Checked.Snapshots = len(names)
 	out := make([]report.Snapshot, len(names))
-	sns := make([]*repo.Snapshot, len(names))
+	sns := make([]*snapshot.Snapshot, len(names))
 	idx := make([]int, len(names))
 	for i := range idx {
 		idx[i] = i
@@ -416,7 +416,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 	return nil
 }
 
-func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snapshot, error) {
+func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*snapshot.Snapshot, error) {
 	data, err := c.load(ctx, h)
 	if err != nil {
 		return nil, err
@@ -425,12 +425,12 @@ func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snap
 	if err != nil {
 		return nil, err
 	}
-	var sn repo.Snapshot
-	if err := json.Unmarshal(plain, &sn); err != nil {
+	sn, err := snapshot.Decode(plain, blob.ID{})
+	if err != nil {
 		return nil, fmt.Errorf("decode: %v: %w", err, repo.ErrDamaged)
 	}
 	sn.ID, err = blob.ParseID(h.Name)
-	return &sn, err
+	return sn, err
 }
 
 // snapshotProblem records a problem of the snapshot being walked.
@@ -478,7 +478,7 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 
 // tree loads a tree once per run; a problem is reported for every snapshot
 // that reaches the tree.
-func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *repo.Tree {
+func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *snapshot.Tree {
 	c.mu.Lock()
 	res, ok := c.trees[id]
 	c.mu.Unlock()
@@ -521,16 +521,16 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
-		if !repo.ValidName(n.Name) {
+		if !snapshot.ValidName(n.Name) {
 			c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: dir, Blob: id.String(),
 				Message: fmt.Sprintf("the directory has an invalid entry name %q", n.Name), Action: "report it"})
 			continue
 		}
 		p := path.Join(dir, n.Name)
 		switch n.Type {
-		case repo.NodeFile:
+		case snapshot.NodeFile:
 			c.checkFile(w, p, n)
-		case repo.NodeDir:
+		case snapshot.NodeDir:
 			if n.Subtree == nil {
 				c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: p, Blob: id.String(),
 					Message: "the directory has no tree", Action: "report it"})
@@ -543,7 +543,7 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 
 // checkFile adds a file to the manifest and reports the first problem of
 // its content, if any.
-func (c *checker) checkFile(w *walk, p string, n *repo.Node) {
+func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 	w.out.Files++
 	w.out.Bytes += int64(n.Size)
 	f := report.File{Path: p, Size: n.Size, MTime: n.ModTime.UTC()}

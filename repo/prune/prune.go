@@ -21,6 +21,7 @@ import (
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // DefaultGrace is G: how long unused data stays after a mark before it is
@@ -204,12 +205,12 @@ func (s *Sweep) add(o *Sweep) {
 // loadSnapshots lists and loads every snapshot. Unlike readers, prune
 // refuses to go on when one cannot be read: the data it needs would look
 // unused.
-func loadSnapshots(ctx context.Context, r *repo.Repository) ([]*repo.Snapshot, error) {
+func loadSnapshots(ctx context.Context, r *repo.Repository) ([]*snapshot.Snapshot, error) {
 	infos, err := r.List(ctx, remote.Snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	out := make([]*repo.Snapshot, 0, len(infos))
+	out := make([]*snapshot.Snapshot, 0, len(infos))
 	for _, fi := range infos {
 		id, err := blob.ParseID(fi.Name)
 		if err != nil {
@@ -270,7 +271,7 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots []blob.ID) (usedSet, error) {
 	used := usedSet{}
 	var missing *blob.ID
-	err := r.Reachable(ctx, roots, func(id blob.ID) {
+	err := snapshot.Reachable(ctx, r, roots, func(id blob.ID) {
 		used.add(id)
 		if missing == nil && !idx.Has(id) {
 			missing = &id
@@ -303,7 +304,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		return nil, nil, err
 	}
 	if opts.DryRun && len(opts.Forgotten) > 0 {
-		snaps = slices.DeleteFunc(snaps, func(sn *repo.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
+		snaps = slices.DeleteFunc(snaps, func(sn *snapshot.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
 	}
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
