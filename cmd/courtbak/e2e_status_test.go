@@ -49,6 +49,10 @@ type statusJSON struct {
 				Keyless  bool   `json:"keyless"`
 				ReadData string `json:"read_data"`
 			} `json:"last_verification"`
+			LastCheck *struct {
+				Status     string `json:"status"`
+				RecordedAt string `json:"recorded_at"`
+			} `json:"last_check"`
 		} `json:"copies"`
 	} `json:"courts"`
 }
@@ -89,6 +93,10 @@ func TestStatusOfOneCourtKeylessAndWithThePassword(t *testing.T) {
 	}
 	if lv := p.LastVerification; lv == nil || lv.Verdict != "intact" || lv.Keyless || lv.ReadData != "subset" || rep.LastVerification != nil {
 		t.Errorf("last verification: %+v, replica %+v", p.LastVerification, rep.LastVerification)
+	}
+	// The city's run checked the center's copy too, and recorded it at the city.
+	if lc := rep.LastCheck; lc == nil || lc.Status != "intact" || lc.RecordedAt != "City court server" {
+		t.Errorf("the replica's last check: %+v", lc)
 	}
 
 	// A new backup not yet replicated: lag, but no breach within the threshold.

@@ -65,33 +65,39 @@ func (c CopyStatus) LagText() string {
 	return s
 }
 
-// VerifyText says in words what the last verification of a copy found.
+// VerifyText says in words what the last verification that checked the
+// copy found, and how much data the copy's own last run has covered.
 func (c CopyStatus) VerifyText(now time.Time) string {
-	v := c.LastVerification
-	if v == nil {
+	lc := c.LastCheck
+	if lc == nil {
 		if c.StateError != "" {
 			return "unknown: " + c.StateError
 		}
-		return "never verified here"
+		return "never verified"
 	}
 	kind := "with the password"
-	if v.Keyless {
+	if lc.Keyless {
 		kind = "keyless"
 	}
-	data := "no data read"
-	switch v.ReadData {
-	case "all":
-		data = "all data read"
-	case "subset":
-		data = fmt.Sprintf("%g%% subset", v.SubsetPercent)
-		if v.Coverage != nil {
-			data += fmt.Sprintf(", %.0f%% covered", v.Coverage.CoveredPercent)
-			if !v.Coverage.CompleteBy.IsZero() {
-				data += " (all by " + v.Coverage.CompleteBy.Format("2006-01-02") + ")"
+	s := fmt.Sprintf("%s %s ago (%s", lc.Status, Age(lc.Finished, now), kind)
+	if lc.RecordedAt != c.Name() {
+		s += ", by the run recorded at " + lc.RecordedAt
+	}
+	if v := c.LastVerification; v != nil {
+		switch v.ReadData {
+		case "all":
+			s += "; all data read " + Age(v.Finished, now) + " ago"
+		case "subset":
+			s += fmt.Sprintf("; %g%% daily subset", v.SubsetPercent)
+			if v.Coverage != nil {
+				s += fmt.Sprintf(", %.0f%% covered", v.Coverage.CoveredPercent)
+				if !v.Coverage.CompleteBy.IsZero() {
+					s += ", all by " + v.Coverage.CompleteBy.Format("2006-01-02")
+				}
 			}
 		}
 	}
-	return fmt.Sprintf("%s %s ago (%s, %s)", v.Verdict, Age(v.Finished, now), kind, data)
+	return s + ")"
 }
 
 // Duration shows a threshold as people write it: "26h", "90m", "1h30m".

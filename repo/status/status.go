@@ -132,6 +132,55 @@ type CopyStatus struct {
 	// LastVerification is the newest verify run recorded at this copy.
 	LastVerification *Run   `json:"last_verification"`
 	StateError       string `json:"state_error,omitempty"`
+	// LastCheck is the newest verify run that checked this copy, wherever
+	// it was recorded: the city's run with --replica checks the center's
+	// copy and records it at the city's repository.
+	LastCheck *Check `json:"last_check"`
+}
+
+// Check is what one verify run found at one copy.
+type Check struct {
+	Finished time.Time `json:"finished"`
+	Host     string    `json:"host"`
+	Keyless  bool      `json:"keyless"`
+	// Status is the copy's status in that run: intact, repaired, problems
+	// or unreachable.
+	Status  string `json:"status"`
+	Missing int    `json:"missing"`
+	Damaged int    `json:"damaged"`
+	// RecordedAt names the copy whose verification state holds the run.
+	RecordedAt string `json:"recorded_at"`
+}
+
+// lastChecks sets each copy's LastCheck from the runs every copy's state
+// records, matching copies by location.
+func lastChecks(copies []CopyStatus, states []*State) {
+	for i := range copies {
+		cp := &copies[i]
+		for j, st := range states {
+			if st == nil {
+				continue
+			}
+			for k := len(st.Runs) - 1; k >= 0; k-- {
+				run := &st.Runs[k]
+				if cp.LastCheck != nil && !run.Finished.After(cp.LastCheck.Finished) {
+					break
+				}
+				found := false
+				for _, rc := range run.Copies {
+					if rc.Location == cp.Location {
+						cp.LastCheck = &Check{Finished: run.Finished, Host: run.Host, Keyless: run.Keyless, Status: rc.Status,
+							Missing: rc.Missing, Damaged: rc.Damaged, RecordedAt: copies[j].Name()}
+						found = true
+						break
+					}
+				}
+				if found {
+					break
+				}
+			}
+		}
+	}
 }
 
 // Collect looks at every court, several at a time. It never fails as a
@@ -189,6 +238,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 	cs.Copies = make([]CopyStatus, len(sites))
 	backends := make([]remote.Backend, len(sites))
 	lists := make([]listing, len(sites))
+	states := make([]*State, len(sites))
 	var wg sync.WaitGroup
 	for i, site := range sites {
 		cp := &cs.Copies[i]
@@ -214,7 +264,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			if err != nil {
 				cp.StateError = err.Error()
 			} else {
-				cp.LastVerification = st.Last()
+				cp.LastVerification, states[i] = st.Last(), st
 			}
 		}()
 	}
@@ -227,6 +277,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 		}
 	}()
 	breach := func(format string, args ...any) { cs.Breaches = append(cs.Breaches, fmt.Sprintf(format, args...)) }
+	lastChecks(cs.Copies, states)
 
 	primary := lists[0].objects
 	for i := range sites {
@@ -250,8 +301,13 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 				cp.NewestSnapshotStored = fi.ModTime.UTC()
 			}
 		}
-		if lv := cp.LastVerification; lv != nil && lv.Verdict == "problems" {
-			breach("the last verification of %s (%s) found %d problems", copyName(cp), lv.Finished.Format(time.RFC3339), lv.Problems)
+		switch lc := cp.LastCheck; {
+		case lc == nil:
+		case lc.Status == "problems":
+			breach("the last verification of %s (%s, on %s) found problems: %d objects missing, %d damaged", copyName(cp),
+				lc.Finished.Format(time.RFC3339), lc.Host, lc.Missing, lc.Damaged)
+		case lc.Status == "unreachable":
+			breach("the last verification of %s (%s, on %s) could not reach it", copyName(cp), lc.Finished.Format(time.RFC3339), lc.Host)
 		}
 		if i == 0 || primary == nil {
 			continue

@@ -108,7 +108,17 @@ func opener(sites map[string]*fakeRepo) Opener {
 
 func TestCollectMeasuresLagAgeGrowthAndVerification(t *testing.T) {
 	primary, replica := court(t)
-	if err := SaveState(context.Background(), replica.be, &State{Runs: []Run{{Finished: now.Add(-time.Hour), Verdict: "problems", Problems: 2, Keyless: true}}}); err != nil {
+	// The city's run checked both copies; the center's later keyless run
+	// found its own copy damaged.
+	ctx := context.Background()
+	city := Run{Finished: now.Add(-3 * time.Hour), Host: "city", Verdict: "intact", Copies: []RunCopy{
+		{Location: primary.be.Location(), Status: "intact"}, {Location: replica.be.Location(), Status: "intact"}}}
+	center := Run{Finished: now.Add(-time.Hour), Host: "center", Verdict: "problems", Problems: 2, Keyless: true,
+		Copies: []RunCopy{{Location: replica.be.Location(), Status: "problems", Damaged: 2}}}
+	if err := SaveState(ctx, primary.be, &State{Runs: []Run{city}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveState(ctx, replica.be, &State{Runs: []Run{center}}); err != nil {
 		t.Fatal(err)
 	}
 	c := Court{Label: "City court of A", Primary: Site{Label: "City", URL: "p"}, Replicas: []Site{{Label: "Center", URL: "r"}}, MaxAge: 26 * time.Hour}
@@ -126,11 +136,27 @@ func TestCollectMeasuresLagAgeGrowthAndVerification(t *testing.T) {
 		t.Errorf("replica lag: %+v", r)
 	}
 	// A fresh lag is no breach; the replica's failed verification is.
-	if cs.OK || sum.OK || sum.Breached != 1 || len(cs.Breaches) != 1 || !strings.Contains(cs.Breaches[0], "Center") || !strings.Contains(cs.Breaches[0], "found 2 problems") {
+	if cs.OK || sum.OK || sum.Breached != 1 || len(cs.Breaches) != 1 || !strings.Contains(cs.Breaches[0], "Center") || !strings.Contains(cs.Breaches[0], "0 objects missing, 2 damaged") {
 		t.Errorf("breaches: %q", cs.Breaches)
 	}
-	if r.LastVerification == nil || !r.LastVerification.Keyless || cs.Copies[0].LastVerification != nil {
+	if r.LastVerification == nil || !r.LastVerification.Keyless || cs.Copies[0].LastVerification.Host != "city" {
 		t.Errorf("last verification: %+v / %+v", r.LastVerification, cs.Copies[0].LastVerification)
+	}
+	// Each copy's last check is the newest run that checked it, wherever
+	// it is recorded.
+	if lc := cs.Copies[0].LastCheck; lc == nil || lc.Host != "city" || lc.Status != "intact" || lc.RecordedAt != "City" {
+		t.Errorf("primary's last check: %+v", lc)
+	}
+	if lc := r.LastCheck; lc == nil || lc.Host != "center" || lc.Status != "problems" || lc.RecordedAt != "Center" {
+		t.Errorf("replica's last check: %+v", lc)
+	}
+	// Without the center's run, the city's run is the replica's last check.
+	if err := SaveState(ctx, replica.be, &State{}); err != nil {
+		t.Fatal(err)
+	}
+	sum = Collect(ctx, []Court{c}, Options{Open: opener(map[string]*fakeRepo{"p": primary, "r": replica}), Now: func() time.Time { return now }})
+	if lc := sum.Courts[0].Copies[1].LastCheck; !sum.OK || lc == nil || lc.Host != "city" || lc.RecordedAt != "City" || sum.Courts[0].Copies[1].LastVerification != nil {
+		t.Errorf("replica checked by the city's run: %+v, breaches %q", lc, sum.Courts[0].Breaches)
 	}
 }
 
