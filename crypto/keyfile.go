@@ -115,11 +115,26 @@ func (kf *KeyFile) Marshal() ([]byte, error) {
 	return json.MarshalIndent(kf, "", "  ")
 }
 
-// ParseKeyFile decodes a key file.
+// ParseKeyFile decodes a key file and checks its shape: everything that
+// can be checked without the password (keyless verification relies on
+// it), so that a key file no password could ever open is found before it
+// is needed.
 func ParseKeyFile(b []byte) (*KeyFile, error) {
 	var kf KeyFile
 	if err := json.Unmarshal(b, &kf); err != nil {
 		return nil, fmt.Errorf("parse key file: %w", err)
+	}
+	switch {
+	case kf.Version != keyFileVersion:
+		return nil, fmt.Errorf("key file version %d is not supported by this courtbak", kf.Version)
+	case kf.KDF != "argon2id":
+		return nil, fmt.Errorf("key file uses unknown KDF %q", kf.KDF)
+	case len(kf.Salt) < 16 || len(kf.Check) != KeySize || len(kf.Wrapped) != Overhead+KeySize:
+		return nil, fmt.Errorf("key file has a %d-byte salt, a %d-byte check and a %d-byte wrapped key, want at least 16, %d and %d",
+			len(kf.Salt), len(kf.Check), len(kf.Wrapped), KeySize, Overhead+KeySize)
+	}
+	if err := kf.Params.Validate(); err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
 	}
 	return &kf, nil
 }

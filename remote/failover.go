@@ -399,3 +399,44 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 	}
 	return &failoverError{what: "list " + string(t), copies: fails}
 }
+
+// ListAllCopies lists t at every reachable copy, delivering each name
+// once, the first copy's first. Unlike List it merges: the repository
+// uses it only where a copy lacking an object must not hide it (a
+// primary whose key files were all lost). A copy that cannot answer is
+// skipped; the call fails only when none answers.
+func (f *Failover) ListAllCopies(ctx context.Context, t Type, fn func(ObjectInfo) error) error {
+	var (
+		fails     []copyError
+		answered  bool
+		delivered = map[string]bool{}
+	)
+	for _, m := range f.members {
+		if m.isDead() {
+			fails = append(fails, deadError(m))
+			continue
+		}
+		var fnErr error
+		err := m.be.List(ctx, t, func(fi ObjectInfo) error {
+			if delivered[fi.Name] {
+				return nil
+			}
+			delivered[fi.Name] = true
+			fnErr = fn(fi)
+			return fnErr
+		})
+		switch {
+		case fnErr != nil || ctx.Err() != nil:
+			return err
+		case err == nil || errors.Is(err, ErrNotFound):
+			answered = true
+		default:
+			f.failed(m, err)
+			fails = append(fails, classify(m.be.Location(), err, false))
+		}
+	}
+	if !answered {
+		return &failoverError{what: "list " + string(t), copies: fails}
+	}
+	return nil
+}

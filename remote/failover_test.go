@@ -290,3 +290,30 @@ func TestFailoverPassesOverACopyWithoutConfig(t *testing.T) {
 		t.Errorf("no repository anywhere: %v", err)
 	}
 }
+
+func TestFailoverListAllCopiesMergesTheCopies(t *testing.T) {
+	primary, a, b := newLocal(t), newLocal(t), newLocal(t)
+	one, two, three := []byte("one"), []byte("two"), []byte("three")
+	mustSave(t, primary, named(remote.Keys, one), one)
+	mustSave(t, a, named(remote.Keys, one), one)
+	mustSave(t, a, named(remote.Keys, two), two)
+	mustSave(t, b, named(remote.Keys, three), three)
+	down := remote.NewFaulty(newLocal(t), remote.FaultConfig{Seed: 1, FailRate: 1})
+	f := remote.NewFailover([]remote.Backend{primary, down, a, b}, remote.FailoverOptions{})
+	seen := map[string]int{}
+	if err := f.ListAllCopies(context.Background(), remote.Keys, func(fi remote.ObjectInfo) error { seen[fi.Name]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range [][]byte{one, two, three} {
+		if seen[named(remote.Keys, d).Name] != 1 {
+			t.Errorf("%s listed %d times, want once", d, seen[named(remote.Keys, d).Name])
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("listed %d names, want 3", len(seen))
+	}
+	all := remote.NewFailover([]remote.Backend{down}, remote.FailoverOptions{})
+	if err := all.ListAllCopies(context.Background(), remote.Keys, func(remote.ObjectInfo) error { return nil }); err == nil {
+		t.Error("no copy answered, yet no error")
+	}
+}

@@ -1,12 +1,10 @@
 package remote
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -14,12 +12,13 @@ import (
 
 // Options configure Open. The zero value opens a bare backend.
 type Options struct {
-	// S3Endpoint is the --s3-endpoint flag: the server for s3://BUCKET
-	// URLs. An endpoint in the URL itself (s3:http://…) takes precedence;
-	// without either, AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS.
+	// S3Endpoint is the server for s3://BUCKET URLs (the CLI passes
+	// --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL). An
+	// endpoint in the URL itself (s3:http://…) takes precedence; without
+	// either, AWS.
 	S3Endpoint string
 	// S3Checksum is ChecksumWhenRequired or ChecksumWhenSupported; empty
-	// means COURTBAK_S3_CHECKSUM, else ChecksumWhenRequired.
+	// means ChecksumWhenRequired.
 	S3Checksum string
 	// S3AccessKey and S3SecretKey replace the AWS credential chain when set
 	// (embedding, tests); the CLI leaves them empty.
@@ -32,16 +31,11 @@ type Options struct {
 	RetryPolicy RetryPolicy
 }
 
-// Environment variables consulted by Open.
-const (
-	EnvS3Checksum  = "COURTBAK_S3_CHECKSUM"
-	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
-	envEndpointAll = "AWS_ENDPOINT_URL"
-)
-
 // Open returns the backend for a repository URL (see the contract's
 // "Repository URLs"), decorated with retries and rate limits as opts ask.
-// It does not check that a repository exists there.
+// It does not check that a repository exists there, and reads no
+// environment variables of its own (the AWS SDK's credential and config
+// chain aside): the CLI passes them in opts.
 func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 	loc, err := parseURL(rawURL)
 	if err != nil {
@@ -55,11 +49,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 	} else {
 		cfg := loc.s3
 		if cfg.Endpoint == "" {
-			if cfg.Endpoint, err = checkEndpoint(cmp.Or(opts.S3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll))); err != nil {
+			if cfg.Endpoint, err = checkEndpoint(opts.S3Endpoint); err != nil {
 				return nil, err
 			}
 		}
-		cfg.Checksum = cmp.Or(opts.S3Checksum, os.Getenv(EnvS3Checksum))
+		cfg.Checksum = opts.S3Checksum
 		cfg.AccessKey, cfg.SecretKey = opts.S3AccessKey, opts.S3SecretKey
 		s3be, err := OpenS3(ctx, cfg)
 		if err != nil {

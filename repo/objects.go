@@ -16,13 +16,7 @@ import (
 // saveObject stores data under the BLAKE3 of its bytes.
 func (r *Repository) saveObject(ctx context.Context, t remote.Type, data []byte) (blob.ID, error) {
 	id := blob.ID(crypto.Hash(data))
-	if err := r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data); err != nil {
-		return id, err
-	}
-	if t == remote.Index {
-		r.noteIndexFile(id.String(), true)
-	}
-	return id, nil
+	return id, r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data)
 }
 
 // CheckName reports whether data hashes to the object's name. It needs no
@@ -107,7 +101,13 @@ func (r *Repository) SaveFile(ctx context.Context, t remote.Type, plaintext []by
 	buf := make([]byte, 0, 1+len(payload))
 	buf = append(buf, comp)
 	buf = append(buf, payload...)
-	return r.saveObject(ctx, t, r.key.Seal(nil, buf, fileAD(t)))
+	id, err := r.saveObject(ctx, t, r.key.Seal(nil, buf, fileAD(t)))
+	if err == nil && t == remote.Index {
+		// An index file this process wrote is one it relies on; the prune
+		// guard (pruneguard.go) notices if a prune supersedes or sweeps it.
+		r.noteIndexFile(id.String(), true)
+	}
+	return id, err
 }
 
 // LoadFile reads, checks and opens a file written by SaveFile.
@@ -154,13 +154,20 @@ func (r *Repository) List(ctx context.Context, t remote.Type) ([]remote.ObjectIn
 // replacements. Of the files that only it shows, those that supersede
 // others are left out; their own replacements might again be missing.
 func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File, error) {
+	return r.listAndLoadIndexFiles(ctx, nil)
+}
+
+// listAndLoadIndexFiles is LoadIndexFiles; with damaged not nil, a damaged
+// index file is recorded there instead of failing the load (see
+// loadIndexFile).
+func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[string]error) (map[string]*index.File, error) {
 	infos, err := r.List(ctx, remote.Index)
 	if err != nil {
 		return nil, fmt.Errorf("list index: %w", err)
 	}
 	r.pruneCache(remote.Index, infos)
 	files := make(map[string]*index.File, len(infos))
-	if err := r.loadIndexFiles(ctx, infos, files); err != nil {
+	if err := r.loadIndexFiles(ctx, infos, files, damaged); err != nil {
 		return files, err
 	}
 	supersedesListed := false
@@ -184,7 +191,7 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 		}
 	}
 	added := make(map[string]*index.File, len(more))
-	if err := r.loadIndexFiles(ctx, more, added); err != nil {
+	if err := r.loadIndexFiles(ctx, more, added, damaged); err != nil {
 		return files, err
 	}
 	for name, f := range added {
@@ -195,8 +202,9 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 	return files, nil
 }
 
-// loadIndexFiles reads the listed index files in parallel into files.
-func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File) error {
+// loadIndexFiles reads the listed index files in parallel into files;
+// damaged (when not nil) receives those found damaged.
+func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File, damaged map[string]error) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -208,13 +216,13 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 		sem <- struct{}{}
 		go func(h remote.Handle) {
 			defer func() { <-sem; wg.Done() }()
-			plain, err := r.LoadFile(ctx, h)
-			var f *index.File
-			if err == nil {
-				f, err = index.Decode(plain)
-			}
+			f, err := r.loadIndexFile(ctx, h, damaged != nil)
 			mu.Lock()
 			defer mu.Unlock()
+			if damaged != nil && errors.Is(err, ErrDamaged) {
+				damaged[h.Name] = err
+				return
+			}
 			if err != nil {
 				if firstErr == nil {
 					firstErr = fmt.Errorf("load index %s: %w", h.Name, err)
@@ -230,12 +238,17 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 
 // LoadIndex reads every index file into the in-memory index. A file
 // superseded by another present one is skipped.
+//
+// A damaged index file does not stop the load (see noteDamagedIndex): it
+// is left out, as if it were missing.
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.indexLoadedAt = r.wallNow()
-	files, err := r.LoadIndexFiles(ctx)
+	damaged := map[string]error{}
+	files, err := r.listAndLoadIndexFiles(ctx, damaged)
 	if err != nil {
 		return err
 	}
+	r.noteDamagedIndex(damaged)
 	superseded := index.Superseded(files)
 	for name := range files {
 		r.noteIndexFile(name, !superseded[name])

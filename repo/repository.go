@@ -44,6 +44,23 @@ type Config struct {
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
 	Secrets []byte    `json:"secrets"`
+	// Check is the BLAKE3-256 (hex) of the config's JSON encoding with
+	// Check empty: a check anyone can make without the password, so that
+	// a flipped byte anywhere in the config, its sealed secrets included,
+	// is seen by keyless verification and by reads that fail over to a
+	// replica. Configs written before it existed have none (see
+	// docs/design.md, "The config").
+	Check string `json:"check,omitempty"`
+}
+
+// checkSum computes Config.Check.
+func (c Config) checkSum() string {
+	c.Check = ""
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a struct of strings, ints, bytes and a time
+	}
+	return blob.ID(crypto.Hash(b)).String()
 }
 
 type secrets struct {
@@ -70,6 +87,9 @@ func ParseConfig(b []byte) (Config, error) {
 	if _, err := blob.ParseID(c.ID); err != nil {
 		return c, fmt.Errorf("config has an invalid repository id: %w", ErrDamaged)
 	}
+	if c.Check != "" && c.Check != c.checkSum() {
+		return c, fmt.Errorf("config does not match its check (a byte of it was changed): %w", ErrDamaged)
+	}
 	return c, nil
 }
 
@@ -84,6 +104,16 @@ type Options struct {
 	CacheDir string
 	// Warn receives one-line notices (failover, skipped damage) for stderr.
 	Warn func(string)
+	// IndexFallback, when not nil, is where LoadIndex reads an index file
+	// that is damaged in the repository: its replicas. (Read commands open
+	// the repository over a failover backend instead, which does this for
+	// every object.)
+	IndexFallback remote.Backend
+	// KeySource, when not nil, is where Open reads the config and the key
+	// files instead of the repository's own storage: verify --repair opens
+	// a repository whose config or keys are damaged or lost through its
+	// replicas, and checks and repairs the repository itself.
+	KeySource remote.Backend
 }
 
 // DefaultPackSize suits object storage: few requests per GB, small enough to
@@ -109,6 +139,8 @@ type Repository struct {
 	indexMu       sync.Mutex
 	indexSeen     map[string]bool
 	indexLoadedAt time.Time
+	// indexDamaged names the index files LoadIndex left out as damaged.
+	indexDamaged []string
 }
 
 func (o *Options) defaults() {
@@ -193,6 +225,7 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 		Created: r.opts.Now().UTC(),
 		Secrets: r.key.Seal(nil, sec, configAD),
 	}
+	r.cfg.Check = r.cfg.checkSum()
 	// The key goes first: a config without a key would be a repository
 	// nobody can open, whereas a stray key without a config is harmless.
 	if _, err := r.AddKey(ctx, password, io.KDF); err != nil {
@@ -211,7 +244,11 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 // Open opens the repository at be with password.
 func Open(ctx context.Context, be remote.Backend, password []byte, opts Options) (*Repository, error) {
 	r := newRepository(be, opts)
-	cfgBytes, err := remote.ReadAll(ctx, be, configHandle)
+	src := be
+	if opts.KeySource != nil {
+		src = opts.KeySource
+	}
+	cfgBytes, err := remote.ReadAll(ctx, src, configHandle)
 	if errors.Is(err, remote.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w", be.Location(), ErrNoRepository)
 	}
@@ -221,10 +258,44 @@ func Open(ctx context.Context, be remote.Backend, password []byte, opts Options)
 	if r.cfg, err = ParseConfig(cfgBytes); err != nil {
 		return nil, err
 	}
-	if err := r.unlock(ctx, password); err != nil {
+	if err := r.unlock(ctx, src, password); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// allCopiesLister lists objects at every copy of a repository
+// (remote.Failover).
+type allCopiesLister interface {
+	ListAllCopies(ctx context.Context, t remote.Type, fn func(remote.ObjectInfo) error) error
+}
+
+// listKeysToOpen lists the key files Open may try: those of the first copy
+// that answers, or, when it has none at all, those of every copy (a
+// primary whose key files were lost opens through its replicas). A key
+// file missing from a copy that has others may have been removed on
+// purpose (key remove), so it is not taken from another copy.
+func (r *Repository) listKeysToOpen(ctx context.Context, src remote.Backend) ([]KeyInfo, error) {
+	keys, err := r.listKeys(ctx, src)
+	if err != nil || len(keys) > 0 {
+		return keys, err
+	}
+	all, ok := src.(allCopiesLister)
+	if !ok {
+		return nil, nil
+	}
+	var infos []remote.ObjectInfo
+	if err := all.ListAllCopies(ctx, remote.Keys, func(fi remote.ObjectInfo) error {
+		infos = append(infos, fi)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	keys = r.parseKeys(ctx, src, infos)
+	if len(keys) > 0 {
+		r.Warn("%s has no key files; using the key files of its replicas", r.be.Location())
+	}
+	return keys, nil
 }
 
 // openSecrets opens the config's sealed secrets with a candidate master key.
@@ -251,8 +322,8 @@ func (r *Repository) openSecrets(master *crypto.Key) error {
 // unlock tries every key file until one opens the config with password.
 // A key whose password matches but whose master key does not open the
 // config (left by an interrupted init) is skipped, not fatal.
-func (r *Repository) unlock(ctx context.Context, password []byte) error {
-	keys, err := r.listKeys(ctx)
+func (r *Repository) unlock(ctx context.Context, src remote.Backend, password []byte) error {
+	keys, err := r.listKeysToOpen(ctx, src)
 	if err != nil {
 		return err
 	}
@@ -306,31 +377,64 @@ type KeyInfo struct {
 	File    *crypto.KeyFile
 }
 
-func (r *Repository) listKeys(ctx context.Context) ([]KeyInfo, error) {
-	var keys []KeyInfo
-	err := r.be.List(ctx, remote.Keys, func(fi remote.ObjectInfo) error {
-		b, err := r.loadVerified(ctx, fi.Handle)
-		if err != nil {
-			r.Warn("skipping key %s: %v", fi.Name, err)
-			return nil
-		}
-		kf, err := crypto.ParseKeyFile(b)
-		if err != nil {
-			r.Warn("skipping key %s: %v", fi.Name, err)
-			return nil
-		}
-		keys = append(keys, KeyInfo{ID: fi.Name, File: kf})
+func (r *Repository) listKeys(ctx context.Context, src remote.Backend) ([]KeyInfo, error) {
+	var infos []remote.ObjectInfo
+	err := src.List(ctx, remote.Keys, func(fi remote.ObjectInfo) error {
+		infos = append(infos, fi)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
-	return keys, nil
+	return r.parseKeys(ctx, src, infos), nil
+}
+
+// parseKeys reads and parses the listed key files from src, skipping (and
+// naming) those that are damaged.
+func (r *Repository) parseKeys(ctx context.Context, src remote.Backend, infos []remote.ObjectInfo) []KeyInfo {
+	var keys []KeyInfo
+	for _, fi := range infos {
+		b, err := remote.ReadAll(ctx, src, fi.Handle)
+		if err == nil {
+			err = CheckName(fi.Handle, b)
+		}
+		var kf *crypto.KeyFile
+		if err == nil {
+			kf, err = crypto.ParseKeyFile(b)
+		}
+		if err != nil {
+			r.Warn("skipping key %s: %v", fi.Name, err)
+			continue
+		}
+		keys = append(keys, KeyInfo{ID: fi.Name, File: kf})
+	}
+	return keys
+}
+
+// KeyID is the key file this handle was opened with.
+func (r *Repository) KeyID() string { return r.keyID }
+
+// CheckConfig reports whether data is this repository's config, intact:
+// it parses, carries the repository's id and its secrets open with the
+// master key. verify uses it where a keyless parse cannot tell (configs
+// without a check).
+func (r *Repository) CheckConfig(data []byte) error {
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return err
+	}
+	if cfg.ID != r.cfg.ID {
+		return fmt.Errorf("config is of repository %s, not %s: %w", cfg.ID, r.cfg.ID, ErrDamaged)
+	}
+	if _, err := r.key.Open(nil, cfg.Secrets, configAD); err != nil {
+		return fmt.Errorf("config secrets do not open with the master key: %w", ErrDamaged)
+	}
+	return nil
 }
 
 // Keys lists the key files, marking the one this handle was opened with.
 func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
-	keys, err := r.listKeys(ctx)
+	keys, err := r.listKeys(ctx, r.be)
 	for i := range keys {
 		keys[i].Current = keys[i].ID == r.keyID
 	}
@@ -368,7 +472,7 @@ func (r *Repository) AddKey(ctx context.Context, password []byte, kdf crypto.KDF
 // RemoveKey deletes a key file. The key this handle was opened with cannot
 // be removed (so at least one key always remains).
 func (r *Repository) RemoveKey(ctx context.Context, id string) error {
-	keys, err := r.listKeys(ctx)
+	keys, err := r.listKeys(ctx, r.be)
 	if err != nil {
 		return err
 	}

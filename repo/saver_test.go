@@ -94,3 +94,57 @@ func saveUnderSlowUploads(t *testing.T, uploaders int) {
 		t.Fatalf("only %d packs written: the test exercises little", st.PacksWritten)
 	}
 }
+
+// A blob saved by many goroutines at once is stored once; tree and data
+// blobs end up in packs of their own.
+func TestSaveBlobStoresEachBlobOnceAndKeepsTreesApart(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	s := r.NewSaver(ctx, 1)
+	data, tree := []byte("a chunk of a recording"), []byte(`{"nodes":null}`+"\n")
+	dataID, treeID := r.BlobID(data), r.BlobID(tree)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for range 8 {
+		wg.Go(func() {
+			for _, b := range []struct {
+				t  blob.Type
+				id blob.ID
+				p  []byte
+			}{{blob.Data, dataID, data}, {blob.Tree, treeID, tree}} {
+				isNew, err := s.SaveBlob(b.t, b.id, b.p)
+				if err != nil {
+					t.Error(err)
+				}
+				if isNew {
+					mu.Lock()
+					stored++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 2 || s.Stats().BlobsAdded != 2 || s.Stats().PacksWritten != 2 {
+		t.Errorf("%d saves reported new, stats %+v: want each blob stored once, in two packs", stored, s.Stats())
+	}
+	dl, _ := r.Index().Lookup(dataID)
+	tl, ok := r.Index().Lookup(treeID)
+	if !ok || dl.Pack == tl.Pack || tl.Type != blob.Tree {
+		t.Errorf("data in pack %s, tree in %s (%v)", dl.Pack.Short(), tl.Pack.Short(), ok)
+	}
+	for _, b := range [][]byte{data, tree} {
+		typ := blob.Data
+		if &b[0] == &tree[0] {
+			typ = blob.Tree
+		}
+		got, err := r.LoadBlob(ctx, typ, r.BlobID(b))
+		if err != nil || string(got) != string(b) {
+			t.Errorf("load %s blob: %q, %v", typ, got, err)
+		}
+	}
+}

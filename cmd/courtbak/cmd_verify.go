@@ -202,7 +202,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Target, *repo.Repository, error) {
 	t := checker.Target{Location: remote.Redact(g.repoURL)}
 	if !keyless {
-		r, err := g.openRepo(ctx)
+		r, err := g.openRepoKeys(ctx, true)
 		if err != nil {
 			return t, nil, err
 		}
@@ -284,7 +284,8 @@ func printVerifySummary(g *globals, rep *report.Report, written []string, key ed
 	} else {
 		fmt.Fprintf(g.stdout, "%d snapshots, ", ch.Snapshots)
 	}
-	fmt.Fprintf(g.stdout, "%d packs (%d read in full), %d objects hashed, %s read\n", ch.Packs, ch.PacksRead, ch.ObjectsHashed, formatBytes(ch.BytesRead))
+	fmt.Fprintf(g.stdout, "%d packs, packs read in full: %d of %d (%s of %s), %d objects hashed, %s read\n",
+		ch.Packs, ch.PacksRead, ch.Packs, formatBytes(ch.PackBytesRead), formatBytes(ch.PackBytes), ch.ObjectsHashed, formatBytes(ch.BytesRead))
 	if c := rep.CoverageSummary(); c != "" {
 		fmt.Fprintln(g.stdout, c)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,10 +82,22 @@ func splitList(s string) []string {
 	return out
 }
 
+// Environment variables that configure storage; the remote package reads
+// none itself (the AWS SDK's credential chain aside).
+const (
+	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
+	envEndpointAll = "AWS_ENDPOINT_URL"
+	envS3Checksum  = "COURTBAK_S3_CHECKSUM"
+)
+
+// remoteOptions are the storage options of the flags and the environment:
+// --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (an
+// endpoint in the repository URL still wins); --s3-checksum, else
+// COURTBAK_S3_CHECKSUM.
 func (g *globals) remoteOptions() remote.Options {
 	return remote.Options{
-		S3Endpoint:       g.s3Endpoint,
-		S3Checksum:       g.s3Checksum,
+		S3Endpoint:       cmp.Or(g.s3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll)),
+		S3Checksum:       cmp.Or(g.s3Checksum, os.Getenv(envS3Checksum)),
 		LimitUploadKiB:   g.limitUpload,
 		LimitDownloadKiB: g.limitDownload,
 		Retry:            true,
@@ -142,11 +155,29 @@ func (g *globals) openRepoBackend(ctx context.Context) (remote.Backend, error) {
 
 // openRepo opens the repository at --repo with the password.
 func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
+	return g.openRepoKeys(ctx, false)
+}
+
+// openRepoKeys opens the repository at --repo with the password; with
+// keysFromReplicas and --replica given, its config and key files are read
+// through the replicas when they are damaged or lost at --repo (verify
+// --repair, which then repairs them).
+func (g *globals) openRepoKeys(ctx context.Context, keysFromReplicas bool) (*repo.Repository, error) {
 	be, err := g.openRepoBackend(ctx)
 	if err != nil {
 		return nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
+	opts := g.repoOptions()
+	keySource := be
+	if keysFromReplicas && len(g.replicas) > 0 {
+		fo, err := remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
+			remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn})
+		if err != nil {
+			return nil, err
+		}
+		opts.KeySource, keySource = fo, fo
+	}
+	exists, err := repo.Exists(ctx, keySource)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
@@ -157,7 +188,15 @@ func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, be, pw, g.repoOptions())
+	if !g.readOnly && len(g.replicas) > 0 {
+		// A backup reads an index file damaged at the primary from the
+		// replicas (read commands fail over for every object anyway).
+		if opts.IndexFallback, err = remote.OpenFailover(ctx, g.replicas, g.remoteOptions(),
+			remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn}); err != nil {
+			return nil, err
+		}
+	}
+	r, err := repo.Open(ctx, be, pw, opts)
 	// Key derivation just used tens of MiB that the rest of the run does
 	// not need: hand them back now, so they do not add to the peak.
 	debug.FreeOSMemory()
@@ -175,6 +214,14 @@ func (g *globals) openRepoIndexed(ctx context.Context) (*repo.Repository, error)
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, err
+	}
+	if g.readOnly {
+		// Only readers may use packs no index file lists: a backup
+		// deduplicating against them would make a snapshot prune can
+		// break.
+		if err := r.ReindexUnlisted(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }

@@ -30,15 +30,24 @@ func (c *checker) checkKeyless(ctx context.Context) error {
 	c.rep.ManifestNote = keylessNote
 	counts := map[remote.Type]*int{remote.Snapshot: &c.rep.Checked.Snapshots, remote.Index: &c.rep.Checked.IndexFiles,
 		remote.Keys: &c.rep.Checked.Keys, remote.Data: &c.rep.Checked.Packs}
+	var packs []string
+	for _, h := range handles(c.primary.objects, remote.Data) {
+		packs = append(packs, h.Name)
+	}
+	c.ensureSubsetReads(packs)
 	var toHash []remote.Handle
 	for _, h := range handles(c.primary.objects, "") {
 		if n := counts[h.Type]; n != nil {
 			*n++
 		}
+		if h.Type == remote.Data {
+			c.rep.Checked.PackBytes += c.primary.objects[h]
+		}
 		if h != configHandle && c.readsData(h) {
 			toHash = append(toHash, h)
 			if h.Type == remote.Data {
 				c.rep.Checked.PacksRead++
+				c.rep.Checked.PackBytesRead += c.primary.objects[h]
 			}
 		}
 	}
@@ -53,12 +62,16 @@ func (c *checker) checkKeyless(ctx context.Context) error {
 	default:
 		return fmt.Errorf("read config of %s: %w", c.primary.Location, err)
 	}
+	c.checkKeySet()
 	c.plan(nil)
 	c.setCopySize(c.primary)
 	return parallel(ctx, c.opts.Workers, toHash, func(h remote.Handle) {
 		err := c.hashObject(ctx, c.primary, h)
 		switch {
 		case err == nil:
+		case errors.Is(err, errKeyFile):
+			c.problem(report.Problem{Copy: c.primary.Location, Kind: KindKeyDamaged, Object: h.String(), Message: err.Error(),
+				Action: "the key file matches its name but is no courtbak key file: remove it once you know where it came from (courtbak key list shows the keys that open the repository)"})
 		case errors.Is(err, errMismatch):
 			c.markDamaged(h, false)
 			c.problem(report.Problem{Copy: c.primary.Location, Kind: KindObjectDamaged, Object: h.String(),
@@ -70,8 +83,33 @@ func (c *checker) checkKeyless(ctx context.Context) error {
 	})
 }
 
-// hashObject reads h from cs and checks it against its name.
+// errKeyFile marks a key file whose bytes match its name but that does
+// not parse as a key file.
+var errKeyFile = errors.New("the key file cannot be parsed")
+
+// checkKeySet reports a primary without key files: nobody can open it,
+// whatever its other objects say. The replicas' key files are what repair
+// restores (it cannot know which keys a key remove took away on purpose,
+// so it restores keys only to a repository that has none).
+func (c *checker) checkKeySet() {
+	if len(handles(c.primary.objects, remote.Keys)) > 0 {
+		return
+	}
+	c.problem(report.Problem{Copy: c.primary.Location, Kind: KindKeyDamaged, Object: "keys/",
+		Message: "the repository has no key files: no password can open it", Action: c.repairAction()})
+	for _, cs := range c.replicas {
+		for _, h := range handles(cs.objects, remote.Keys) {
+			c.markDamaged(h, true)
+		}
+	}
+}
+
+// hashObject reads h from cs and checks it against its name; a key file
+// must also parse.
 func (c *checker) hashObject(ctx context.Context, cs *copyState, h remote.Handle) error {
+	if h.Type == remote.Keys {
+		return c.checkKeyFile(ctx, cs, h)
+	}
 	var (
 		sum [32]byte
 		n   int64
@@ -93,8 +131,25 @@ func (c *checker) hashObject(ctx context.Context, cs *copyState, h remote.Handle
 	return nil
 }
 
-// readConfig reads and parses the config of cs. The config has no hash
-// name: one that does not parse counts as damaged.
+// checkKeyFile reads a key file, checks it against its name and parses it.
+func (c *checker) checkKeyFile(ctx context.Context, cs *copyState, h remote.Handle) error {
+	data, err := remote.ReadAll(ctx, cs.Backend, h)
+	if err != nil {
+		return err
+	}
+	c.read(cs, h, int64(len(data)), true)
+	if err := repo.CheckName(h, data); err != nil {
+		return fmt.Errorf("%w: %v", errMismatch, err)
+	}
+	if _, err := crypto.ParseKeyFile(data); err != nil {
+		return fmt.Errorf("%w: %v", errKeyFile, err)
+	}
+	return nil
+}
+
+// readConfig reads and parses the config of cs, and keeps its bytes for
+// the comparison of the copies. The config has no hash name: one that
+// does not parse, or does not match its own check, counts as damaged.
 func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, error) {
 	data, err := remote.ReadAll(ctx, cs.Backend, configHandle)
 	if err != nil {
@@ -105,7 +160,47 @@ func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, e
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %v", errMismatch, err)
 	}
+	cs.config = data
 	return cfg, nil
+}
+
+// compareConfigs compares the config bytes of the copies whose config
+// parses. Every copy of a repository holds the same config, byte for
+// byte; configs written before configs carried a check can be damaged in
+// their sealed secrets without failing to parse, and only this comparison
+// (or the key) sees it. When the other copies agree with each other
+// against the primary's, the primary's is damaged and repair replaces it
+// with theirs; otherwise which one is damaged takes the key to tell.
+func (c *checker) compareConfigs() {
+	if c.primary.config == nil {
+		return
+	}
+	votes := map[string][]*copyState{}
+	for _, cs := range c.replicas {
+		if cs.config != nil && !cs.foreign {
+			votes[string(cs.config)] = append(votes[string(cs.config)], cs)
+		}
+	}
+	for variant, copies := range votes {
+		if variant == string(c.primary.config) {
+			continue
+		}
+		agree := len(votes[string(c.primary.config)])
+		msg := fmt.Sprintf("the config differs from the config at %s", copies[0].Location)
+		p := report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config"}
+		if len(copies) > agree+1 {
+			c.mu.Lock()
+			c.configWant = []byte(variant)
+			c.mu.Unlock()
+			c.markDamaged(configHandle, false)
+			p.Message = fmt.Sprintf("%s and %d other copies, which agree with each other: this copy's config is damaged", msg, len(copies)-1)
+			p.Action = c.repairAction()
+		} else {
+			p.Message = msg + ": one of them is damaged"
+			p.Action = "run courtbak verify with the password on each copy: the config of the one that opens is intact; then repair the other with courtbak verify --repair"
+		}
+		c.problem(p)
+	}
 }
 
 func (c *checker) setCopySize(cs *copyState) {
@@ -150,6 +245,9 @@ func (c *checker) checkReplicas(ctx context.Context) error {
 			return err
 		}
 	}
+	if c.r == nil {
+		c.compareConfigs()
+	}
 	return nil
 }
 
@@ -178,6 +276,11 @@ func (c *checker) checkReplica(ctx context.Context, cs *copyState) error {
 	// A replica of another repository would make every comparison noise.
 	if _, ok := cs.objects[configHandle]; ok {
 		cfg, err := c.readConfig(ctx, cs)
+		if err == nil && c.r != nil {
+			if cerr := c.r.CheckConfig(cs.config); cerr != nil && cfg.ID == c.rep.Repository.ID {
+				err = fmt.Errorf("%w: %v", errMismatch, cerr)
+			}
+		}
 		switch {
 		case errors.Is(err, errMismatch):
 			damaged(configHandle, err.Error())
@@ -226,6 +329,9 @@ func (c *checker) checkReplica(ctx context.Context, cs *copyState) error {
 	return parallel(ctx, c.opts.Workers, toHash, func(h remote.Handle) {
 		switch err := c.hashObject(ctx, cs, h); {
 		case err == nil:
+		case errors.Is(err, errKeyFile):
+			c.problem(report.Problem{Copy: cs.Location, Kind: KindKeyDamaged, Object: h.String(), Message: err.Error(),
+				Action: "the key file matches its name but is no courtbak key file: report it"})
 		case errors.Is(err, errMismatch):
 			damaged(h, err.Error())
 		case errors.Is(err, remote.ErrNotFound):

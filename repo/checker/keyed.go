@@ -22,6 +22,9 @@ import (
 // (when asked) and every snapshot's trees and blobs.
 func (c *checker) checkKeyed(ctx context.Context) error {
 	c.rep.ManifestAvailable = true
+	if err := c.checkConfig(ctx); err != nil {
+		return err
+	}
 	if err := c.checkKeys(ctx); err != nil {
 		return err
 	}
@@ -98,12 +101,41 @@ func (c *checker) loadProblem(kind string, h remote.Handle, err error) report.Pr
 	return p
 }
 
+// checkConfig checks the primary's config with the key: it must be this
+// repository's, and its secrets must open with the master key (the
+// repository may have been opened with a replica's config, see
+// repo.Options.KeySource).
+func (c *checker) checkConfig(ctx context.Context) error {
+	data, err := remote.ReadAll(ctx, c.primary.Backend, configHandle)
+	switch {
+	case errors.Is(err, remote.ErrNotFound):
+		c.markDamaged(configHandle, true)
+		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
+			Message: "the config is missing", Action: c.repairAction()})
+		return nil
+	case err != nil:
+		return c.unreadable(ctx, c.primary, configHandle, err)
+	}
+	c.read(c.primary, configHandle, int64(len(data)), true)
+	if err := c.r.CheckConfig(data); err != nil {
+		c.markDamaged(configHandle, false)
+		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
+			Message: fmt.Sprintf("the config is damaged: %v", err), Action: c.repairAction()})
+	}
+	return nil
+}
+
 func (c *checker) checkKeys(ctx context.Context) error {
 	keys := handles(c.primary.objects, remote.Keys)
 	c.rep.Checked.Keys = len(keys)
 	if len(keys) == 0 {
+		// Opened with a replica's key (repo.Options.KeySource): that is
+		// the key repair restores; see checkKeySet for why not all.
+		if id := c.r.KeyID(); id != "" {
+			c.markDamaged(remote.Handle{Type: remote.Keys, Name: id}, true)
+		}
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindKeyDamaged, Object: "keys/",
-			Message: "the repository has no key files", Action: "restore the keys from a replica: courtbak replicate, then verify again"})
+			Message: "the repository has no key files: no password can open it", Action: c.repairAction()})
 	}
 	return parallel(ctx, c.opts.Workers, keys, func(h remote.Handle) {
 		data, err := c.load(ctx, h)
@@ -245,10 +277,20 @@ func (c *checker) packsToRead() []blob.ID {
 	if !c.opts.ReadData {
 		return nil
 	}
-	var out []blob.ID
+	var (
+		out   []blob.ID
+		names []string
+	)
 	for _, id := range sortedIDs(c.packs) {
 		h := remote.Handle{Type: remote.Data, Name: id.String()}
-		if _, bad := c.damaged[h]; !bad && c.subset.Has(h.Name) {
+		if _, bad := c.damaged[h]; !bad {
+			names = append(names, h.Name)
+		}
+	}
+	c.ensureSubsetReads(names)
+	for _, name := range names {
+		if c.inSubset(name) {
+			id, _ := blob.ParseID(name)
 			out = append(out, id)
 		}
 	}
@@ -257,6 +299,12 @@ func (c *checker) packsToRead() []blob.ID {
 
 func (c *checker) readPacks(ctx context.Context, ids []blob.ID) error {
 	c.rep.Checked.PacksRead = len(ids)
+	for _, size := range c.packSizes {
+		c.rep.Checked.PackBytes += size
+	}
+	for _, id := range ids {
+		c.rep.Checked.PackBytesRead += c.packSizes[id]
+	}
 	return parallel(ctx, c.opts.Workers, ids, func(id blob.ID) { c.readPack(ctx, id) })
 }
 

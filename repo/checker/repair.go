@@ -75,6 +75,12 @@ func (c *checker) intact(h remote.Handle, data []byte) bool {
 	if h.Type != remote.Config {
 		return repo.CheckName(h, data) == nil
 	}
+	if c.r != nil {
+		return c.r.CheckConfig(data) == nil
+	}
+	if c.configWant != nil && !bytes.Equal(data, c.configWant) {
+		return false
+	}
 	cfg, err := repo.ParseConfig(data)
 	return err == nil && (c.rep.Repository.ID == "" || cfg.ID == c.rep.Repository.ID)
 }

@@ -147,18 +147,27 @@ type Scope struct {
 	Keyless         bool   `json:"keyless"`
 	Repair          bool   `json:"repair"`
 	Description     string `json:"description"`
+	// Complete is true when every pack was read; otherwise Unchecked says
+	// what was not read and how to read it, and the headline says the
+	// copies are intact only as far as checked.
+	Complete  bool   `json:"complete"`
+	Unchecked string `json:"unchecked,omitempty"`
 }
 
 // Counts say how much was checked.
 type Counts struct {
-	Snapshots     int   `json:"snapshots"`
-	Files         int64 `json:"files"`
-	FileBytes     int64 `json:"file_bytes"`
-	Trees         int   `json:"trees"`
-	IndexFiles    int   `json:"index_files"`
-	Keys          int   `json:"keys"`
-	Packs         int   `json:"packs"`
-	PacksRead     int   `json:"packs_read"`
+	Snapshots  int   `json:"snapshots"`
+	Files      int64 `json:"files"`
+	FileBytes  int64 `json:"file_bytes"`
+	Trees      int   `json:"trees"`
+	IndexFiles int   `json:"index_files"`
+	Keys       int   `json:"keys"`
+	Packs      int   `json:"packs"`
+	PacksRead  int   `json:"packs_read"`
+	// PackBytes is the size of the packs counted in Packs; PackBytesRead
+	// of those read in full.
+	PackBytes     int64 `json:"pack_bytes"`
+	PackBytesRead int64 `json:"pack_bytes_read"`
 	BlobsRead     int64 `json:"blobs_read"`
 	ObjectsHashed int64 `json:"objects_hashed"`
 	BytesRead     int64 `json:"bytes_read"`
@@ -262,13 +271,17 @@ func (r *Report) SetVerdict() {
 
 // Headline is the verdict in words, as the clerk reads it first.
 func (r *Report) Headline() string {
+	h := "PROBLEMS FOUND"
 	switch r.Verdict {
 	case VerdictIntact:
-		return "ALL COPIES INTACT"
+		h = "ALL COPIES INTACT"
 	case VerdictRepaired:
-		return "ALL COPIES INTACT AFTER REPAIR"
+		h = "ALL COPIES INTACT AFTER REPAIR"
 	}
-	return "PROBLEMS FOUND"
+	if r.Verdict != VerdictProblems && r.Scope.Unchecked != "" {
+		h += " AS FAR AS CHECKED: " + r.Scope.Unchecked
+	}
+	return h
 }
 
 // Summary is one sentence under the headline.
