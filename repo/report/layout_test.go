@@ -187,3 +187,24 @@ func chromium(t *testing.T, timeout time.Duration, args ...string) []byte {
 	}
 	return out
 }
+
+func TestBannerKeepsTheVerdictShortAndSaysWhatWasNotRead(t *testing.T) {
+	r := bigReport(3)
+	r.Scope.Unchecked = "pack contents not read (17 packs, 2.50 MiB); run with --read-data to read them"
+	if got := r.Headline(); got != "ALL COPIES INTACT AS FAR AS CHECKED: "+r.Scope.Unchecked {
+		t.Errorf("headline %q", got)
+	}
+	html, err := Render(HTML, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := Render(Markdown, r)
+	for _, want := range []string{"<h1>ALL COPIES INTACT AS FAR AS CHECKED</h1>", "<strong>Not read in this run:</strong> pack contents not read (17 packs"} {
+		if !bytes.Contains(html, []byte(want)) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if !bytes.Contains(md, []byte("## ALL COPIES INTACT AS FAR AS CHECKED\n")) || !bytes.Contains(md, []byte("**Not read in this run:** pack contents not read")) {
+		t.Errorf("Markdown banner:\n%.400s", md)
+	}
+}

@@ -23,8 +23,12 @@ func renderMarkdown(r *Report) []byte {
 	} else {
 		p("# %s\n\n", mdText(title))
 	}
-	p("## %s\n\n", r.Headline())
-	p("**%s** %s\n\nChecked %s", r.Headline()+".", mdText(r.Summary()), at(r.Finished))
+	p("## %s\n\n", r.VerdictWords())
+	p("**%s** %s\n\n", r.VerdictWords()+".", mdText(r.Summary()))
+	if r.Scope.Unchecked != "" {
+		p("**Not read in this run:** %s.\n\n", mdText(r.Scope.Unchecked))
+	}
+	p("Checked %s", at(r.Finished))
 	if r.Repository.Label != "" {
 		p(" for %s", mdText(r.Repository.Label))
 	}
