@@ -19,14 +19,20 @@ func newBackupCommand(g *globals) *cobra.Command {
 		host, parent   string
 	)
 	c := &cobra.Command{
-		Use:   "backup PATH...",
+		Use:   "backup [PATH...]",
 		Short: "Snapshot the given paths",
 		Long: `Snapshot the given paths. Files unchanged since the parent snapshot (same
 size, mtime, ctime and inode) are not read again. Files that cannot be read are
 listed on stderr and the snapshot holds the rest (exit code 3).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, paths []string) error {
 			ctx := c.Context()
+			if len(paths) == 0 && g.profile != nil {
+				paths = g.profile.Paths
+			}
+			if len(paths) == 0 {
+				return errors.New("give the PATHs to back up (or paths in the backup table of the --profile)")
+			}
 			if host == "" {
 				h, err := os.Hostname()
 				if err != nil {
@@ -77,6 +83,10 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				return fmt.Errorf("backup failed, no snapshot was made: %w", err)
 			}
 			s := res.Summary
+			g.metrics = runMetrics{
+				files: count(s.TotalFiles), bytes: count(s.BytesProcessed), bytesAdded: count(s.BytesAdded),
+				errors: count(s.FilesFailed), latestSnapshot: res.Snapshot.Time,
+			}
 			if g.json {
 				err = g.printJSON(backupJSON{
 					MessageType: "summary", SnapshotID: res.Snapshot.ID.String(),

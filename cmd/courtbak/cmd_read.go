@@ -149,6 +149,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
 			if g.json {
 				return g.printJSON(map[string]any{
 					"message_type": "summary", "snapshot_id": sn.ID.String(), "target": target,

@@ -124,6 +124,9 @@ func newSnapshotsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(snaps) > 0 {
+				g.metrics.latestSnapshot = snaps[len(snaps)-1].Time
+			}
 			out := filter.apply(snaps)
 			if g.json {
 				list := make([]snapshotJSON, 0, len(out))

@@ -68,7 +68,7 @@ Exit status: 0 when every copy is intact, 1 when a problem was found.`,
 	fl.StringVar(&f.subset, "read-data-subset", "", "read a rotating `N%` of the data packs each day")
 	fl.BoolVar(&f.keyless, "keyless", false, "check stored objects against their names, without a password")
 	fl.BoolVar(&f.repair, "repair", false, "replace damaged or missing objects with intact copies from the --replica repositories")
-	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable)")
+	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable; {date} and {time} in FILE become the local date and time)")
 	fl.StringVar(&f.signKey, "sign-key", "", "sign reports with the Ed25519 private key in `KEY.pem` (PEM PKCS#8, as openssl genpkey writes)")
 	fl.StringArrayVar(&f.manifest, "manifest", nil, "snapshots whose file lists reports carry: `latest` (the newest per host and paths; default), all, or SNAPSHOT ids (repeatable)")
 	f.labels.register(fl, true)
@@ -86,6 +86,10 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 			return err
 		}
 		opts.ReadData, opts.SubsetPercent = true, pct
+	}
+	now := time.Now()
+	for i, p := range f.reports {
+		f.reports[i] = expandReportPath(p, now)
 	}
 	formats := make([]report.Format, len(f.reports))
 	for i, p := range f.reports {
@@ -191,6 +195,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	} else if !g.quiet {
 		printVerifySummary(g, rep, written, key)
 	}
+	g.metrics.files, g.metrics.bytes, g.metrics.errors = count(rep.Checked.Files), count(rep.Checked.BytesRead), count(rep.Unresolved())
 	if n := rep.Unresolved(); n > 0 {
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify found %d %s (listed above)", n, countNoun(n, "problem", "problems"))}
 	}
@@ -214,14 +219,9 @@ func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Ta
 	if err != nil {
 		return t, nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
-	if err != nil {
+	if err := checkExists(ctx, be, false); err != nil {
 		be.Close()
-		return t, nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		be.Close()
-		return t, nil, fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+		return t, nil, err
 	}
 	t.Backend = be
 	t.Location = remote.Redact(be.Location())
@@ -328,7 +328,15 @@ func countNoun(n int, one, many string) string {
 	return many
 }
 
-// writeReportAtomic replaces path with data, so a reader never sees half a
+// expandReportPath replaces {date} in a report path with the local date
+// (2026-12-07) and {time} with the local time (013000), so that a
+// scheduled verify writes a new report each run.
+func expandReportPath(path string, now time.Time) string {
+	return strings.NewReplacer("{date}", now.Format("2006-01-02"), "{time}", now.Format("150405")).Replace(path)
+}
+
+// writeReportAtomic replaces path with data, readable by its owner only
+// (the contract: reports are created 0600), so a reader never sees half a
 // report.
 func writeReportAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".courtbak-report-*")
