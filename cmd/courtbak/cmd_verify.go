@@ -120,7 +120,8 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	if opts.Manifest, err = report.ParseManifestChoice(f.manifest); err != nil {
 		return err
 	}
-	replicaLabels, err := f.labels.replicaLabels(g.replicas)
+	f.labels.fromProfile(g.profile, g.repoURL)
+	replicaLabels, err := f.labels.replicaLabels(g.replicas, g.profile)
 	if err != nil {
 		return err
 	}

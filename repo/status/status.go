@@ -221,6 +221,22 @@ func Collect(ctx context.Context, courts []Court, opts Options) *Summary {
 // errNoRepository is the error of a copy that lists no objects at all.
 const errNoRepository = "no repository here"
 
+// NewestSnapshot is the time of the court's newest snapshot: of the
+// snapshots read with the password, else when the newest snapshot object
+// was stored.
+func (c CourtStatus) NewestSnapshot() time.Time {
+	var t time.Time
+	for _, s := range c.Snapshots {
+		if s.Time.After(t) {
+			t = s.Time
+		}
+	}
+	if t.IsZero() {
+		return c.NewestSnapshotStored
+	}
+	return t
+}
+
 // listing is what one copy's listing tells.
 type listing struct {
 	objects map[remote.Handle]remote.ObjectInfo
