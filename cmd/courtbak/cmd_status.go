@@ -230,7 +230,8 @@ func printStatus(g *globals, sum *status.Summary) {
 	now := sum.Generated
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "court\tstatus\tnewest backup\tcopy\treplication\tlast verification\tsize\tgrowth/day")
-	for _, c := range sum.Courts {
+	courts := sum.ByAttention()
+	for _, c := range courts {
 		state := "protected"
 		if !c.OK {
 			state = "ATTENTION"
@@ -244,7 +245,7 @@ func printStatus(g *globals, sum *status.Summary) {
 		}
 	}
 	_ = tw.Flush()
-	for _, c := range sum.Courts {
+	for _, c := range courts {
 		for _, b := range c.Breaches {
 			fmt.Fprintf(g.stdout, "%s: %s\n", c.Label, b)
 		}

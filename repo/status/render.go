@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,22 @@ func (s *Summary) JSON() ([]byte, error) {
 		return nil, fmt.Errorf("encode status: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// ByAttention returns the courts that need attention first, each group in
+// the order given, as people read the page; JSON keeps the given order.
+func (s *Summary) ByAttention() []CourtStatus {
+	out := slices.Clone(s.Courts)
+	slices.SortStableFunc(out, func(a, b CourtStatus) int {
+		switch {
+		case a.OK == b.OK:
+			return 0
+		case !a.OK:
+			return -1
+		}
+		return 1
+	})
+	return out
 }
 
 // Headline is the summary in words.

@@ -359,3 +359,21 @@ func fabricate(b *testing.B, root string) {
 		}
 	}
 }
+
+func TestPagesListCourtsNeedingAttentionFirst(t *testing.T) {
+	s := &Summary{Courts: []CourtStatus{{Label: "A", OK: true}, {Label: "B"}, {Label: "C", OK: true}, {Label: "D"}}}
+	var got []string
+	for _, c := range s.ByAttention() {
+		got = append(got, c.Label)
+	}
+	if strings.Join(got, "") != "BDAC" || s.Courts[0].Label != "A" {
+		t.Errorf("order %v; the summary's own order changed: %v", got, s.Courts[0].Label)
+	}
+	page, err := s.HTML(time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, d, a := strings.Index(string(page), ">B<"), strings.Index(string(page), ">D<"), strings.Index(string(page), ">A<"); b < 0 || !(b < d && d < a) {
+		t.Errorf("page order: B at %d, D at %d, A at %d", b, d, a)
+	}
+}
