@@ -312,7 +312,7 @@ func withoutManifests(rep *report.Report) *report.Report {
 	c := *rep
 	c.Snapshots = make([]report.Snapshot, len(rep.Snapshots))
 	for i, s := range rep.Snapshots {
-		s.Manifest = nil
+		s.Manifest, s.ManifestIncluded = nil, false
 		c.Snapshots[i] = s
 	}
 	if c.ManifestAvailable {
