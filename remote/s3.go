@@ -158,6 +158,14 @@ func s3Location(cfg S3Config) string {
 // Location returns the repository URL without credentials.
 func (be *S3) Location() string { return be.location }
 
+// s3Connections is how many uploads at once suit an S3 server: a request
+// waits on a round trip and the server's own writes, which others can
+// overlap. Each costs a backup one pack buffer (about 16 MiB).
+const s3Connections = 4
+
+// Connections is how many uploads at once suit an S3 server.
+func (be *S3) Connections() int { return s3Connections }
+
 // key maps a handle to its object key.
 func (be *S3) key(h Handle) string {
 	switch {

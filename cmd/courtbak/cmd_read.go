@@ -150,12 +150,17 @@ func newRestoreCommand(g *globals) *cobra.Command {
 				return err
 			}
 			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
+			skipped := g.skippedCopies()
 			if g.json {
-				return g.printJSON(map[string]any{
+				summary := map[string]any{
 					"message_type": "summary", "snapshot_id": sn.ID.String(), "target": target,
 					"files_restored": res.Files, "dirs_restored": res.Dirs, "symlinks_restored": res.Symlinks,
 					"bytes_restored": res.Bytes, "files_verified": res.Files, "duration_s": time.Since(start).Seconds(),
-				})
+				}
+				if skipped != nil {
+					summary["copies_skipped"] = skipped
+				}
+				return g.printJSON(summary)
 			}
 			if res.Files+res.Symlinks == 0 && len(includes) > 0 {
 				return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
@@ -163,6 +168,9 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			g.printf("restored snapshot %s to %s: %d %s (%s, each verified against its BLAKE3), %d %s, %d %s\n",
 				sn.ID.Short(), target, res.Files, countNoun(res.Files, "file", "files"), formatBytes(res.Bytes),
 				res.Dirs, countNoun(res.Dirs, "directory", "directories"), res.Symlinks, countNoun(res.Symlinks, "symlink", "symlinks"))
+			for _, s := range skipped {
+				g.printf("skipped %s for %d %s: %s\n", s.Location, s.Requests, countNoun(s.Requests, "request", "requests"), s.Reason)
+			}
 			return nil
 		},
 	}

@@ -56,6 +56,8 @@ type globals struct {
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
 	readOnly bool
+	// failover is the read commands' storage when --replica is given.
+	failover *remote.Failover
 }
 
 func (g *globals) register(root *cobra.Command) {
@@ -183,8 +185,38 @@ func (g *globals) openRepoBackend(ctx context.Context) (remote.Backend, error) {
 	if g.repoURL == "" {
 		return nil, errors.New("no repository given: use --repo URL (the primary) with --replica, or --repo REPLICA_URL")
 	}
-	return remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
+	f, err := remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
 		remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn})
+	if err != nil {
+		return nil, err
+	}
+	g.failover = f
+	return f, nil
+}
+
+// skippedCopy is a copy the failover took out of the rotation, as
+// summaries report it.
+type skippedCopy struct {
+	Location string `json:"location"`
+	Reason   string `json:"reason"`
+	Requests int    `json:"requests_skipped"`
+	Out      bool   `json:"still_out"`
+}
+
+// skippedCopies lists the copies the failover skipped during the run.
+func (g *globals) skippedCopies() []skippedCopy {
+	if g.failover == nil {
+		return nil
+	}
+	var out []skippedCopy
+	for _, s := range g.failover.Skipped() {
+		why := "unavailable"
+		if s.Why != nil {
+			why = s.Why.Error()
+		}
+		out = append(out, skippedCopy{Location: s.Location, Reason: why, Requests: s.Requests, Out: s.Out})
+	}
+	return out
 }
 
 // openRepo opens the repository at --repo with the password.

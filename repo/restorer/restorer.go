@@ -90,29 +90,47 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 		dirs     []dirMeta
 		fileErrs []error
 		wg       sync.WaitGroup
-		files    = make(chan fileJob)
+		jobs     = make(chan job)
+		small    = newBatcher(r, maxRun)
 	)
+	done := func(j fileJob, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			fileErrs = append(fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
+			return
+		}
+		res.Files++
+		res.Bytes += int64(j.node.Size)
+	}
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			stage := directio.Buffer(stageSize)
-			for j := range files {
-				if err := restoreFile(ctx, r, fe, stage, j.dst, j.node, opts.OnBytes); err != nil {
-					mu.Lock()
-					fileErrs = append(fileErrs, fmt.Errorf("restore %s: %w", j.nodePath, err))
-					mu.Unlock()
+			for j := range jobs {
+				if j.batch != nil {
+					restoreBatch(ctx, r, fe, stage, j.batch, opts.OnBytes, done)
 					continue
 				}
-				mu.Lock()
-				res.Files++
-				res.Bytes += int64(j.node.Size)
-				mu.Unlock()
+				done(j.file, restoreFile(ctx, stage, j.file.dst, j.file.node, func(w io.Writer) error {
+					return writeContent(ctx, r, fe, j.file.node, w, opts.OnBytes)
+				}))
 			}
 		}()
 	}
+	send := func(j job) error {
+		select {
+		case jobs <- j:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 
-	walkErr := snapshot.Walk(ctx, r, sn.Tree, func(nodePath string, n *snapshot.Node) error {
+	trees := newTreePrefetcher(ctx, r)
+	defer trees.close()
+	walkErr := snapshot.Walk(ctx, trees, sn.Tree, func(nodePath string, n *snapshot.Node) error {
 		selected := Matches(opts.Includes, nodePath)
 		dst := filepath.Join(target, filepath.FromSlash(nodePath))
 		switch n.Type {
@@ -138,17 +156,29 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 				res.Symlinks++
 				return nil
 			}
-			select {
-			case files <- fileJob{dst: dst, nodePath: nodePath, node: *n}:
-			case <-ctx.Done():
-				return ctx.Err()
+			fj := fileJob{dst: dst, nodePath: nodePath, node: *n}
+			taken, full := small.add(fj)
+			for _, bt := range full {
+				if err := send(job{batch: bt}); err != nil {
+					return err
+				}
 			}
-			return nil
+			if taken {
+				return nil
+			}
+			return send(job{file: fj})
 		default:
 			return fmt.Errorf("%s has unknown node type %q", nodePath, n.Type)
 		}
 	})
-	close(files)
+	if walkErr == nil {
+		for _, bt := range small.flush() {
+			if walkErr = send(job{batch: bt}); walkErr != nil {
+				break
+			}
+		}
+	}
+	close(jobs)
 	wg.Wait()
 	if walkErr != nil {
 		return res, walkErr
@@ -177,6 +207,12 @@ type fileJob struct {
 	node          snapshot.Node
 }
 
+// job is a file to restore on its own, or a batch of small files.
+type job struct {
+	file  fileJob
+	batch *batch
+}
+
 func restoreSymlink(dst string, n *snapshot.Node) error {
 	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -191,10 +227,13 @@ func restoreSymlink(dst string, n *snapshot.Node) error {
 // (directio): restored recordings are large and written once.
 const stageSize = 2 << 20
 
-// restoreFile writes a file next to its destination, checks its BLAKE3,
-// then renames it into place: a file at the destination path is either the
-// old one or a verified new one.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, dst string, n snapshot.Node, onBytes func(int64)) error {
+// restoreFile writes a file next to its destination with write, which
+// checks its BLAKE3, then renames it into place: a file at the
+// destination path is either the old one or a verified new one.
+func restoreFile(ctx context.Context, stage []byte, dst string, n snapshot.Node, write func(io.Writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+strings.TrimPrefix(filepath.Base(dst), ".")+".courtbak-*")
 	if err != nil {
 		return err
@@ -212,7 +251,7 @@ func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []b
 		dw = directio.NewWriter(tmp, stage)
 		w = dw
 	}
-	if err := writeContent(ctx, r, fe, n, w, onBytes); err != nil {
+	if err := write(w); err != nil {
 		return err
 	}
 	if dw != nil {
