@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -37,14 +38,28 @@ func resolveSnapshot(snaps []*snapshot.Snapshot, ref string, filter *snapshotFil
 	return snapshot.Find(kept, ref)
 }
 
+// lsJSON is one line of ls --json. JSON strings hold only UTF-8: a path or
+// link target that is not valid UTF-8 is printed with U+FFFD in place of
+// each invalid byte, and its exact bytes (base64, as trees keep them) are
+// given in path_raw or link_target_raw.
 type lsJSON struct {
-	Path   string `json:"path"`
-	Type   string `json:"type"`
-	Size   uint64 `json:"size"`
-	Mode   string `json:"mode"`
-	MTime  string `json:"mtime"`
-	BLAKE3 string `json:"blake3,omitempty"`
-	Target string `json:"link_target,omitempty"`
+	Path      string `json:"path"`
+	PathRaw   []byte `json:"path_raw,omitempty"`
+	Type      string `json:"type"`
+	Size      uint64 `json:"size"`
+	Mode      string `json:"mode"`
+	MTime     string `json:"mtime"`
+	BLAKE3    string `json:"blake3,omitempty"`
+	Target    string `json:"link_target,omitempty"`
+	TargetRaw []byte `json:"link_target_raw,omitempty"`
+}
+
+// rawIfNotUTF8 returns s's bytes when s is not valid UTF-8, else nil.
+func rawIfNotUTF8(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
 }
 
 func newLsCommand(g *globals) *cobra.Command {
@@ -78,7 +93,7 @@ func newLsCommand(g *globals) *cobra.Command {
 				}
 				found = true
 				if g.json {
-					j := lsJSON{Path: p, Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget}
+					j := lsJSON{Path: p, PathRaw: rawIfNotUTF8(p), Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget, TargetRaw: rawIfNotUTF8(n.LinkTarget)}
 					if n.BLAKE3 != nil {
 						j.BLAKE3 = n.BLAKE3.String()
 					}

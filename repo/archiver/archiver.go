@@ -355,7 +355,12 @@ func storableTime(t time.Time) time.Time {
 
 func baseNode(fi fs.FileInfo) snapshot.Node {
 	idn := identity(fi)
+	var links uint64
+	if fi.Mode().IsRegular() && idn.links > 1 {
+		links = idn.links // a hard-linked file; directories always have several
+	}
 	return snapshot.Node{
+		Links:      links,
 		Name:       fi.Name(),
 		Mode:       fi.Mode(),
 		ModTime:    storableTime(fi.ModTime()),
