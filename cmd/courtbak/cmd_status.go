@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -186,6 +187,8 @@ func (g *globals) statusSnapshots(passwords map[string]passwordSource) status.Sn
 	if len(passwords) == 0 {
 		return nil
 	}
+	// Key derivation takes tens to hundreds of MiB: two courts at a time.
+	kdf := make(chan struct{}, 2)
 	return func(ctx context.Context, court status.Court, be remote.Backend) ([]status.Snapshot, error) {
 		src, ok := passwords[court.Primary.URL]
 		if !ok {
@@ -209,7 +212,10 @@ func (g *globals) statusSnapshots(passwords map[string]passwordSource) status.Sn
 		if err != nil {
 			return nil, err
 		}
+		kdf <- struct{}{}
 		r, err := repo.Open(ctx, be, pw, g.repoOptions())
+		debug.FreeOSMemory() // hand back the key derivation's memory
+		<-kdf
 		if err != nil {
 			return nil, err
 		}
