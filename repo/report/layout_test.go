@@ -153,6 +153,9 @@ func TestHundredThousandFilesOpenInChromium(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) || len(b) < 20000 {
 		t.Fatalf("screenshot: %v, %d bytes", err, len(b))
 	}
+	if keep := os.Getenv("COURTBAK_KEEP_SCREENSHOTS"); keep != "" {
+		_ = os.WriteFile(filepath.Join(keep, "report-100k.png"), b, 0o644)
+	}
 	if took > 60*time.Second {
 		t.Errorf("Chromium took %s to render %d files", took, n)
 	}
@@ -206,5 +209,14 @@ func TestBannerKeepsTheVerdictShortAndSaysWhatWasNotRead(t *testing.T) {
 	}
 	if !bytes.Contains(md, []byte("## ALL COPIES INTACT AS FAR AS CHECKED\n")) || !bytes.Contains(md, []byte("**Not read in this run:** pack contents not read")) {
 		t.Errorf("Markdown banner:\n%.400s", md)
+	}
+}
+
+func TestReportsNameTheirZoneEvenWhenNotSet(t *testing.T) {
+	r := sample() // no SetLocation: times are UTC
+	html, _ := Render(HTML, r)
+	js, _ := Render(JSON, r)
+	if !bytes.Contains(html, []byte("Times are UTC (UTC&#43;00:00).")) || !bytes.Contains(js, []byte(`"time_zone": "UTC (UTC+00:00)"`)) {
+		t.Error("a report without a zone does not say its times are UTC")
 	}
 }

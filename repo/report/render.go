@@ -61,6 +61,9 @@ func MarshalJSON(r *Report) ([]byte, error) {
 // that JSON readers always find arrays.
 func normalized(r *Report) *Report {
 	c := *r
+	if c.TimeZone == "" {
+		c.TimeZone = ZoneName(c.loc, c.Finished)
+	}
 	c.Copies = nonNil(c.Copies)
 	for i := range c.Copies {
 		c.Copies[i].Missing = nonNil(c.Copies[i].Missing)
