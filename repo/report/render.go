@@ -182,9 +182,6 @@ func (c Copy) Name() string {
 	return c.Location
 }
 
-// Unread counts the copy's objects that this run did not read back.
-func (c Copy) Unread() int { return max(0, c.Objects-c.Hashed) }
-
 // ReadSummary says in words what was read back at the copy.
 func (c Copy) ReadSummary() string {
 	if c.Error != "" {
