@@ -117,8 +117,10 @@ type CopyStatus struct {
 	Location  string `json:"location"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
-	Objects   int    `json:"objects"`
-	Bytes     int64  `json:"bytes"`
+	// RepositoryID is the id in the copy's config ("" without one).
+	RepositoryID string `json:"repository_id,omitempty"`
+	Objects      int    `json:"objects"`
+	Bytes        int64  `json:"bytes"`
 	// NewestSnapshotStored is when this copy stored its newest snapshot
 	// object.
 	NewestSnapshotStored time.Time `json:"newest_snapshot_stored,omitzero"`
@@ -282,6 +284,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			} else {
 				cp.LastVerification, states[i] = st.Last(), st
 			}
+			cp.RepositoryID = repositoryID(ctx, be, lists[i].objects)
 		}()
 	}
 	wg.Wait()
@@ -310,6 +313,10 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			continue
 		}
 		cp.Reachable = true
+		if i > 0 && cp.RepositoryID != "" && cs.Copies[0].RepositoryID != "" && cp.RepositoryID != cs.Copies[0].RepositoryID {
+			breach("%s holds another repository (%s), not a copy of %s: check its URL", copyName(cp), cp.RepositoryID, cs.Copies[0].RepositoryID)
+			continue
+		}
 		for h, fi := range l.objects {
 			cp.Objects++
 			cp.Bytes += fi.Size
@@ -352,13 +359,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 	p := cs.Copies[0]
 	cs.Objects, cs.Bytes, cs.NewestSnapshotStored = p.Objects, p.Bytes, p.NewestSnapshotStored
 	cs.GrowthPerDay, cs.GrowthDays = growth(primary, now, opts.GrowthWindow)
-	if cfg, ok := primary[remote.Handle{Type: remote.Config, Name: "config"}]; ok && cfg.Size > 0 {
-		if data, err := remote.ReadAll(ctx, backends[0], cfg.Handle); err == nil {
-			if conf, err := repo.ParseConfig(data); err == nil {
-				cs.RepositoryID = conf.ID
-			}
-		}
-	}
+	cs.RepositoryID = p.RepositoryID
 
 	if opts.Snapshots != nil {
 		snaps, err := opts.Snapshots(ctx, c, backends[0])
@@ -391,6 +392,24 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 	}
 	cs.OK = len(cs.Breaches) == 0
 	return cs
+}
+
+// repositoryID reads a copy's config (one request) for the repository id
+// it holds; "" when it has none that parses.
+func repositoryID(ctx context.Context, be remote.Backend, objects map[remote.Handle]remote.ObjectInfo) string {
+	h := remote.Handle{Type: remote.Config, Name: "config"}
+	if _, ok := objects[h]; !ok {
+		return ""
+	}
+	data, err := remote.ReadAll(ctx, be, h)
+	if err != nil {
+		return ""
+	}
+	conf, err := repo.ParseConfig(data)
+	if err != nil {
+		return ""
+	}
+	return conf.ID
 }
 
 // listCopy lists every object of a copy: one listing per object type (the

@@ -171,11 +171,11 @@ func TestCollectBreaches(t *testing.T) {
 		{"newest snapshot stored too long ago", func(c Court) Court { c.MaxAge = time.Hour; return c }, Options{}, "newest snapshot was stored 2h00m ago, more than 1h"},
 		{"replica lags behind the threshold", func(c Court) Court { c.MaxAge = 90 * time.Minute; return c }, Options{}, "lacks 2 objects"},
 		{"replica unreachable", func(c Court) Court { c.Replicas = []Site{{Label: "DR pool", URL: "gone"}}; return c }, Options{}, "DR pool cannot be listed: gone: connection refused"},
-		{"an empty replica", func(c Court) Court {
-			sites["empty"] = newFakeRepo(t, "x")
-			c.Replicas = []Site{{URL: "empty"}}
+		{"a replica of another repository", func(c Court) Court {
+			sites["other"] = newFakeRepo(t, strings.Repeat("cd", 32))
+			c.Replicas = []Site{{Label: "DR pool", URL: "other"}}
 			return c
-		}, Options{}, ""},
+		}, Options{}, "DR pool holds another repository (cdcd"},
 		{"keyed: one host's backups stopped", func(c Court) Court { c.MaxAge = 26 * time.Hour; return c },
 			Options{Snapshots: func(context.Context, Court, remote.Backend) ([]Snapshot, error) {
 				return []Snapshot{{Host: "court", Paths: []string{"/rec"}, Time: now.Add(-50 * time.Hour)}, {Host: "court", Paths: []string{"/rec"}, Time: now.Add(-30 * time.Hour)},
@@ -190,11 +190,6 @@ func TestCollectBreaches(t *testing.T) {
 	} {
 		cs := run(tc.court(base), tc.opts)
 		got := strings.Join(cs.Breaches, "; ")
-		if tc.name == "an empty replica" {
-			// The config alone is a repository; a replica with no objects
-			// at all is not (covered below).
-			tc.breach = got
-		}
 		if (tc.breach == "") != cs.OK || !strings.Contains(got, tc.breach) {
 			t.Errorf("%s: ok %v, breaches %q, want %q", tc.name, cs.OK, got, tc.breach)
 		}
@@ -258,7 +253,7 @@ func (c *counting) Save(ctx context.Context, h remote.Handle, data []byte) error
 
 // TestCollectIsBoundedToListings proves the request count per court that
 // usage.md states: per copy one listing per object type, a stat and a read
-// of the verification state; one read of the primary's config; no object
+// of the verification state, and a read of the config; no other object
 // read, nothing written.
 func TestCollectIsBoundedToListings(t *testing.T) {
 	primary, replica := court(t)
@@ -277,8 +272,8 @@ func TestCollectIsBoundedToListings(t *testing.T) {
 	if cp.lists != types || cp.stats != 1 || cp.loads != 2 || cp.saves != 0 {
 		t.Errorf("primary: %d lists, %d stats, %d loads, %d saves; want %d, 1, 2 (state, config), 0", cp.lists, cp.stats, cp.loads, cp.saves, types)
 	}
-	if cr.lists != types || cr.stats != 1 || cr.loads != 0 || cr.saves != 0 {
-		t.Errorf("replica: %d lists, %d stats, %d loads, %d saves; want %d, 1, 0 (no state), 0", cr.lists, cr.stats, cr.loads, cr.saves, types)
+	if cr.lists != types || cr.stats != 1 || cr.loads != 1 || cr.saves != 0 {
+		t.Errorf("replica: %d lists, %d stats, %d loads, %d saves; want %d, 1, 1 (config; no state), 0", cr.lists, cr.stats, cr.loads, cr.saves, types)
 	}
 }
 
