@@ -66,6 +66,11 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) error {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
 	sn.ID = id
+	// The snapshot is stored: a record that fails to be written only
+	// leaves it unlogged until the next record adopts it.
+	if err := r.AppendLog(ctx, []blob.ID{id}, nil); err != nil {
+		r.Warn("snapshot %s is stored, but the snapshot log could not record it (the next backup will): %v", id.Short(), err)
+	}
 	return nil
 }
 

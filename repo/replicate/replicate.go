@@ -63,7 +63,7 @@ type Result struct {
 // copyOrder is the order objects are written in. Keys go before the config
 // so that a replica never has a config nobody can open; everything else
 // follows remote.AllTypes.
-var copyOrder = []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot}
+var copyOrder = []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot, remote.Log}
 
 var configHandle = remote.Handle{Type: remote.Config, Name: "config"}
 

@@ -228,7 +228,7 @@ func TestReplicateStopsBeforeTheIndexWhenAPackHasNoIntactCopy(t *testing.T) {
 	h, _ := damagePack(t, primary)
 	replica := newLocal(t)
 	res, err := run(t, primary, replica, replicate.Options{Workers: 1})
-	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots were not copied") {
+	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots, log were not copied") {
 		t.Fatalf("replicating a damaged pack: %v", err)
 	}
 	got := contents(t, replica)
@@ -251,8 +251,10 @@ func TestReplicateResumesAfterFailures(t *testing.T) {
 	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 7, FailRate: 0.3})
 	failures := 0
 	for run := 0; ; run++ {
-		if run == 50 {
-			t.Fatal("replication did not finish in 50 runs")
+		// Each run lists six types before it copies anything: at a 30%
+		// failure rate, about one run in twelve gets that far.
+		if run == 200 {
+			t.Fatal("replication did not finish in 200 runs")
 		}
 		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{})
 		checkConsistent(t, primary, base)
