@@ -9,6 +9,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/snaplog"
 )
 
@@ -87,6 +88,7 @@ func (r *Repository) AppendLog(ctx context.Context, added, forgotten []blob.ID) 
 	if err != nil {
 		return fmt.Errorf("write snapshot log record: %w", err)
 	}
+	crashpoint.Hit(crashpoint.LogRecord)
 	r.cache(remote.Handle{Type: remote.Log, Name: id.String()}, data)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 )
@@ -449,6 +450,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		if err := repackPacks(ctx, r, keep, repack, owns); err != nil {
 			return nil, nil, err
 		}
+		crashpoint.Hit(crashpoint.PruneMarkRepack)
 		lastStored = time.Now()
 		for _, p := range repack {
 			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
@@ -465,6 +467,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		if err != nil {
 			return nil, nil, fmt.Errorf("write the new index: %w", err)
 		}
+		crashpoint.Hit(crashpoint.PruneMarkIndex)
 		plan.Written = append(plan.Written, id)
 		lastStored = time.Now()
 		keep = keep[n:]
@@ -486,10 +489,12 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	if err := savePlan(dir, plan); err != nil {
 		return nil, nil, err
 	}
+	crashpoint.Hit(crashpoint.PruneMarkPlan)
 	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
 	if err != nil {
 		return nil, nil, fmt.Errorf("write the superseding index file: %w", err)
 	}
+	crashpoint.Hit(crashpoint.PruneMarkSupersede)
 	plan.Written = append(plan.Written, id)
 	plan.Marked = r.Now()
 	m.Due = plan.Due(opts.Grace)
@@ -616,6 +621,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepPack)
 			sw.PacksDeleted++
 			sw.BytesDeleted += p.Size
 		case ctx.Err() != nil:
@@ -650,6 +656,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Index, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepIndex)
 			sw.IndexFilesDeleted++
 		case ctx.Err() != nil:
 			return sw, ctx.Err()
