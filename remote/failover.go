@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -113,13 +112,13 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	p.OnRetry = func(what string, attempt int, err error, wait time.Duration) {
+	p.OnRetry = func(what string, attempt, limit int, err error, wait time.Duration) {
 		if isUnreachable(err) {
 			f.markDead(m, err)
 			return
 		}
 		if onRetry != nil {
-			onRetry(what, attempt, err, wait)
+			onRetry(what, attempt, limit, err, wait)
 		}
 	}
 	p.Sleep = func(ctx context.Context, d time.Duration) error {
@@ -144,25 +143,13 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	return p
 }
 
-// isUnreachable reports whether err means no connection could be made:
-// refused, no route, unknown host, connect timeout.
-func isUnreachable(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
 // markDead takes m out of the rotation for the rest of the run.
 func (f *Failover) markDead(m *member, err error) {
 	m.once.Do(func() {
 		m.deadErr = err
 		close(m.dead)
-		// The dial error says what is wrong without the SDK's preamble.
-		why := err.Error()
-		var opErr *net.OpError
-		if errors.As(err, &opErr) {
-			why = opErr.Error()
-		}
-		f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), why))
+		// Describe says what is wrong without the SDK's preamble.
+		f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), Describe(err)))
 	})
 }
 

@@ -237,7 +237,7 @@ func TestOpenFailoverGivesUpOnAnUnreachableCopyAtOnce(t *testing.T) {
 	var n notices
 	retried := 0
 	opts := remote.Options{S3AccessKey: "key", S3SecretKey: "secret", Retry: true, RetryPolicy: remote.RetryPolicy{
-		OnRetry: func(string, int, error, time.Duration) { retried++ },
+		OnRetry: func(string, int, int, error, time.Duration) { retried++ },
 	}}
 	f, err := remote.OpenFailover(context.Background(), []string{dead, replicaDir}, opts, remote.FailoverOptions{Warn: n.warn})
 	if err != nil {

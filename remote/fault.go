@@ -111,9 +111,6 @@ func (f *Faulty) Unwrap() Backend { return f.be }
 // Location returns the wrapped backend's location.
 func (f *Faulty) Location() string { return f.be.Location() }
 
-// Connections passes the question to the wrapped backend.
-func (f *Faulty) Connections() int { return Connections(f.be) }
-
 // Close closes the wrapped backend.
 func (f *Faulty) Close() error { return f.be.Close() }
 

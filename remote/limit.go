@@ -52,9 +52,6 @@ func (l *Limiter) Unwrap() Backend { return l.be }
 // Location returns the wrapped backend's location.
 func (l *Limiter) Location() string { return l.be.Location() }
 
-// Connections passes the question to the wrapped backend.
-func (l *Limiter) Connections() int { return Connections(l.be) }
-
 // Close closes the wrapped backend.
 func (l *Limiter) Close() error { return l.be.Close() }
 

@@ -1,12 +1,10 @@
 package remote
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -14,12 +12,13 @@ import (
 
 // Options configure Open. The zero value opens a bare backend.
 type Options struct {
-	// S3Endpoint is the --s3-endpoint flag: the server for s3://BUCKET
-	// URLs. An endpoint in the URL itself (s3:http://…) takes precedence;
-	// without either, AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS.
+	// S3Endpoint is the server for s3://BUCKET URLs (the CLI passes
+	// --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL). An
+	// endpoint in the URL itself (s3:http://…) takes precedence; without
+	// either, AWS.
 	S3Endpoint string
 	// S3Checksum is ChecksumWhenRequired or ChecksumWhenSupported; empty
-	// means COURTBAK_S3_CHECKSUM, else ChecksumWhenRequired.
+	// means ChecksumWhenRequired.
 	S3Checksum string
 	// S3AccessKey and S3SecretKey replace the AWS credential chain when set
 	// (embedding, tests); the CLI leaves them empty.
@@ -32,16 +31,11 @@ type Options struct {
 	RetryPolicy RetryPolicy
 }
 
-// Environment variables consulted by Open.
-const (
-	EnvS3Checksum  = "COURTBAK_S3_CHECKSUM"
-	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
-	envEndpointAll = "AWS_ENDPOINT_URL"
-)
-
 // Open returns the backend for a repository URL (see the contract's
 // "Repository URLs"), decorated with retries and rate limits as opts ask.
-// It does not check that a repository exists there.
+// It does not check that a repository exists there, and reads no
+// environment variables of its own (the AWS SDK's credential and config
+// chain aside): the CLI passes them in opts.
 func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 	loc, err := parseURL(rawURL)
 	if err != nil {
@@ -55,11 +49,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 	} else {
 		cfg := loc.s3
 		if cfg.Endpoint == "" {
-			if cfg.Endpoint, err = checkEndpoint(cmp.Or(opts.S3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll))); err != nil {
+			if cfg.Endpoint, err = checkEndpoint(opts.S3Endpoint); err != nil {
 				return nil, err
 			}
 		}
-		cfg.Checksum = cmp.Or(opts.S3Checksum, os.Getenv(EnvS3Checksum))
+		cfg.Checksum = opts.S3Checksum
 		cfg.AccessKey, cfg.SecretKey = opts.S3AccessKey, opts.S3SecretKey
 		s3be, err := OpenS3(ctx, cfg)
 		if err != nil {
@@ -85,9 +79,29 @@ type parsedURL struct {
 
 var (
 	schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
-	// Looser than AWS's rules: other servers accept legacy names.
-	bucketRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	// bucketCharsRE is what may be echoed in an error: nothing of a
+	// mistyped "KEY:SECRET@" can match it.
+	bucketCharsRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipLikeRE      = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
 )
+
+// bucketRule is the S3 bucket naming rule, quoted in errors.
+const bucketRule = "an S3 bucket name has 3 to 63 characters: lowercase letters, digits, '.' and '-', beginning and ending with a letter or digit, without '..', and not in the form of an IP address"
+
+// CheckBucketName refuses a name that S3 does not accept as a bucket (AWS's
+// rules, which Ceph RGW, MinIO and versitygw enforce too), so a mistyped
+// name is reported with the rule instead of a bare "400 Bad Request".
+func CheckBucketName(bucket string) error {
+	if bucketRE.MatchString(bucket) && !strings.Contains(bucket, "..") && !ipLikeRE.MatchString(bucket) {
+		return nil
+	}
+	if !bucketCharsRE.MatchString(bucket) {
+		// Not echoed: "s3://KEY:SE/CRET@bucket" ends up here.
+		return fmt.Errorf("invalid S3 bucket name: %s (and credentials do not belong in the URL)", bucketRule)
+	}
+	return fmt.Errorf("invalid S3 bucket name %q: %s", bucket, bucketRule)
+}
 
 func parseURL(raw string) (parsedURL, error) {
 	switch {
@@ -131,9 +145,8 @@ func parseS3(raw, rest, endpoint string) (parsedURL, error) {
 	if bucket == "" {
 		return parsedURL{}, fmt.Errorf("invalid repository URL %q: no bucket name", Redact(raw))
 	}
-	if !bucketRE.MatchString(bucket) {
-		// Not echoed: "s3://KEY:SE/CRET@bucket" ends up here.
-		return parsedURL{}, errors.New("invalid repository URL: a bucket name holds only letters, digits, '.', '-' and '_' (and credentials do not belong in the URL)")
+	if err := CheckBucketName(bucket); err != nil {
+		return parsedURL{}, fmt.Errorf("invalid repository URL: %w", err)
 	}
 	if prefix = strings.Trim(prefix, "/"); prefix != "" {
 		if cleaned := path.Clean(prefix); cleaned != prefix || strings.HasPrefix(cleaned, "..") {
@@ -205,23 +218,4 @@ func Redact(raw string) string {
 		return raw
 	}
 	return raw[:i+3] + rest[at+1:]
-}
-
-// CreateBucketIfMissing creates the bucket (or equivalent container) under
-// be, looking through wrappers, when the backend has one; init calls it.
-// Backends without a container (Local creates directories on write) need
-// nothing.
-func CreateBucketIfMissing(ctx context.Context, be Backend) error {
-	for {
-		if c, ok := be.(interface {
-			CreateBucketIfMissing(context.Context) error
-		}); ok {
-			return c.CreateBucketIfMissing(ctx)
-		}
-		u, ok := be.(interface{ Unwrap() Backend })
-		if !ok {
-			return nil
-		}
-		be = u.Unwrap()
-	}
 }

@@ -11,12 +11,12 @@ import (
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"/srv/repo":                           "/srv/repo",
-		"s3://bucket/p":                       "s3://bucket/p",
-		"s3://AKIA:secret@bucket/p":           "s3://bucket/p",
-		"s3:http://AKIA:secret@host:9000/b/p": "s3:http://host:9000/b/p",
-		"s3:https://user@host/b?profile=x":    "s3:https://host/b?profile=x",
-		"https://host/path@x":                 "https://host/path@x",
+		"/srv/repo":                             "/srv/repo",
+		"s3://bucket/p":                         "s3://bucket/p",
+		"s3://AKIA:secret@bucket/p":             "s3://bucket/p",
+		"s3:http://AKIA:secret@host:9000/bkt/p": "s3:http://host:9000/bkt/p",
+		"s3:https://user@host/bkt?profile=x":    "s3:https://host/bkt?profile=x",
+		"https://host/path@x":                   "https://host/path@x",
 	} {
 		if got := remote.Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
@@ -24,8 +24,8 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// The endpoint in the URL wins over --s3-endpoint, which wins over
-// AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL.
+// The endpoint in the URL wins over the option; Open reads no environment
+// variable for it (the CLI does, and passes it in the option).
 func TestOpenEndpointPrecedence(t *testing.T) {
 	ctx := context.Background()
 	location := func(url string, opts remote.Options) string {
@@ -36,45 +36,35 @@ func TestOpenEndpointPrecedence(t *testing.T) {
 		}
 		return be.Location()
 	}
-	t.Setenv("AWS_ENDPOINT_URL", "http://all:1")
-	t.Setenv("AWS_ENDPOINT_URL_S3", "http://s3only:2")
 	flag := remote.Options{S3Endpoint: "http://flag:3"}
 	for _, tc := range []struct {
 		url  string
 		opts remote.Options
 		want string
 	}{
-		{"s3:http://url:4/b/p", flag, "s3:http://url:4/b/p"},
-		{"s3://b/p", flag, "s3:http://flag:3/b/p"},
-		{"s3://b/p", remote.Options{}, "s3:http://s3only:2/b/p"},
-		{"s3://b/p", remote.Options{S3Endpoint: "rgw.example:8443"}, "s3:https://rgw.example:8443/b/p"},
+		{"s3:http://url:4/bkt/p", flag, "s3:http://url:4/bkt/p"},
+		{"s3://bkt/p", flag, "s3:http://flag:3/bkt/p"},
+		{"s3://bkt/p", remote.Options{S3Endpoint: "rgw.example:8443"}, "s3:https://rgw.example:8443/bkt/p"},
 	} {
 		if got := location(tc.url, tc.opts); got != tc.want {
 			t.Errorf("open %s with %+v: location %q, want %q", tc.url, tc.opts, got, tc.want)
 		}
 	}
-	t.Setenv("AWS_ENDPOINT_URL_S3", "")
-	if got := location("s3://b/p", remote.Options{}); got != "s3:http://all:1/b/p" {
-		t.Errorf("with AWS_ENDPOINT_URL only: location %q", got)
-	}
-	if _, err := remote.Open(ctx, "s3://b/p", remote.Options{S3Endpoint: "http://k:topsecret@host:1"}); err == nil || strings.Contains(err.Error(), "topsecret") {
+	if _, err := remote.Open(ctx, "s3://bkt/p", remote.Options{S3Endpoint: "http://k:topsecret@host:1"}); err == nil || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("endpoint with credentials: %v", err)
 	}
 }
 
 func TestOpenChecksumMode(t *testing.T) {
 	ctx := context.Background()
-	url := "s3:http://127.0.0.1:1/b/p"
-	t.Setenv(remote.EnvS3Checksum, "bogus")
-	if _, err := remote.Open(ctx, url, remote.Options{}); err == nil || !strings.Contains(err.Error(), "bogus") {
-		t.Errorf("bad %s: got %v", remote.EnvS3Checksum, err)
+	url := "s3:http://127.0.0.1:1/bkt/p"
+	if _, err := remote.Open(ctx, url, remote.Options{S3Checksum: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("bad checksum mode: got %v", err)
 	}
-	if _, err := remote.Open(ctx, url, remote.Options{S3Checksum: remote.ChecksumWhenSupported}); err != nil {
-		t.Errorf("the option overrides the environment: %v", err)
-	}
-	t.Setenv(remote.EnvS3Checksum, remote.ChecksumWhenSupported)
-	if _, err := remote.Open(ctx, url, remote.Options{}); err != nil {
-		t.Errorf("%s=%s: %v", remote.EnvS3Checksum, remote.ChecksumWhenSupported, err)
+	for _, mode := range []string{"", remote.ChecksumWhenRequired, remote.ChecksumWhenSupported} {
+		if _, err := remote.Open(ctx, url, remote.Options{S3Checksum: mode}); err != nil {
+			t.Errorf("checksum mode %q: %v", mode, err)
+		}
 	}
 }
 
@@ -88,8 +78,8 @@ func TestOpenWrappers(t *testing.T) {
 	}{
 		{dir, remote.Options{Retry: true}, "*remote.Local"},
 		{"file://" + dir, remote.Options{LimitDownloadKiB: 10}, "*remote.Limiter > *remote.Local"},
-		{"s3:http://127.0.0.1:1/b/p", remote.Options{}, "*remote.S3"},
-		{"s3:http://127.0.0.1:1/b/p", remote.Options{Retry: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Retry > *remote.S3"},
+		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{}, "*remote.S3"},
+		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{Retry: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Retry > *remote.S3"},
 	} {
 		be, err := remote.Open(ctx, tc.url, tc.opts)
 		if err != nil {
@@ -98,7 +88,7 @@ func TestOpenWrappers(t *testing.T) {
 		var chain []string
 		for {
 			chain = append(chain, fmt.Sprintf("%T", be))
-			u, ok := be.(interface{ Unwrap() remote.Backend })
+			u, ok := be.(remote.Wrapper)
 			if !ok {
 				break
 			}

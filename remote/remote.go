@@ -79,15 +79,6 @@ type Backend interface {
 	Close() error
 }
 
-// Connections returns how many uploads at once suit be: its own answer
-// where it has one (wrappers pass the question on), else 2.
-func Connections(be Backend) int {
-	if c, ok := be.(interface{ Connections() int }); ok {
-		return c.Connections()
-	}
-	return 2
-}
-
 // ReadAll loads a whole object into memory.
 func ReadAll(ctx context.Context, be Backend, h Handle) ([]byte, error) {
 	return ReadRange(ctx, be, h, 0, 0)

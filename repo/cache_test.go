@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 )
 
 // countingBackend counts whole-object loads per type.
@@ -36,11 +36,7 @@ func TestCacheServesIndexAndSnapshotsAndSurvivesDamage(t *testing.T) {
 	be := &countingBackend{Backend: local, loads: map[remote.Type]*atomic.Int64{remote.Index: {}, remote.Snapshot: {}}}
 	cacheDir := t.TempDir()
 	opts := repo.Options{CacheDir: cacheDir}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, be, opts)
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "notes.txt"), []byte("hearing notes"), 0o644); err != nil {
 		t.Fatal(err)

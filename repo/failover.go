@@ -13,7 +13,8 @@ import (
 // repository passes a check (remote.Failover). Storage cannot tell a
 // damaged blob inside a pack; its authentication can, so LoadBlob hands
 // that over as the check, and a blob damaged at the primary is read from a
-// replica.
+// replica. It is found through the backend's Unwrap chain (remote.As), so
+// decorating a Failover does not turn this off.
 type checkedLoader interface {
 	LoadChecked(ctx context.Context, h remote.Handle, offset, length int64, check func([]byte) error) ([]byte, error)
 }

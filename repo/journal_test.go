@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -26,11 +26,7 @@ func TestJournalReusesOnlyRecentPacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, be, opts)
 	src := t.TempDir()
 	if err := gen.WriteMedia(filepath.Join(src, "hearing.mp4"), 6<<20, 1); err != nil {
 		t.Fatal(err)

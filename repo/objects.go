@@ -16,13 +16,7 @@ import (
 // saveObject stores data under the BLAKE3 of its bytes.
 func (r *Repository) saveObject(ctx context.Context, t remote.Type, data []byte) (blob.ID, error) {
 	id := blob.ID(crypto.Hash(data))
-	if err := r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data); err != nil {
-		return id, err
-	}
-	if t == remote.Index {
-		r.noteIndexFile(id.String(), true)
-	}
-	return id, nil
+	return id, r.be.Save(ctx, remote.Handle{Type: t, Name: id.String()}, data)
 }
 
 // CheckName reports whether data hashes to the object's name. It needs no
@@ -107,7 +101,13 @@ func (r *Repository) SaveFile(ctx context.Context, t remote.Type, plaintext []by
 	buf := make([]byte, 0, 1+len(payload))
 	buf = append(buf, comp)
 	buf = append(buf, payload...)
-	return r.saveObject(ctx, t, r.key.Seal(nil, buf, fileAD(t)))
+	id, err := r.saveObject(ctx, t, r.key.Seal(nil, buf, fileAD(t)))
+	if err == nil && t == remote.Index {
+		// An index file this process wrote is one it relies on; the prune
+		// guard (pruneguard.go) notices if a prune supersedes or sweeps it.
+		r.noteIndexFile(id.String(), true)
+	}
+	return id, err
 }
 
 // LoadFile reads, checks and opens a file written by SaveFile.
@@ -275,7 +275,7 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]b
 		return nil, fmt.Errorf("blob %s is a %s blob, want %s: %w", id, loc.Type, t, ErrDamaged)
 	}
 	h := remote.Handle{Type: remote.Data, Name: loc.Pack.String()}
-	if cl, ok := r.be.(checkedLoader); ok {
+	if cl, ok := remote.As[checkedLoader](r.be); ok {
 		return r.loadBlobChecked(ctx, cl, t, id, loc, h)
 	}
 	sealed, err := remote.ReadRange(ctx, r.be, h, int64(loc.Offset), int64(loc.Length))

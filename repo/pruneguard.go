@@ -9,6 +9,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // MaxBackupAge is G_max of docs/design.md §20: a backup that loaded the
@@ -120,7 +121,7 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 	}
 	need := map[blob.ID]bool{}
 	var missing error
-	err = r.Reachable(ctx, []blob.ID{root}, func(id blob.ID) {
+	err = snapshot.Reachable(ctx, r, []blob.ID{root}, func(id blob.ID) {
 		if inEffect.Has(id) {
 			return // another copy (a repacked one, say) is indexed
 		}

@@ -1,6 +1,3 @@
-// Package repo is a courtbak repository: its config and keys, sealed files
-// (index, snapshots), packs of blobs, and reading and writing blobs. The
-// layout and byte formats are specified in docs/design.md.
 package repo
 
 import (

@@ -110,58 +110,103 @@ func (s *Saver) Known(id blob.ID) bool {
 // SaveBlob stores plaintext as a blob with the given id (from BlobID) unless
 // it is known. It reports whether the blob was new. It may block while
 // uploads catch up.
+//
+// Tree and data blobs go into packs of their own, by two protocols: a tree
+// blob is small and sealed under the lock into a pack buffer that grows
+// (addTree); a data blob reserves room in a fixed-size pack buffer under
+// the lock and is sealed outside it, in parallel with others (reserve), and
+// a full pack is sent only when every blob reserved in it is sealed.
 func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error) {
-	s.mu.Lock()
-	if s.err != nil {
-		err := s.err
-		s.mu.Unlock()
+	if isNew, err := s.claim(id); !isNew || err != nil {
 		return false, err
 	}
-	if _, ok := s.pending[id]; ok || s.r.index.Has(id) {
-		s.mu.Unlock()
-		return false, nil
-	}
-	s.pending[id] = struct{}{}
-	s.mu.Unlock()
-
 	cbuf := s.scratchBuffer()
 	payload, comp := s.r.compress(*cbuf, plaintext)
-	sealedLen := len(payload) + crypto.Overhead
-
-	s.mu.Lock()
 	if t == blob.Tree {
-		// Tree blobs are small: sealed under the lock into a pack buffer
-		// that grows as needed, instead of a full-size one.
-		op := s.packers[t]
-		if op == nil {
-			op = &openPack{w: pack.NewWriter(make([]byte, 0, 256<<10))}
-			s.packers[t] = op
-		}
-		op.w.Grow(sealedLen)
-		room, _ := op.w.Reserve(t, id, comp, len(plaintext), sealedLen)
-		s.r.key.Seal(room, payload, pack.BlobAD(t, id))
-		s.stats.BlobsAdded++
-		s.stats.BytesAdded += int64(len(plaintext))
-		var full *openPack
-		if op.w.Size() >= s.r.opts.PackSize {
-			full, s.packers[t] = op, nil
-		}
-		s.mu.Unlock()
+		full := s.addTree(id, comp, payload, len(plaintext))
 		s.scratch.Put(cbuf)
 		if full != nil {
 			return true, s.send(full)
 		}
 		return true, nil
 	}
+	op, room, full, err := s.reserve(t, id, comp, len(plaintext), len(payload)+crypto.Overhead)
+	if err != nil {
+		s.scratch.Put(cbuf)
+		return false, err
+	}
+	// Sealing runs outside the lock, straight into the pack's buffer.
+	s.r.key.Seal(room, payload, pack.BlobAD(t, id))
+	op.sealing.Done()
+	if comp == pack.CompressionZstd {
+		*cbuf = payload[:0] // keep the buffer compression may have grown
+	}
+	s.scratch.Put(cbuf)
+	for _, op := range full {
+		if err := s.send(op); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// claim marks id pending and reports whether the caller is to store it:
+// not when it is stored or being stored already, nor after the saver
+// failed (then with its error).
+func (s *Saver) claim(id blob.ID) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false, s.err
+	}
+	if _, ok := s.pending[id]; ok || s.r.index.Has(id) {
+		return false, nil
+	}
+	s.pending[id] = struct{}{}
+	return true, nil
+}
+
+// addTree seals a tree blob into the open tree pack under the lock, and
+// returns that pack when it is full, to be sent.
+func (s *Saver) addTree(id blob.ID, comp uint8, payload []byte, rawLen int) *openPack {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op := s.packers[blob.Tree]
+	if op == nil {
+		op = &openPack{w: pack.NewWriter(make([]byte, 0, 256<<10))}
+		s.packers[blob.Tree] = op
+	}
+	sealedLen := len(payload) + crypto.Overhead
+	op.w.Grow(sealedLen)
+	room, _ := op.w.Reserve(blob.Tree, id, comp, rawLen, sealedLen)
+	s.r.key.Seal(room, payload, pack.BlobAD(blob.Tree, id))
+	s.stats.BlobsAdded++
+	s.stats.BytesAdded += int64(rawLen)
+	if op.w.Size() >= s.r.opts.PackSize {
+		s.packers[blob.Tree] = nil
+		return op
+	}
+	return nil
+}
+
+// reserve takes room for a sealed data blob in the open pack of type t,
+// opening a pack when there is none or the blob does not fit. It returns
+// the pack (counted as sealing until the caller calls op.sealing.Done),
+// the room to seal into, and the packs it found full, for the caller to
+// send after sealing. When every pack buffer is out, it waits for one
+// without the lock, which uploaders take after each upload, and sends the
+// full packs it holds first: they may be what the others wait for.
+func (s *Saver) reserve(t blob.Type, id blob.ID, comp uint8, rawLen, sealedLen int) (*openPack, []byte, []*openPack, error) {
 	var (
 		op   *openPack
 		room []byte
 		full []*openPack
 	)
+	s.mu.Lock()
 	for {
 		if op = s.packers[t]; op != nil {
 			var ok bool
-			if room, ok = op.w.Reserve(t, id, comp, len(plaintext), sealedLen); ok {
+			if room, ok = op.w.Reserve(t, id, comp, rawLen, sealedLen); ok {
 				break
 			}
 			full, s.packers[t] = append(full, op), nil
@@ -170,22 +215,17 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 			s.packers[t] = &openPack{w: pack.NewWriter(*buf), buf: buf}
 			continue
 		}
-		// Every pack buffer is out. Wait without the lock, which uploaders
-		// take after each upload, and send the full packs this call holds
-		// first: they may be what the others wait for.
 		s.mu.Unlock()
 		for _, op := range full {
 			if err := s.send(op); err != nil {
-				s.scratch.Put(cbuf)
-				return false, err
+				return nil, nil, nil, err
 			}
 		}
 		full = nil
 		buf, err := s.packs.Get(s.ctx)
 		if err != nil {
-			s.scratch.Put(cbuf)
 			s.fail(err)
-			return false, err
+			return nil, nil, nil, err
 		}
 		s.mu.Lock()
 		if s.packers[t] != nil {
@@ -199,22 +239,9 @@ func (s *Saver) SaveBlob(t blob.Type, id blob.ID, plaintext []byte) (bool, error
 		full, s.packers[t] = append(full, op), nil
 	}
 	s.stats.BlobsAdded++
-	s.stats.BytesAdded += int64(len(plaintext))
+	s.stats.BytesAdded += int64(rawLen)
 	s.mu.Unlock()
-
-	// Sealing runs outside the lock, straight into the pack's buffer.
-	s.r.key.Seal(room, payload, pack.BlobAD(t, id))
-	op.sealing.Done()
-	if comp == pack.CompressionZstd {
-		*cbuf = payload[:0]
-	}
-	s.scratch.Put(cbuf)
-	for _, op := range full {
-		if err := s.send(op); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return op, room, full, nil
 }
 
 // scratchBuffer returns a recycled buffer for compression output.

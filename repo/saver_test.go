@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/repotest"
 )
 
 // Data and tree blobs saved at once by many goroutines, through one or two
@@ -34,11 +34,7 @@ func saveUnderSlowUploads(t *testing.T, uploaders int) {
 		t.Fatal(err)
 	}
 	faulty := remote.NewFaulty(local, remote.FaultConfig{Seed: 1})
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	r, err := repo.Init(ctx, faulty, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{PackSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, faulty, repo.Options{PackSize: 64 << 10})
 	faulty.SetFaults(remote.FaultConfig{Seed: 1, DelayRate: 0.5, Delay: time.Millisecond})
 	s := r.NewSaver(ctx, uploaders)
 	const workers, perWorker = 6, 400
@@ -96,5 +92,59 @@ func saveUnderSlowUploads(t *testing.T, uploaders int) {
 	}
 	if st := s.Stats(); st.PacksWritten < 50 {
 		t.Fatalf("only %d packs written: the test exercises little", st.PacksWritten)
+	}
+}
+
+// A blob saved by many goroutines at once is stored once; tree and data
+// blobs end up in packs of their own.
+func TestSaveBlobStoresEachBlobOnceAndKeepsTreesApart(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	s := r.NewSaver(ctx, 1)
+	data, tree := []byte("a chunk of a recording"), []byte(`{"nodes":null}`+"\n")
+	dataID, treeID := r.BlobID(data), r.BlobID(tree)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for range 8 {
+		wg.Go(func() {
+			for _, b := range []struct {
+				t  blob.Type
+				id blob.ID
+				p  []byte
+			}{{blob.Data, dataID, data}, {blob.Tree, treeID, tree}} {
+				isNew, err := s.SaveBlob(b.t, b.id, b.p)
+				if err != nil {
+					t.Error(err)
+				}
+				if isNew {
+					mu.Lock()
+					stored++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 2 || s.Stats().BlobsAdded != 2 || s.Stats().PacksWritten != 2 {
+		t.Errorf("%d saves reported new, stats %+v: want each blob stored once, in two packs", stored, s.Stats())
+	}
+	dl, _ := r.Index().Lookup(dataID)
+	tl, ok := r.Index().Lookup(treeID)
+	if !ok || dl.Pack == tl.Pack || tl.Type != blob.Tree {
+		t.Errorf("data in pack %s, tree in %s (%v)", dl.Pack.Short(), tl.Pack.Short(), ok)
+	}
+	for _, b := range [][]byte{data, tree} {
+		typ := blob.Data
+		if &b[0] == &tree[0] {
+			typ = blob.Tree
+		}
+		got, err := r.LoadBlob(ctx, typ, r.BlobID(b))
+		if err != nil || string(got) != string(b) {
+			t.Errorf("load %s blob: %q, %v", typ, got, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // Stats are the sizes of a repository.
@@ -28,7 +29,7 @@ type treeTotals struct{ files, bytes int64 }
 
 // Stats walks every snapshot and lists storage. The index must be loaded.
 // Each distinct tree is read once: snapshots share most of theirs.
-func (r *Repository) Stats(ctx context.Context, snaps []*Snapshot) (*Stats, error) {
+func (r *Repository) Stats(ctx context.Context, snaps []*snapshot.Snapshot) (*Stats, error) {
 	st := &Stats{Snapshots: len(snaps), IndexedBlobs: r.index.Len()}
 	seenData := map[blob.ID]bool{}
 	totals := map[blob.ID]treeTotals{}
@@ -44,7 +45,7 @@ func (r *Repository) Stats(ctx context.Context, snaps []*Snapshot) (*Stats, erro
 		var sum treeTotals
 		for _, n := range tree.Nodes {
 			switch {
-			case n.Type == NodeFile:
+			case n.Type == snapshot.NodeFile:
 				sum.files++
 				sum.bytes += int64(n.Size)
 				for _, b := range n.Content {
@@ -55,7 +56,7 @@ func (r *Repository) Stats(ctx context.Context, snaps []*Snapshot) (*Stats, erro
 						}
 					}
 				}
-			case n.Type == NodeDir && n.Subtree != nil:
+			case n.Type == snapshot.NodeDir && n.Subtree != nil:
 				sub, err := visit(*n.Subtree)
 				if err != nil {
 					return treeTotals{}, err

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 func newBackupCommand(g *globals) *cobra.Command {
@@ -19,14 +19,20 @@ func newBackupCommand(g *globals) *cobra.Command {
 		host, parent   string
 	)
 	c := &cobra.Command{
-		Use:   "backup PATH...",
+		Use:   "backup [PATH...]",
 		Short: "Snapshot the given paths",
 		Long: `Snapshot the given paths. Files unchanged since the parent snapshot (same
 size, mtime, ctime and inode) are not read again. Files that cannot be read are
 listed on stderr and the snapshot holds the rest (exit code 3).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, paths []string) error {
 			ctx := c.Context()
+			if len(paths) == 0 && g.profile != nil {
+				paths = g.profile.Paths
+			}
+			if len(paths) == 0 {
+				return errors.New("give the PATHs to back up (or paths in the backup table of the --profile)")
+			}
 			if host == "" {
 				h, err := os.Hostname()
 				if err != nil {
@@ -42,12 +48,12 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 			if err != nil {
 				return err
 			}
-			var par *repo.Snapshot
+			var par *snapshot.Snapshot
 			switch parent {
 			case "", "latest": // the newest of this host and these paths
 				par = latestFor(snaps, host, archiver.AbsPaths(paths))
 			default:
-				if par, err = repo.FindSnapshot(snaps, parent); err != nil {
+				if par, err = snapshot.Find(snaps, parent); err != nil {
 					return fmt.Errorf("--parent: %w", err)
 				}
 			}
@@ -77,6 +83,10 @@ listed on stderr and the snapshot holds the rest (exit code 3).`,
 				return fmt.Errorf("backup failed, no snapshot was made: %w", err)
 			}
 			s := res.Summary
+			g.metrics = runMetrics{
+				files: count(s.TotalFiles), bytes: count(s.BytesProcessed), bytesAdded: count(s.BytesAdded),
+				errors: count(s.FilesFailed), latestSnapshot: res.Snapshot.Time,
+			}
 			if g.json {
 				err = g.printJSON(backupJSON{
 					MessageType: "summary", SnapshotID: res.Snapshot.ID.String(),
@@ -128,7 +138,7 @@ type backupJSON struct {
 	DurationSeconds float64 `json:"duration_s"`
 }
 
-func parentID(p *repo.Snapshot) string {
+func parentID(p *snapshot.Snapshot) string {
 	if p == nil {
 		return ""
 	}
@@ -136,7 +146,7 @@ func parentID(p *repo.Snapshot) string {
 }
 
 // latestFor picks the newest snapshot of the same host and paths.
-func latestFor(snaps []*repo.Snapshot, host string, paths []string) *repo.Snapshot {
+func latestFor(snaps []*snapshot.Snapshot, host string, paths []string) *snapshot.Snapshot {
 	for i := len(snaps) - 1; i >= 0; i-- {
 		if snaps[i].Hostname == host && slices.Equal(snaps[i].Paths, paths) {
 			return snaps[i]

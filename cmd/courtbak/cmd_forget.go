@@ -237,6 +237,7 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlag
 		return done
 	}
 	if s := res.Swept; s != nil {
+		g.metrics.bytes = count(s.BytesDeleted)
 		g.printf("%s %d unused packs (%s), %s %d index files", would("deleted", "would delete"), s.PacksDeleted, formatBytes(s.BytesDeleted),
 			would("deleted", "would delete"), s.IndexFilesDeleted)
 		if s.PacksKept > 0 {

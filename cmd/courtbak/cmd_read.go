@@ -12,12 +12,13 @@ import (
 
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // findSnapshot resolves a SNAPSHOT argument; the filter narrows what
 // "latest" means (the newest of one host, say). An explicit id is looked up
 // among all snapshots.
-func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *snapshotFilter) (*repo.Snapshot, error) {
+func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *snapshotFilter) (*snapshot.Snapshot, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -25,15 +26,15 @@ func findSnapshot(ctx context.Context, r *repo.Repository, ref string, filter *s
 	return resolveSnapshot(snaps, ref, filter)
 }
 
-func resolveSnapshot(snaps []*repo.Snapshot, ref string, filter *snapshotFilter) (*repo.Snapshot, error) {
+func resolveSnapshot(snaps []*snapshot.Snapshot, ref string, filter *snapshotFilter) (*snapshot.Snapshot, error) {
 	if ref != "latest" {
-		return repo.FindSnapshot(snaps, ref)
+		return snapshot.Find(snaps, ref)
 	}
 	kept := filter.apply(snaps)
 	if len(kept) == 0 && len(snaps) > 0 {
-		return nil, fmt.Errorf("%s: none of the %d snapshots matches %s: %w", ref, len(snaps), filter, repo.ErrSnapshotNotFound)
+		return nil, fmt.Errorf("%s: none of the %d snapshots matches %s: %w", ref, len(snaps), filter, snapshot.ErrNotFound)
 	}
-	return repo.FindSnapshot(kept, ref)
+	return snapshot.Find(kept, ref)
 }
 
 type lsJSON struct {
@@ -67,13 +68,13 @@ func newLsCommand(g *globals) *cobra.Command {
 				prefix = path.Clean("/" + args[1])
 			}
 			found := prefix == "/"
-			err = r.Walk(ctx, sn.Tree, func(p string, n *repo.Node) error {
+			err = snapshot.Walk(ctx, r, sn.Tree, func(p string, n *snapshot.Node) error {
 				inside := prefix == "/" || p == prefix || strings.HasPrefix(p, prefix+"/")
 				if !inside {
-					if n.Type == repo.NodeDir && strings.HasPrefix(prefix, p+"/") {
+					if n.Type == snapshot.NodeDir && strings.HasPrefix(prefix, p+"/") {
 						return nil // on the way to the prefix
 					}
-					return repo.ErrSkipDir
+					return snapshot.ErrSkipDir
 				}
 				found = true
 				if g.json {
@@ -101,8 +102,8 @@ func newLsCommand(g *globals) *cobra.Command {
 	return c
 }
 
-func lsName(p string, n *repo.Node) string {
-	if n.Type == repo.NodeSymlink {
+func lsName(p string, n *snapshot.Node) string {
+	if n.Type == snapshot.NodeSymlink {
 		return p + " -> " + n.LinkTarget
 	}
 	return p
@@ -148,6 +149,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
 			if g.json {
 				return g.printJSON(map[string]any{
 					"message_type": "summary", "snapshot_id": sn.ID.String(), "target": target,
@@ -186,11 +188,11 @@ func newDumpCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := r.FindNode(ctx, sn.Tree, args[1])
+			n, err := snapshot.FindNode(ctx, r, sn.Tree, args[1])
 			if err != nil {
 				return err
 			}
-			if n.Type != repo.NodeFile {
+			if n.Type != snapshot.NodeFile {
 				return fmt.Errorf("%s is a %s; dump writes single files (use restore --include for directories)", args[1], n.Type)
 			}
 			return restorer.WriteContent(ctx, r, *n, os.Stdout, nil)
@@ -224,7 +226,7 @@ func newDiffCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			changes, err := r.Diff(ctx, a.Tree, b.Tree)
+			changes, err := snapshot.Diff(ctx, r, a.Tree, b.Tree)
 			if err != nil {
 				return err
 			}
@@ -241,9 +243,9 @@ func newDiffCommand(g *globals) *cobra.Command {
 			}
 			if g.json {
 				return g.printJSON(map[string]any{"message_type": "statistics", "source_snapshot": a.ID.String(), "target_snapshot": b.ID.String(),
-					"added": counts[repo.ChangeAdded], "removed": counts[repo.ChangeRemoved], "changed": counts[repo.ChangeModified]})
+					"added": counts[snapshot.ChangeAdded], "removed": counts[snapshot.ChangeRemoved], "changed": counts[snapshot.ChangeModified]})
 			}
-			g.printf("\n%d added, %d removed, %d changed\n", counts[repo.ChangeAdded], counts[repo.ChangeRemoved], counts[repo.ChangeModified])
+			g.printf("\n%d added, %d removed, %d changed\n", counts[snapshot.ChangeAdded], counts[snapshot.ChangeRemoved], counts[snapshot.ChangeModified])
 			return nil
 		},
 	}
@@ -251,4 +253,4 @@ func newDiffCommand(g *globals) *cobra.Command {
 	return c
 }
 
-var diffMark = map[string]string{repo.ChangeAdded: "+", repo.ChangeRemoved: "-", repo.ChangeModified: "M"}
+var diffMark = map[string]string{snapshot.ChangeAdded: "+", snapshot.ChangeRemoved: "-", snapshot.ChangeModified: "M"}

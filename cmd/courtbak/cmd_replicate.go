@@ -114,7 +114,11 @@ credentials only, no repository password.`,
 				sum.ObjectsPresent += res.ObjectsPresent
 				sum.BytesPresent += res.BytesPresent
 				if err == nil {
-					g.printf("%s: copied %d objects (%s), %d already present%s\n", res.Location, res.ObjectsCopied,
+					if g.metrics.replicaSynced == nil {
+						g.metrics.replicaSynced = map[string]time.Time{}
+					}
+					g.metrics.replicaSynced[res.Location] = t0 // it holds what the primary had then
+					g.printf("%s: copied %d objects (%s), %d already present%s\n", g.labelled(u, res.Location), res.ObjectsCopied,
 						formatBytes(res.BytesCopied), res.ObjectsPresent, extraNote(res))
 				}
 				if ctx.Err() != nil {
@@ -122,6 +126,7 @@ credentials only, no repository password.`,
 				}
 			}
 			sum.Failed = len(failures)
+			g.metrics.bytes, g.metrics.errors = count(sum.BytesCopied), count(len(failures))
 			sum.DurationSec = time.Since(start).Seconds()
 			if g.json {
 				if err := g.printJSON(sum); err != nil {

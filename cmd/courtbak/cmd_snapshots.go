@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/report"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 type snapshotFilter struct {
@@ -23,7 +23,7 @@ func (f *snapshotFilter) register(c *cobra.Command) {
 	c.Flags().StringArrayVar(&f.paths, "path", nil, "only snapshots that include `PATH` (repeatable; also narrows 'latest')")
 }
 
-func (f *snapshotFilter) match(sn *repo.Snapshot) bool {
+func (f *snapshotFilter) match(sn *snapshot.Snapshot) bool {
 	if len(f.hosts) > 0 && !contains(f.hosts, sn.Hostname) {
 		return false
 	}
@@ -61,8 +61,8 @@ func (f *snapshotFilter) String() string {
 }
 
 // apply keeps the snapshots that match, in order.
-func (f *snapshotFilter) apply(snaps []*repo.Snapshot) []*repo.Snapshot {
-	var out []*repo.Snapshot
+func (f *snapshotFilter) apply(snaps []*snapshot.Snapshot) []*snapshot.Snapshot {
+	var out []*snapshot.Snapshot
 	for _, sn := range snaps {
 		if f.match(sn) {
 			out = append(out, sn)
@@ -81,19 +81,19 @@ func contains(list []string, s string) bool {
 }
 
 type snapshotJSON struct {
-	ID       string        `json:"id"`
-	ShortID  string        `json:"short_id"`
-	Time     string        `json:"time"`
-	Host     string        `json:"host"`
-	Username string        `json:"username,omitempty"`
-	Paths    []string      `json:"paths"`
-	Tags     []string      `json:"tags"`
-	Tree     string        `json:"tree"`
-	Parent   string        `json:"parent,omitempty"`
-	Summary  *repo.Summary `json:"summary,omitempty"`
+	ID       string            `json:"id"`
+	ShortID  string            `json:"short_id"`
+	Time     string            `json:"time"`
+	Host     string            `json:"host"`
+	Username string            `json:"username,omitempty"`
+	Paths    []string          `json:"paths"`
+	Tags     []string          `json:"tags"`
+	Tree     string            `json:"tree"`
+	Parent   string            `json:"parent,omitempty"`
+	Summary  *snapshot.Summary `json:"summary,omitempty"`
 }
 
-func toSnapshotJSON(sn *repo.Snapshot) snapshotJSON {
+func toSnapshotJSON(sn *snapshot.Snapshot) snapshotJSON {
 	j := snapshotJSON{
 		ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time.Format(time.RFC3339Nano),
 		Host: sn.Hostname, Username: sn.Username, Paths: sn.Paths, Tags: sn.Tags,
@@ -123,6 +123,9 @@ func newSnapshotsCommand(g *globals) *cobra.Command {
 			snaps, err := r.Snapshots(ctx)
 			if err != nil {
 				return err
+			}
+			if len(snaps) > 0 {
+				g.metrics.latestSnapshot = snaps[len(snaps)-1].Time
 			}
 			out := filter.apply(snaps)
 			if g.json {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/checker"
 	"github.com/courtbak/courtbak/repo/report"
+	"github.com/courtbak/courtbak/repo/status"
 )
 
 // maxProblemLines bounds the problems printed on stderr; report files
@@ -31,6 +33,8 @@ type verifyFlags struct {
 	repair   bool
 	reports  []string
 	signKey  string
+	manifest []string
+	labels   labelFlags
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
@@ -47,7 +51,13 @@ against its name. Each --replica is compared with the primary object by object.
 
 --repair replaces objects damaged or missing in the repository (--repo) with
 intact copies from the replicas. --report FILE writes a report (.json, .html or
-.md) with a hash of its content, signed with --sign-key KEY.pem.
+.md) with a hash of its content, signed with --sign-key KEY.pem. Reports carry
+the file list (evidence manifest) of the newest snapshot of each host and set
+of paths; --manifest all or --manifest SNAPSHOT chooses others. --court,
+--title, --label and --replica-label name the court, the report and the copies.
+
+Each run records its result in the checked repository (state/verify.json,
+readable without the password) for 'courtbak status'.
 
 Exit status: 0 when every copy is intact, 1 when a problem was found.`,
 		Args: cobra.NoArgs,
@@ -58,8 +68,10 @@ Exit status: 0 when every copy is intact, 1 when a problem was found.`,
 	fl.StringVar(&f.subset, "read-data-subset", "", "read a rotating `N%` of the data packs each day")
 	fl.BoolVar(&f.keyless, "keyless", false, "check stored objects against their names, without a password")
 	fl.BoolVar(&f.repair, "repair", false, "replace damaged or missing objects with intact copies from the --replica repositories")
-	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable)")
+	fl.StringArrayVar(&f.reports, "report", nil, "write a report to `FILE` (.json, .html or .md; repeatable; {date} and {time} in FILE become the local date and time)")
 	fl.StringVar(&f.signKey, "sign-key", "", "sign reports with the Ed25519 private key in `KEY.pem` (PEM PKCS#8, as openssl genpkey writes)")
+	fl.StringArrayVar(&f.manifest, "manifest", nil, "snapshots whose file lists reports carry: `latest` (the newest per host and paths; default), all, or SNAPSHOT ids (repeatable)")
+	f.labels.register(fl, true)
 	return c
 }
 
@@ -75,6 +87,10 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 		}
 		opts.ReadData, opts.SubsetPercent = true, pct
 	}
+	now := time.Now()
+	for i, p := range f.reports {
+		f.reports[i] = expandReportPath(p, now)
+	}
 	formats := make([]report.Format, len(f.reports))
 	for i, p := range f.reports {
 		var err error
@@ -82,7 +98,10 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 			return err
 		}
 	}
-	var key ed25519.PrivateKey
+	var (
+		key ed25519.PrivateKey
+		err error
+	)
 	if f.signKey != "" {
 		if len(f.reports) == 0 {
 			return errors.New("--sign-key signs reports: give --report FILE too")
@@ -98,15 +117,23 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	if f.repair && len(g.replicas) == 0 {
 		return errors.New("--repair takes intact copies from replicas: give --replica URL")
 	}
+	if opts.Manifest, err = report.ParseManifestChoice(f.manifest); err != nil {
+		return err
+	}
+	replicaLabels, err := f.labels.replicaLabels(g.replicas)
+	if err != nil {
+		return err
+	}
 
 	primary, r, err := openVerifyTarget(ctx, g, f.keyless)
 	if err != nil {
 		return err
 	}
 	defer primary.Backend.Close()
+	primary.Label = f.labels.primary
 	var replicas []checker.Target
-	for _, u := range g.replicas {
-		t := checker.Target{Location: remote.Redact(u)}
+	for i, u := range g.replicas {
+		t := checker.Target{Location: remote.Redact(u), Label: replicaLabels[i]}
 		if t.Backend, t.OpenErr = g.openBackend(ctx, u); t.Backend != nil {
 			t.Location = remote.Redact(t.Backend.Location())
 			defer t.Backend.Close()
@@ -134,6 +161,14 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	}
 	rep.Courtbak = version
 	rep.Host, _ = os.Hostname()
+	rep.Title, rep.Court = f.labels.title, f.labels.court
+	rep.SetLocation(time.Local)
+	// The state the earlier runs left gives the rotating subset's coverage;
+	// this run is added to it once the reports are written.
+	state, stateErr := status.LoadState(ctx, primary.Backend)
+	if stateErr == nil {
+		state.Record(rep)
+	}
 
 	var written []string
 	for i, p := range f.reports {
@@ -146,6 +181,12 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 		}
 		written = append(written, p)
 	}
+	if stateErr == nil {
+		stateErr = status.SaveState(ctx, primary.Backend, state)
+	}
+	if stateErr != nil {
+		g.warn(fmt.Sprintf("the result of this run is not recorded for 'courtbak status': %v", stateErr))
+	}
 	printProblems(g, rep)
 	if g.json {
 		if err := g.printJSON(withoutManifests(rep)); err != nil {
@@ -154,6 +195,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	} else if !g.quiet {
 		printVerifySummary(g, rep, written, key)
 	}
+	g.metrics.files, g.metrics.bytes, g.metrics.errors = count(rep.Checked.Files), count(rep.Checked.BytesRead), count(rep.Unresolved())
 	if n := rep.Unresolved(); n > 0 {
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify found %d %s (listed above)", n, countNoun(n, "problem", "problems"))}
 	}
@@ -177,14 +219,9 @@ func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Ta
 	if err != nil {
 		return t, nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
-	if err != nil {
+	if err := checkExists(ctx, be, false); err != nil {
 		be.Close()
-		return t, nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		be.Close()
-		return t, nil, fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+		return t, nil, err
 	}
 	t.Backend = be
 	t.Location = remote.Redact(be.Location())
@@ -236,6 +273,9 @@ func printProblems(g *globals, rep *report.Report) {
 }
 
 func printVerifySummary(g *globals, rep *report.Report, written []string, key ed25519.PrivateKey) {
+	if rep.Court != "" || rep.Title != "" {
+		fmt.Fprintln(g.stdout, strings.TrimPrefix(rep.Court+": "+rep.Title, ": "))
+	}
 	fmt.Fprintf(g.stdout, "repository %s at %s\n", rep.Repository.ID, rep.Repository.Location)
 	fmt.Fprintf(g.stdout, "checked: %s\n", rep.Scope.Description)
 	ch := rep.Checked
@@ -246,10 +286,13 @@ func printVerifySummary(g *globals, rep *report.Report, written []string, key ed
 	}
 	fmt.Fprintf(g.stdout, "%d packs, packs read in full: %d of %d (%s of %s), %d objects hashed, %s read\n",
 		ch.Packs, ch.PacksRead, ch.Packs, formatBytes(ch.PackBytesRead), formatBytes(ch.PackBytes), ch.ObjectsHashed, formatBytes(ch.BytesRead))
+	if c := rep.CoverageSummary(); c != "" {
+		fmt.Fprintln(g.stdout, c)
+	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "copy\trole\tstatus\tobjects\tmissing\tdamaged\textra")
+	fmt.Fprintln(tw, "copy\trole\tstatus\tobjects\tpacks read\tmissing\tdamaged\textra")
 	for _, cp := range rep.Copies {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", cp.Location, cp.Role, cp.Status, cp.Objects, len(cp.Missing), len(cp.Damaged), len(cp.Extra))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d of %d (%s)\t%d\t%d\t%d\n", cp.Name(), cp.Role, cp.Status, cp.Objects, cp.PacksRead, cp.Packs, formatBytes(cp.PackBytesRead), len(cp.Missing), len(cp.Damaged), len(cp.Extra))
 	}
 	_ = tw.Flush()
 	for _, p := range written {
@@ -285,7 +328,15 @@ func countNoun(n int, one, many string) string {
 	return many
 }
 
-// writeReportAtomic replaces path with data, so a reader never sees half a
+// expandReportPath replaces {date} in a report path with the local date
+// (2026-12-07) and {time} with the local time (013000), so that a
+// scheduled verify writes a new report each run.
+func expandReportPath(path string, now time.Time) string {
+	return strings.NewReplacer("{date}", now.Format("2006-01-02"), "{time}", now.Format("150405")).Replace(path)
+}
+
+// writeReportAtomic replaces path with data, readable by its owner only
+// (the contract: reports are created 0600), so a reader never sees half a
 // report.
 func writeReportAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".courtbak-report-*")
@@ -297,7 +348,7 @@ func writeReportAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/courtbak/courtbak/cmd/courtbak/config"
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -38,10 +40,18 @@ type globals struct {
 	s3Endpoint      string
 	s3Checksum      string
 	retries         int
-	stdout, stderr  io.Writer
-	stdin           *os.File
-	storeCtx        context.Context
-	outMu           sync.Mutex
+	profileName     string
+	configFile      string
+	// profile is the --profile in use, nil without one.
+	profile        *config.Profile
+	stdout, stderr io.Writer
+	stdin          *os.File
+	storeCtx       context.Context
+	outMu          sync.Mutex
+	retried        map[string]int // failure → highest attempt reported
+	metricsFile    string
+	// metrics collects what the command counted, for --metrics-file.
+	metrics runMetrics
 
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
@@ -61,9 +71,13 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
+	f.StringVar(&g.metricsFile, "metrics-file", os.Getenv("COURTBAK_METRICS_FILE"), "after the command, write Prometheus metrics to `PATH` for node_exporter's textfile collector (env COURTBAK_METRICS_FILE)")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
-	root.PersistentPreRun = func(c *cobra.Command, _ []string) {
+	f.StringVar(&g.profileName, "profile", os.Getenv("COURTBAK_PROFILE"), "use the settings of profile `NAME` from the configuration file (env COURTBAK_PROFILE)")
+	f.StringVar(&g.configFile, "config", os.Getenv("COURTBAK_CONFIG"), "configuration `FILE` (env COURTBAK_CONFIG; default "+config.SystemPath+", then the user's config dir)")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		g.readOnly = c.Parent() == root && readCommands[c.Name()]
+		return g.applyProfile(root, c)
 	}
 }
 
@@ -81,20 +95,53 @@ func splitList(s string) []string {
 	return out
 }
 
+// Environment variables that configure storage; the remote package reads
+// none itself (the AWS SDK's credential chain aside).
+const (
+	envEndpointS3  = "AWS_ENDPOINT_URL_S3"
+	envEndpointAll = "AWS_ENDPOINT_URL"
+	envS3Checksum  = "COURTBAK_S3_CHECKSUM"
+)
+
+// remoteOptions are the storage options of the flags and the environment:
+// --s3-endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (an
+// endpoint in the repository URL still wins); --s3-checksum, else
+// COURTBAK_S3_CHECKSUM.
 func (g *globals) remoteOptions() remote.Options {
 	return remote.Options{
-		S3Endpoint:       g.s3Endpoint,
-		S3Checksum:       g.s3Checksum,
+		S3Endpoint:       cmp.Or(g.s3Endpoint, os.Getenv(envEndpointS3), os.Getenv(envEndpointAll)),
+		S3Checksum:       cmp.Or(g.s3Checksum, os.Getenv(envS3Checksum)),
 		LimitUploadKiB:   g.limitUpload,
 		LimitDownloadKiB: g.limitDownload,
 		Retry:            true,
 		RetryPolicy: remote.RetryPolicy{
 			MaxAttempts: g.retries,
-			OnRetry: func(what string, attempt int, err error, wait time.Duration) {
-				g.warn(fmt.Sprintf("%s failed (attempt %d of %d), retrying in %s: %v", what, attempt, g.retries, wait.Round(time.Millisecond), err))
-			},
+			OnRetry:     g.retryNotice,
 		},
 	}
+}
+
+// retryNotice prints one line per failure mode and attempt: uploads
+// failing together for the same reason give one line, not one each.
+func (g *globals) retryNotice(what string, attempt, limit int, err error, wait time.Duration) {
+	why := remote.Describe(err)
+	g.outMu.Lock()
+	if g.retried == nil {
+		g.retried = map[string]int{}
+	}
+	seen := g.retried[why] >= attempt
+	if !seen {
+		g.retried[why] = attempt
+	}
+	g.outMu.Unlock()
+	if seen {
+		return
+	}
+	if !strings.HasPrefix(why, "cannot reach ") {
+		// The host names the storage; an answer needs the request.
+		why = what + ": " + why
+	}
+	g.warn(fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", why, wait.Round(100*time.Millisecond), attempt+1, limit))
 }
 
 // openBackend opens the storage at url.
@@ -164,12 +211,8 @@ func (g *globals) openRepoKeys(ctx context.Context, keysFromReplicas bool) (*rep
 		}
 		opts.KeySource, keySource = fo, fo
 	}
-	exists, err := repo.Exists(ctx, keySource)
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		return nil, fmt.Errorf("%s: %w (create it with 'courtbak init')", be.Location(), repo.ErrNoRepository)
+	if err := checkExists(ctx, keySource, true); err != nil {
+		return nil, err
 	}
 	pw, err := g.password(false)
 	if err != nil {
@@ -191,6 +234,35 @@ func (g *globals) openRepoKeys(ctx context.Context, keysFromReplicas bool) (*rep
 		return nil, fmt.Errorf("%w for repository %s", crypto.ErrWrongPassword, be.Location())
 	}
 	return r, err
+}
+
+// checkExists fails unless a repository is stored at be. Only an answer
+// that the repository's config is missing counts as absence (exit 10);
+// refused credentials (an AccessDeniedError, which names the bucket and
+// endpoint) or an unreachable server are reported as what they are, and
+// never suggest 'courtbak init'.
+func checkExists(ctx context.Context, be remote.Backend, suggestInit bool) error {
+	exists, err := repo.Exists(ctx, be)
+	if errors.Is(err, remote.ErrAccessDenied) {
+		var ad *remote.AccessDeniedError
+		if errors.As(err, &ad) {
+			return ad
+		}
+		return err
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), be.Location()) {
+			return fmt.Errorf("open repository: %w", err)
+		}
+		return fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	if !exists {
+		if suggestInit {
+			return fmt.Errorf("%s: %w (create it with 'courtbak init')", be.Location(), repo.ErrNoRepository)
+		}
+		return fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+	}
+	return nil
 }
 
 // openRepoIndexed opens the repository and loads its index.

@@ -24,6 +24,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // Options describe one backup.
@@ -32,8 +33,8 @@ type Options struct {
 	Excludes []string
 	Tags     []string
 	Host     string
-	Parent   *repo.Snapshot // files unchanged since it are not read again
-	Program  string         // courtbak version, recorded in the snapshot
+	Parent   *snapshot.Snapshot // files unchanged since it are not read again
+	Program  string             // courtbak version, recorded in the snapshot
 	// Workers chunk-process in parallel; 0 means one per CPU.
 	Workers int
 	// OnBytes is called as source bytes are processed (progress bars).
@@ -50,8 +51,8 @@ type FileError struct {
 
 // Result is a finished backup.
 type Result struct {
-	Snapshot *repo.Snapshot
-	Summary  repo.Summary
+	Snapshot *snapshot.Snapshot
+	Summary  snapshot.Summary
 	Errors   []FileError
 }
 
@@ -172,7 +173,7 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 	}
 
 	st := a.saver.Stats()
-	sum := repo.Summary{
+	sum := snapshot.Summary{
 		FilesNew:        int(a.filesNew.Load()),
 		FilesChanged:    int(a.filesChanged.Load()),
 		FilesUnmodified: int(a.filesUnmodified.Load()),
@@ -183,7 +184,7 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		BytesAdded:      st.StoredAdded,
 		BlobsAdded:      st.BlobsAdded,
 	}
-	sn := &repo.Snapshot{
+	sn := &snapshot.Snapshot{
 		Time:     snapTime,
 		Hostname: opts.Host,
 		Paths:    AbsPaths(opts.Paths),
@@ -254,11 +255,11 @@ type vdir struct {
 
 // saveRoots builds the snapshot's root tree: each source path appears
 // under its absolute path, with the directories above it recorded too.
-func (a *archiver) saveRoots(ctx context.Context, paths []string) (repo.Node, error) {
+func (a *archiver) saveRoots(ctx context.Context, paths []string) (snapshot.Node, error) {
 	root := &vdir{children: map[string]*vdir{}}
 	for _, p := range AbsPaths(paths) {
 		if _, err := os.Lstat(p); err != nil {
-			return repo.Node{}, fmt.Errorf("source path %s: %w", p, err)
+			return snapshot.Node{}, fmt.Errorf("source path %s: %w", p, err)
 		}
 		cur := root
 		for _, part := range strings.Split(strings.Trim(filepath.ToSlash(p), "/"), "/") {
@@ -274,27 +275,27 @@ func (a *archiver) saveRoots(ctx context.Context, paths []string) (repo.Node, er
 		}
 		cur.target = true
 	}
-	var parentRoot *repo.Node
+	var parentRoot *snapshot.Node
 	if a.opts.Parent != nil {
-		parentRoot = &repo.Node{Type: repo.NodeDir, Subtree: &a.opts.Parent.Tree}
+		parentRoot = &snapshot.Node{Type: snapshot.NodeDir, Subtree: &a.opts.Parent.Tree}
 	}
 	return a.saveVirtual(ctx, "/", root, parentRoot)
 }
 
-func (a *archiver) saveVirtual(ctx context.Context, path string, d *vdir, old *repo.Node) (repo.Node, error) {
+func (a *archiver) saveVirtual(ctx context.Context, path string, d *vdir, old *snapshot.Node) (snapshot.Node, error) {
 	if d.target {
 		fi, err := os.Lstat(path)
 		if err != nil {
-			return repo.Node{}, err
+			return snapshot.Node{}, err
 		}
 		return a.saveDir(ctx, path, fi, old)
 	}
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return repo.Node{}, err
+		return snapshot.Node{}, err
 	}
 	oldTree := a.loadOldTree(ctx, old)
-	var tree repo.Tree
+	var tree snapshot.Tree
 	names := make([]string, 0, len(d.children))
 	for n := range d.children {
 		names = append(names, n)
@@ -304,7 +305,7 @@ func (a *archiver) saveVirtual(ctx context.Context, path string, d *vdir, old *r
 		childPath := filepath.Join(path, name)
 		child, err := a.saveVirtual(ctx, childPath, d.children[name], oldTree.Find(name))
 		if err != nil {
-			return repo.Node{}, err
+			return snapshot.Node{}, err
 		}
 		child.Name = name
 		tree.Nodes = append(tree.Nodes, child)
@@ -312,30 +313,30 @@ func (a *archiver) saveVirtual(ctx context.Context, path string, d *vdir, old *r
 	return a.finishDir(fi, &tree)
 }
 
-func (a *archiver) loadOldTree(ctx context.Context, old *repo.Node) *repo.Tree {
-	if old == nil || old.Type != repo.NodeDir || old.Subtree == nil {
-		return &repo.Tree{}
+func (a *archiver) loadOldTree(ctx context.Context, old *snapshot.Node) *snapshot.Tree {
+	if old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil {
+		return &snapshot.Tree{}
 	}
 	t, err := a.r.LoadTree(ctx, *old.Subtree)
 	if err != nil {
 		// The parent is only an optimisation: read everything instead.
 		a.r.Warn("parent snapshot tree %s unreadable, re-reading files: %v", old.Subtree.Short(), err)
-		return &repo.Tree{}
+		return &snapshot.Tree{}
 	}
 	return t
 }
 
-func (a *archiver) finishDir(fi fs.FileInfo, tree *repo.Tree) (repo.Node, error) {
-	data, err := repo.EncodeTree(tree)
+func (a *archiver) finishDir(fi fs.FileInfo, tree *snapshot.Tree) (snapshot.Node, error) {
+	data, err := snapshot.EncodeTree(tree)
 	if err != nil {
-		return repo.Node{}, err
+		return snapshot.Node{}, err
 	}
 	id := a.r.BlobID(data)
 	if _, err := a.saver.SaveBlob(blob.Tree, id, data); err != nil {
-		return repo.Node{}, err
+		return snapshot.Node{}, err
 	}
 	n := baseNode(fi)
-	n.Type = repo.NodeDir
+	n.Type = snapshot.NodeDir
 	n.Subtree = &id
 	return n, nil
 }
@@ -352,9 +353,9 @@ func storableTime(t time.Time) time.Time {
 	return t
 }
 
-func baseNode(fi fs.FileInfo) repo.Node {
+func baseNode(fi fs.FileInfo) snapshot.Node {
 	idn := identity(fi)
-	return repo.Node{
+	return snapshot.Node{
 		Name:       fi.Name(),
 		Mode:       fi.Mode(),
 		ModTime:    storableTime(fi.ModTime()),
@@ -367,22 +368,22 @@ func baseNode(fi fs.FileInfo) repo.Node {
 }
 
 // saveDir stores a directory: subdirectories depth first, files in parallel.
-func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, error) {
+func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old *snapshot.Node) (snapshot.Node, error) {
 	if err := ctx.Err(); err != nil {
-		return repo.Node{}, err
+		return snapshot.Node{}, err
 	}
 	if !fi.IsDir() {
 		// A source path that is a file or symlink gets a tree of its own.
 		n, ok, err := a.saveEntry(ctx, path, fi, old)
 		if err != nil || !ok {
-			return repo.Node{}, fmt.Errorf("source path %s could not be read", path)
+			return snapshot.Node{}, fmt.Errorf("source path %s could not be read", path)
 		}
 		return n, nil
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
 		a.fileError(path, err)
-		return a.finishDir(fi, &repo.Tree{})
+		return a.finishDir(fi, &snapshot.Tree{})
 	}
 	oldTree := a.loadOldTree(ctx, old)
 	if old == nil {
@@ -390,7 +391,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 	}
 
 	type pendingNode struct {
-		node repo.Node
+		node snapshot.Node
 		ok   bool
 		err  error
 		done chan struct{}
@@ -434,7 +435,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 			p.node, p.ok, p.err = a.saveEntry(ctx, childPath, cfi, oldChild)
 		}()
 	}
-	var tree repo.Tree
+	var tree snapshot.Tree
 	var firstErr error
 	for _, p := range results {
 		<-p.done
@@ -446,14 +447,14 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 		}
 	}
 	if firstErr != nil {
-		return repo.Node{}, firstErr
+		return snapshot.Node{}, firstErr
 	}
 	return a.finishDir(fi, &tree)
 }
 
 // saveEntry stores a non-directory. ok is false when the entry is skipped
 // (unreadable, or a device, socket or pipe). err is only for fatal errors.
-func (a *archiver) saveEntry(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, bool, error) {
+func (a *archiver) saveEntry(ctx context.Context, path string, fi fs.FileInfo, old *snapshot.Node) (snapshot.Node, bool, error) {
 	switch {
 	case fi.Mode().IsRegular():
 		return a.saveFile(ctx, path, fi, old)
@@ -461,27 +462,27 @@ func (a *archiver) saveEntry(ctx context.Context, path string, fi fs.FileInfo, o
 		target, err := os.Readlink(path)
 		if err != nil {
 			a.fileError(path, err)
-			return repo.Node{}, false, nil
+			return snapshot.Node{}, false, nil
 		}
 		n := baseNode(fi)
-		n.Type = repo.NodeSymlink
+		n.Type = snapshot.NodeSymlink
 		n.LinkTarget = target
 		return n, true, nil
 	default:
-		return repo.Node{}, false, nil
+		return snapshot.Node{}, false, nil
 	}
 }
 
-func unchanged(old *repo.Node, n *repo.Node) bool {
-	return old != nil && old.Type == repo.NodeFile && old.BLAKE3 != nil &&
+func unchanged(old *snapshot.Node, n *snapshot.Node) bool {
+	return old != nil && old.Type == snapshot.NodeFile && old.BLAKE3 != nil &&
 		old.Size == n.Size && old.ModTime.Equal(n.ModTime) &&
 		old.ChangeTime.Equal(n.ChangeTime) && old.Inode == n.Inode
 }
 
-func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, old *repo.Node) (repo.Node, bool, error) {
+func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, old *snapshot.Node) (snapshot.Node, bool, error) {
 	a.total.Add(1)
 	n := baseNode(fi)
-	n.Type = repo.NodeFile
+	n.Type = snapshot.NodeFile
 	n.Size = uint64(fi.Size())
 	if unchanged(old, &n) && a.allStored(old.Content) {
 		n.Content, n.BLAKE3 = old.Content, old.BLAKE3
@@ -495,7 +496,7 @@ func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, ol
 	f, err := openNoAtime(path)
 	if err != nil {
 		a.fileError(path, err)
-		return repo.Node{}, false, nil
+		return snapshot.Node{}, false, nil
 	}
 	defer f.Close()
 	// Describe the file as opened, not as listed: it may have been replaced.
@@ -503,16 +504,16 @@ func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, ol
 	if fi2, err := f.Stat(); err == nil {
 		n = baseNode(fi2)
 		n.Name = fi.Name()
-		n.Type = repo.NodeFile
+		n.Type = snapshot.NodeFile
 		sizeHint = fi2.Size()
 	}
 	content, sum, size, err := a.chunkFile(ctx, f, sizeHint)
 	if err != nil {
 		if ctx.Err() != nil || a.storeFailed(err) {
-			return repo.Node{}, false, err
+			return snapshot.Node{}, false, err
 		}
 		a.fileError(path, err)
-		return repo.Node{}, false, nil
+		return snapshot.Node{}, false, nil
 	}
 	n.Size = uint64(size)
 	n.Content = content

@@ -5,26 +5,17 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/courtbak/courtbak/crypto"
-	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
-var cheapKDF = crypto.KDFParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}
-
-// newRepo creates a repository in a temporary directory.
+// newRepo creates a repository in a temporary directory: the benchmarks
+// measure the pipeline against a real disk.
 func newRepo(tb testing.TB) *repo.Repository {
 	tb.Helper()
-	be, err := remote.OpenLocal(filepath.Join(tb.TempDir(), "repo"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: cheapKDF}, repo.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	r, _ := repotest.NewLocal(tb, repo.Options{})
 	return r
 }
 

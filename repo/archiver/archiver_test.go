@@ -10,6 +10,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -35,7 +36,10 @@ func TestParallelChunkingDeduplicatesAgainstSequential(t *testing.T) {
 	if second.Summary.FilesNew != 1 {
 		t.Fatalf("second backup did not re-read the file: %+v", second.Summary)
 	}
-	if first.Summary.BlobsAdded < 50 {
+	// Many chunks, so that the workers cut in parallel. The count varies
+	// with each repository's random chunker polynomial: 96 MiB at a 1 MiB
+	// average gave 48 in one run, so the bound leaves room.
+	if first.Summary.BlobsAdded < 24 {
 		t.Fatalf("first backup stored only %d blobs", first.Summary.BlobsAdded)
 	}
 	// Only the two tree blobs whose mtimes may differ can be new; no data.
@@ -59,10 +63,7 @@ func TestFailingUploadsEndTheBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	faulty := remote.NewFaulty(local, remote.FaultConfig{Seed: 3})
-	r, err := repo.Init(ctx, faulty, []byte("pw"), repo.InitOptions{KDF: cheapKDF}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := repotest.Init(t, faulty, repo.Options{})
 	faulty.SetFaults(remote.FaultConfig{Seed: 3, FailRate: 1, DelayRate: 1, Delay: 50 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() {

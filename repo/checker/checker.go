@@ -30,6 +30,9 @@ import (
 type Target struct {
 	// Location is shown in reports: a URL without credentials.
 	Location string
+	// Label is the name people give the copy ("Provincial center"),
+	// shown before its location; may be empty.
+	Label string
 	// Backend is nil when the copy could not be opened; OpenErr says why.
 	Backend remote.Backend
 	OpenErr error
@@ -46,6 +49,10 @@ type Options struct {
 	// Repair replaces objects damaged or missing at the primary with intact
 	// copies from the replicas.
 	Repair bool
+	// Manifest chooses the snapshots whose file lists the report carries;
+	// the zero value carries none (verify's default is the newest per host
+	// and paths: report.ManifestChoice{Latest: true}).
+	Manifest report.ManifestChoice
 	// Workers bounds parallel reads; 0 means 8.
 	Workers int
 	// Now is the clock (it chooses the day's subset); nil means time.Now.
@@ -208,15 +215,15 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 	c.rep = &report.Report{
 		Schema:        report.Schema,
 		SchemaVersion: report.SchemaVersion,
-		Repository:    report.Repository{Location: primary.Location},
+		Repository:    report.Repository{Location: primary.Location, Label: primary.Label},
 		Scope:         c.scope(),
 		Copies:        make([]report.Copy, 1+len(replicas)),
 	}
 	c.primary = &copyState{Target: primary, rep: &c.rep.Copies[0]}
-	c.primary.rep.Role, c.primary.rep.Location = "primary", primary.Location
+	c.primary.rep.Role, c.primary.rep.Location, c.primary.rep.Label = "primary", primary.Location, primary.Label
 	for i, t := range replicas {
 		cs := &copyState{Target: t, rep: &c.rep.Copies[i+1]}
-		cs.rep.Role, cs.rep.Location = "replica", t.Location
+		cs.rep.Role, cs.rep.Location, cs.rep.Label = "replica", t.Location, t.Label
 		c.replicas = append(c.replicas, cs)
 	}
 
@@ -279,23 +286,23 @@ func (c *checker) scope() report.Scope {
 	}
 	var parts []string
 	if c.r != nil {
-		parts = append(parts, "structure (snapshots, trees, index, packs, keys)")
+		parts = append(parts, "every backup (snapshot) was opened with the password and every piece of data its files need was found listed and stored")
 	} else {
-		parts = append(parts, "without the key: every stored object's bytes against its name")
+		parts = append(parts, "without the password: stored objects were read back and compared with their fingerprints (their names)")
 	}
 	switch s.ReadData {
 	case "all":
 		if c.r != nil {
-			parts = append(parts, "all data read, decrypted, authenticated and hashed")
+			parts = append(parts, "all stored data was read back, decrypted and checked against its fingerprints")
 		}
 	case "subset":
-		parts = append(parts, fmt.Sprintf("a rotating %g%% of the data packs (day %d; %d consecutive daily runs cover all)",
+		parts = append(parts, fmt.Sprintf("a rotating %g%% share of the stored data was read back and checked (day %d; %d consecutive daily runs read all of it)",
 			s.SubsetPercent, s.SubsetDay, s.SubsetCycleRuns))
 	default:
-		parts = append(parts, "data not read")
+		parts = append(parts, "the stored data itself was not read back")
 	}
 	if c.opts.Repair {
-		parts = append(parts, "repair from replicas")
+		parts = append(parts, "damaged or missing objects were to be repaired from the replicas")
 	}
 	s.Description = strings.Join(parts, "; ")
 	return s
@@ -372,13 +379,19 @@ func (c *checker) markDamaged(h remote.Handle, missing bool) {
 	}
 }
 
-// read counts n bytes read from cs, and one object hashed when hashed.
-func (c *checker) read(cs *copyState, n int64, hashed bool) {
+// read counts n bytes of h read from cs, and one object hashed when
+// hashed; a pack hashed whole counts as a pack read at that copy.
+func (c *checker) read(cs *copyState, h remote.Handle, n int64, hashed bool) {
 	c.mu.Lock()
 	c.rep.Checked.BytesRead += n
+	cs.rep.BytesRead += n
 	if hashed {
 		c.rep.Checked.ObjectsHashed++
 		cs.rep.Hashed++
+		if h.Type == remote.Data {
+			cs.rep.PacksRead++
+			cs.rep.PackBytesRead += n
+		}
 	}
 	c.mu.Unlock()
 	if c.opts.OnRead != nil && n > 0 {

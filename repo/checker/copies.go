@@ -124,7 +124,7 @@ func (c *checker) hashObject(ctx context.Context, cs *copyState, h remote.Handle
 	if err != nil {
 		return err
 	}
-	c.read(cs, n, true)
+	c.read(cs, h, n, true)
 	if got := hex.EncodeToString(sum[:]); got != h.Name {
 		return fmt.Errorf("%w: its %d bytes hash to %s", errMismatch, n, got[:16])
 	}
@@ -137,7 +137,7 @@ func (c *checker) checkKeyFile(ctx context.Context, cs *copyState, h remote.Hand
 	if err != nil {
 		return err
 	}
-	c.read(cs, int64(len(data)), true)
+	c.read(cs, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		return fmt.Errorf("%w: %v", errMismatch, err)
 	}
@@ -155,7 +155,7 @@ func (c *checker) readConfig(ctx context.Context, cs *copyState) (repo.Config, e
 	if err != nil {
 		return repo.Config{}, err
 	}
-	c.read(cs, int64(len(data)), true)
+	c.read(cs, configHandle, int64(len(data)), true)
 	cfg, err := repo.ParseConfig(data)
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %v", errMismatch, err)
@@ -205,9 +205,13 @@ func (c *checker) compareConfigs() {
 
 func (c *checker) setCopySize(cs *copyState) {
 	cs.rep.Objects = len(cs.objects)
-	cs.rep.Bytes = 0
-	for _, size := range cs.objects {
+	cs.rep.Bytes, cs.rep.Packs, cs.rep.PackBytes = 0, 0, 0
+	for h, size := range cs.objects {
 		cs.rep.Bytes += size
+		if h.Type == remote.Data {
+			cs.rep.Packs++
+			cs.rep.PackBytes += size
+		}
 	}
 }
 

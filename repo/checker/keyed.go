@@ -2,7 +2,6 @@ package checker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -16,6 +15,7 @@ import (
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // checkKeyed checks the primary with the key: keys, index, packs, data
@@ -79,7 +79,7 @@ func (c *checker) load(ctx context.Context, h remote.Handle) ([]byte, error) {
 		}
 		return nil, err
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		return nil, err
@@ -116,7 +116,7 @@ func (c *checker) checkConfig(ctx context.Context) error {
 	case err != nil:
 		return c.unreadable(ctx, c.primary, configHandle, err)
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, configHandle, int64(len(data)), true)
 	if err := c.r.CheckConfig(data); err != nil {
 		c.markDamaged(configHandle, false)
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindConfigDamaged, Object: "config",
@@ -331,7 +331,7 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 		}
 		return
 	}
-	c.read(c.primary, int64(len(data)), true)
+	c.read(c.primary, h, int64(len(data)), true)
 	if err := repo.CheckName(h, data); err != nil {
 		c.markDamaged(h, false)
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindPackDamaged, Object: obj,
@@ -390,21 +390,26 @@ func sameEntries(a, b []pack.Entry) bool {
 // treeResult is a loaded tree, or the problem that stopped it loading
 // (Snapshot and Path filled per walk).
 type treeResult struct {
-	tree    *repo.Tree
+	tree    *snapshot.Tree
 	problem *report.Problem
 }
 
 // walk is the state of one snapshot's walk.
 type walk struct {
-	sn       *repo.Snapshot
+	sn       *snapshot.Snapshot
 	out      *report.Snapshot
 	problems int
 }
 
+// checkSnapshots reads every snapshot, chooses the manifests the report
+// carries (Options.Manifest), then walks each snapshot's trees. Every
+// snapshot is walked, so every file's blobs are checked; only the chosen
+// ones keep their file lists, so memory follows the report's size.
 func (c *checker) checkSnapshots(ctx context.Context) error {
 	names := handles(c.primary.objects, remote.Snapshot)
 	c.rep.Checked.Snapshots = len(names)
 	out := make([]report.Snapshot, len(names))
+	sns := make([]*snapshot.Snapshot, len(names))
 	idx := make([]int, len(names))
 	for i := range idx {
 		idx[i] = i
@@ -417,10 +422,26 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 			c.problem(c.loadProblem(KindSnapshotDamaged, h, fmt.Errorf("snapshot cannot be read: %w", err)))
 			return
 		}
-		w := &walk{sn: sn, out: &out[i]}
-		*w.out = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Manifest: []report.File{}}
-		c.walkTree(ctx, w, sn.Tree, "/")
-		w.out.Status = report.SnapshotIntact
+		sns[i] = sn
+		out[i] = report.Snapshot{ID: h.Name, Time: sn.Time.UTC(), Host: sn.Hostname, Paths: sn.Paths, Tags: sn.Tags, Status: report.SnapshotIntact}
+	})
+	if err != nil {
+		return err
+	}
+	keep, err := c.opts.Manifest.Select(out)
+	if err != nil {
+		return err
+	}
+	c.rep.ManifestSelection = c.opts.Manifest.Selection()
+	err = parallel(ctx, c.opts.Workers, idx, func(i int) {
+		if sns[i] == nil {
+			return
+		}
+		w := &walk{sn: sns[i], out: &out[i]}
+		if keep[i] {
+			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
+		}
+		c.walkTree(ctx, w, sns[i].Tree, "/")
 		if w.problems > 0 {
 			w.out.Status = report.SnapshotDamaged
 		}
@@ -443,7 +464,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 	return nil
 }
 
-func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snapshot, error) {
+func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*snapshot.Snapshot, error) {
 	data, err := c.load(ctx, h)
 	if err != nil {
 		return nil, err
@@ -452,12 +473,12 @@ func (c *checker) loadSnapshot(ctx context.Context, h remote.Handle) (*repo.Snap
 	if err != nil {
 		return nil, err
 	}
-	var sn repo.Snapshot
-	if err := json.Unmarshal(plain, &sn); err != nil {
+	sn, err := snapshot.Decode(plain, blob.ID{})
+	if err != nil {
 		return nil, fmt.Errorf("decode: %v: %w", err, repo.ErrDamaged)
 	}
 	sn.ID, err = blob.ParseID(h.Name)
-	return &sn, err
+	return sn, err
 }
 
 // snapshotProblem records a problem of the snapshot being walked.
@@ -505,7 +526,7 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 
 // tree loads a tree once per run; a problem is reported for every snapshot
 // that reaches the tree.
-func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *repo.Tree {
+func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *snapshot.Tree {
 	c.mu.Lock()
 	res, ok := c.trees[id]
 	c.mu.Unlock()
@@ -548,16 +569,16 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
-		if !repo.ValidName(n.Name) {
+		if !snapshot.ValidName(n.Name) {
 			c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: dir, Blob: id.String(),
 				Message: fmt.Sprintf("the directory has an invalid entry name %q", n.Name), Action: "report it"})
 			continue
 		}
 		p := path.Join(dir, n.Name)
 		switch n.Type {
-		case repo.NodeFile:
+		case snapshot.NodeFile:
 			c.checkFile(w, p, n)
-		case repo.NodeDir:
+		case snapshot.NodeDir:
 			if n.Subtree == nil {
 				c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: p, Blob: id.String(),
 					Message: "the directory has no tree", Action: "report it"})
@@ -570,7 +591,7 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 
 // checkFile adds a file to the manifest and reports the first problem of
 // its content, if any.
-func (c *checker) checkFile(w *walk, p string, n *repo.Node) {
+func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 	w.out.Files++
 	w.out.Bytes += int64(n.Size)
 	f := report.File{Path: p, Size: n.Size, MTime: n.ModTime.UTC()}
@@ -580,7 +601,9 @@ func (c *checker) checkFile(w *walk, p string, n *repo.Node) {
 		c.snapshotProblem(w, report.Problem{Kind: KindFileUnhashed, Path: p,
 			Message: "no whole-file hash is recorded for this file", Action: "back it up again with this courtbak version"})
 	}
-	w.out.Manifest = append(w.out.Manifest, f)
+	if w.out.ManifestIncluded {
+		w.out.Manifest = append(w.out.Manifest, f)
+	}
 	for _, id := range n.Content {
 		if pr := c.blobProblem(id, blob.Data); pr != nil {
 			pr.Path = p

@@ -40,7 +40,7 @@ func (c *checker) checkLog(ctx context.Context) error {
 			}
 			continue
 		}
-		c.read(c.primary, int64(len(data)), true)
+		c.read(c.primary, h, int64(len(data)), true)
 		kind, action := KindLogRecordDamaged, c.repairAction()
 		var rec *snaplog.Record
 		if err = repo.CheckName(h, data); err != nil {

@@ -59,7 +59,7 @@ func (c *checker) restore(ctx context.Context, h remote.Handle) bool {
 		if err != nil {
 			continue
 		}
-		c.read(cs, int64(len(data)), false)
+		c.read(cs, h, int64(len(data)), false)
 		if !c.intact(h, data) {
 			continue
 		}

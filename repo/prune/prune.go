@@ -22,6 +22,7 @@ import (
 	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // DefaultGrace is G: how long unused data stays after a mark before it is
@@ -205,12 +206,12 @@ func (s *Sweep) add(o *Sweep) {
 // loadSnapshots lists and loads every snapshot. Unlike readers, prune
 // refuses to go on when one cannot be read: the data it needs would look
 // unused.
-func loadSnapshots(ctx context.Context, r *repo.Repository) ([]*repo.Snapshot, error) {
+func loadSnapshots(ctx context.Context, r *repo.Repository) ([]*snapshot.Snapshot, error) {
 	infos, err := r.List(ctx, remote.Snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	out := make([]*repo.Snapshot, 0, len(infos))
+	out := make([]*snapshot.Snapshot, 0, len(infos))
 	for _, fi := range infos {
 		id, err := blob.ParseID(fi.Name)
 		if err != nil {
@@ -271,7 +272,7 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots []blob.ID) (usedSet, error) {
 	used := usedSet{}
 	var missing *blob.ID
-	err := r.Reachable(ctx, roots, func(id blob.ID) {
+	err := snapshot.Reachable(ctx, r, roots, func(id blob.ID) {
 		used.add(id)
 		if missing == nil && !idx.Has(id) {
 			missing = &id
@@ -293,151 +294,36 @@ func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots 
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
 // mark is phase 1, which stores its plan in dir. It returns a nil plan when
-// there is nothing to prune.
+// there is nothing to prune. Each step below states why it is safe.
 func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*Plan, *Mark, error) {
-	// Snapshots first, then the index, then the packs: a backup stores its
-	// packs, then their index, then its snapshot, so every snapshot listed
-	// here has its index files listed below.
 	opts.step("mark: loading snapshots and index, listing packs")
-	snaps, err := loadSnapshots(ctx, r)
+	in, err := readSnapshotsAndIndex(ctx, r, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	if opts.DryRun && len(opts.Forgotten) > 0 {
-		snaps = slices.DeleteFunc(snaps, func(sn *repo.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
+	if err := refuseForeignMark(in.superseded, opts.Adopt); err != nil {
+		return nil, nil, err
 	}
-	files, err := r.LoadIndexFiles(ctx)
+	if in.stored, err = listPacks(ctx, r); err != nil {
+		return nil, nil, err
+	}
+	packs, err := loadMarkIndex(ctx, r, in.inEffect, in.stored)
 	if err != nil {
 		return nil, nil, err
 	}
-	inEffect, superseded := effective(files)
-	if len(superseded) > 0 && !opts.Adopt {
-		return nil, nil, fmt.Errorf("%w: %d index files are superseded but still stored, and this host has no plan for them. "+
-			"If a prune runs on another host, let it finish there; if this host lost its plan, or that host is gone, run prune again with --adopt: %w",
-			ErrForeignMark, len(superseded), repo.ErrLocked)
-	}
-	stored := map[blob.ID]int64{}
-	if err := r.Backend().List(ctx, remote.Data, func(fi remote.ObjectInfo) error {
-		if id, err := blob.ParseID(fi.Name); err == nil {
-			stored[id] = fi.Size
-		}
-		return nil
-	}); err != nil {
-		return nil, nil, fmt.Errorf("list packs: %w", err)
-	}
-
-	// The in-memory index: the files in effect, plus the headers of packs
-	// no file indexes, which a snapshot may still need (an index file lost
-	// after a crash).
-	r.ResetIndex()
-	idx := r.Index()
-	indexed := map[blob.ID]index.PackBlobs{}
-	for _, f := range inEffect {
-		idx.AddFile(f)
-		for _, p := range f.Packs {
-			indexed[p.ID] = mergeListings(indexed[p.ID], p)
-		}
-	}
-	unindexed := map[blob.ID]index.PackBlobs{}
-	var unreadable []Pack
-	for id, size := range stored {
-		if _, ok := indexed[id]; ok {
-			continue
-		}
-		entries, err := r.ReadPackHeader(ctx, id, size)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-			r.Warn("pack %s is in no index and its header cannot be read (%v): it is garbage and will be deleted", id.Short(), err)
-			unreadable = append(unreadable, Pack{ID: id, Size: size})
-			continue
-		}
-		unindexed[id] = index.PackBlobs{ID: id, Size: size, Blobs: entries}
-		idx.AddPack(id, entries)
-	}
-
-	opts.step("mark: finding the data %d snapshots need", len(snaps))
-	roots := make([]blob.ID, 0, len(snaps))
-	for _, sn := range snaps {
-		roots = append(roots, sn.Tree)
-	}
-	used, err := usedBlobs(ctx, r, idx, roots)
+	opts.step("mark: finding the data %d snapshots need", len(in.snaps))
+	used, err := usedBlobs(ctx, r, r.Index(), treesOf(in.snaps))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
 	}
-
-	m := &Mark{Snapshots: len(snaps)}
-	plan := &Plan{Location: r.Backend().Location()}
-	for _, sn := range snaps {
-		plan.Snapshots = append(plan.Snapshots, sn.ID)
+	own := ownership{idx: r.Index(), used: used}
+	d, err := classifyPacks(packs, in.stored, own, opts.RepackUnused)
+	if err != nil {
+		return nil, nil, err
 	}
-	for name := range files {
-		id, err := blob.ParseID(name)
-		if err == nil {
-			plan.Superseded = append(plan.Superseded, id)
-		}
-	}
-	// Each used blob counts in the pack the index returns for it; another
-	// copy of it elsewhere (two hosts stored the same chunk) is unused.
-	owns := func(p blob.ID, e pack.Entry) bool {
-		if !used.has(e.ID) {
-			return false
-		}
-		loc, _ := idx.Lookup(e.ID)
-		return loc.Pack == p
-	}
-	usedBytes := func(p index.PackBlobs) (usedB, unusedB int64) {
-		for _, e := range p.Blobs {
-			if owns(p.ID, e) {
-				usedB += int64(e.Length)
-			} else {
-				unusedB += int64(e.Length)
-			}
-		}
-		return usedB, unusedB
-	}
-	var keep, repack []index.PackBlobs
-	for id, p := range indexed {
-		size, ok := stored[id]
-		usedB, unusedB := usedBytes(p)
-		switch {
-		case usedB > 0 && !ok:
-			return nil, nil, fmt.Errorf("%w (pack %s is indexed and needed, but not stored)", ErrIncomplete, id.Short())
-		case !ok:
-			// Indexed, unused and already gone: leaving it out of the new
-			// index is all there is to do.
-		case usedB == 0:
-			plan.Dead = append(plan.Dead, Pack{ID: id, Size: size})
-		case float64(unusedB) >= opts.RepackUnused*float64(usedB+unusedB):
-			p.Size = size
-			repack = append(repack, p)
-		default:
-			keep = append(keep, p)
-			m.PacksUsed++
-			m.BytesUsed += size
-		}
-	}
-	for id, p := range unindexed {
-		if usedB, _ := usedBytes(p); usedB > 0 {
-			keep = append(keep, p)
-			m.PacksReindexed++
-			m.PacksUsed++
-			m.BytesUsed += p.Size
-			continue
-		}
-		plan.Unindexed = append(plan.Unindexed, Pack{ID: id, Size: p.Size})
-	}
-	plan.Unindexed = append(plan.Unindexed, unreadable...)
-	m.PacksUnused, m.BytesUnused = len(plan.Dead), Bytes(plan.Dead)
-	m.PacksUnindexed, m.BytesUnindexed = len(plan.Unindexed), Bytes(plan.Unindexed)
-	m.PacksRepacked = len(repack)
-	for _, p := range repack {
-		m.BytesRepacked += p.Size
-		usedB, _ := usedBytes(p)
-		m.BytesMoved += usedB
-	}
-	if len(plan.Dead) == 0 && len(plan.Unindexed) == 0 && len(repack) == 0 && m.PacksReindexed == 0 && len(superseded) == 0 {
+	plan := newPlan(r.Backend().Location(), in, d)
+	m := d.summary(len(in.snaps), own)
+	if d.nothingToDo() && len(in.superseded) == 0 {
 		return nil, m, nil // nothing to prune: leave the index alone
 	}
 	if opts.DryRun {
@@ -445,92 +331,399 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		return plan, m, nil
 	}
 	var lastStored time.Time // when the last index file was stored
-	if len(repack) > 0 {
-		opts.step("mark: repacking %d partly unused packs", len(repack))
-		if err := repackPacks(ctx, r, keep, repack, owns); err != nil {
+	if len(d.repack) > 0 {
+		opts.step("mark: repacking %d partly unused packs", len(d.repack))
+		if err := repackPacks(ctx, r, d.keep, d.repack, own.owns); err != nil {
 			return nil, nil, err
 		}
 		crashpoint.Hit(crashpoint.PruneMarkRepack)
 		lastStored = time.Now()
-		for _, p := range repack {
+		for _, p := range d.repack {
 			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
 		}
 	}
-
 	opts.step("mark: writing the new index")
-	// The new index, in bounded files, then one file that supersedes every
-	// file listed above: readers switch to the new index all at once.
+	written, last, err := writeNewIndex(ctx, r, d.keep)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan.Written = written
+	if !last.IsZero() {
+		lastStored = last
+	}
+	if err := waitStoreGap(ctx, lastStored); err != nil {
+		return nil, nil, err
+	}
+	if err := commitMark(ctx, r, dir, plan); err != nil {
+		return nil, nil, err
+	}
+	m.Due = plan.Due(opts.Grace)
+	return plan, m, nil
+}
+
+// markInput is what a mark reads from the repository.
+type markInput struct {
+	snaps      []*snapshot.Snapshot
+	files      map[string]*index.File // every index file listed
+	inEffect   map[string]*index.File // those not superseded
+	superseded []string
+	stored     map[blob.ID]int64 // every stored pack, by its size
+}
+
+// readSnapshotsAndIndex reads the snapshots, then the index files; the
+// mark lists the packs after them (listPacks). Safety: a backup stores its
+// packs, then their index, then its snapshot; read in the opposite order,
+// every snapshot read here has its index files listed, and every pack
+// those list is stored (or the walk finds it missing). In a dry run of
+// forget --prune, the snapshots to be forgotten are left out, which only
+// shows more as unused and deletes nothing.
+func readSnapshotsAndIndex(ctx context.Context, r *repo.Repository, opts Options) (*markInput, error) {
+	snaps, err := loadSnapshots(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun && len(opts.Forgotten) > 0 {
+		snaps = slices.DeleteFunc(snaps, func(sn *snapshot.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
+	}
+	files, err := r.LoadIndexFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inEffect, superseded := effective(files)
+	return &markInput{snaps: snaps, files: files, inEffect: inEffect, superseded: superseded}, nil
+}
+
+// listPacks lists the stored packs by size. Safety: see
+// readSnapshotsAndIndex; a pack stored after the listing is not a
+// candidate for deletion, as the mark never saw it.
+func listPacks(ctx context.Context, r *repo.Repository) (map[blob.ID]int64, error) {
+	stored := map[blob.ID]int64{}
+	if err := r.Backend().List(ctx, remote.Data, func(fi remote.ObjectInfo) error {
+		if id, err := blob.ParseID(fi.Name); err == nil {
+			stored[id] = fi.Size
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	return stored, nil
+}
+
+// refuseForeignMark stops a mark while index files are superseded that
+// this host has no plan for (a pending plan was swept or found stale
+// before the mark). Safety: those are another prune's mark, whose sweep
+// relies on its own plan; marking over it would let that sweep delete what
+// this mark keeps, or this one what that mark took back. --adopt, when no
+// other prune runs, takes the superseded files into this plan.
+func refuseForeignMark(superseded []string, adopt bool) error {
+	if len(superseded) == 0 || adopt {
+		return nil
+	}
+	return fmt.Errorf("%w: %d index files are superseded but still stored, and this host has no plan for them. "+
+		"If a prune runs on another host, let it finish there; if this host lost its plan, or that host is gone, run prune again with --adopt: %w",
+		ErrForeignMark, len(superseded), repo.ErrLocked)
+}
+
+// markPacks are the packs a mark decides about.
+type markPacks struct {
+	indexed    map[blob.ID]index.PackBlobs // listed by files in effect, listings merged
+	unindexed  map[blob.ID]index.PackBlobs // stored, listed by no file in effect; from their headers
+	unreadable []Pack                      // stored, in no index, header unreadable
+}
+
+// loadMarkIndex replaces r's in-memory index with the files in effect plus
+// the headers of stored packs no file in effect lists. Safety: a snapshot
+// may need such a pack (its index file was lost after a crash); with its
+// header in the index the walk finds its blobs, and the mark indexes it
+// again instead of deleting it. A pack whose header cannot be read adds
+// nothing: a snapshot that needs it then makes the walk fail with
+// ErrIncomplete and nothing is deleted; no other can reach it.
+func loadMarkIndex(ctx context.Context, r *repo.Repository, inEffect map[string]*index.File, stored map[blob.ID]int64) (*markPacks, error) {
+	r.ResetIndex()
+	idx := r.Index()
+	mp := &markPacks{indexed: map[blob.ID]index.PackBlobs{}, unindexed: map[blob.ID]index.PackBlobs{}}
+	for _, f := range inEffect {
+		idx.AddFile(f)
+		for _, p := range f.Packs {
+			mp.indexed[p.ID] = mergeListings(mp.indexed[p.ID], p)
+		}
+	}
+	for id, size := range stored {
+		if _, ok := mp.indexed[id]; ok {
+			continue
+		}
+		entries, err := r.ReadPackHeader(ctx, id, size)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.Warn("pack %s is in no index and its header cannot be read (%v): it is garbage and will be deleted", id.Short(), err)
+			mp.unreadable = append(mp.unreadable, Pack{ID: id, Size: size})
+			continue
+		}
+		mp.unindexed[id] = index.PackBlobs{ID: id, Size: size, Blobs: entries}
+		idx.AddPack(id, entries)
+	}
+	return mp, nil
+}
+
+func treesOf(snaps []*snapshot.Snapshot) []blob.ID {
+	roots := make([]blob.ID, 0, len(snaps))
+	for _, sn := range snaps {
+		roots = append(roots, sn.Tree)
+	}
+	return roots
+}
+
+// ownership tells which pack a used blob counts in: the one the index
+// returns for it.
+type ownership struct {
+	idx  *index.Index
+	used usedSet
+}
+
+// owns reports whether e, listed in pack p, is a blob a snapshot uses and
+// p the pack the index locates it in. Another copy of it elsewhere (two
+// hosts stored the same chunk) is unused.
+func (o ownership) owns(p blob.ID, e pack.Entry) bool {
+	if !o.used.has(e.ID) {
+		return false
+	}
+	loc, _ := o.idx.Lookup(e.ID)
+	return loc.Pack == p
+}
+
+// bytes splits a pack's blob bytes into those it owns and the rest.
+func (o ownership) bytes(p index.PackBlobs) (used, unused int64) {
+	for _, e := range p.Blobs {
+		if o.owns(p.ID, e) {
+			used += int64(e.Length)
+		} else {
+			unused += int64(e.Length)
+		}
+	}
+	return used, unused
+}
+
+// markDecision is what a mark does with each pack.
+type markDecision struct {
+	dead      []Pack            // indexed, owning nothing
+	unused    []Pack            // unindexed or unreadable, owning nothing
+	keep      []index.PackBlobs // indexed anew as they are
+	repack    []index.PackBlobs // partly unused: their owned blobs move
+	reindexed int               // of keep, packs that were in no index
+	usedPacks int               // len(keep)
+	usedBytes int64             // their stored size
+}
+
+// classifyPacks decides each pack's fate. Safety: a pack leaves the index
+// only when it owns no blob a snapshot uses; a blob counts in the one pack
+// the index in effect returns for it, so every used blob stays locatable
+// through the new index, in the same pack. A used pack that is indexed but
+// not stored stops the prune (ErrIncomplete): the repository is already
+// damaged, and verify must look first.
+func classifyPacks(mp *markPacks, stored map[blob.ID]int64, own ownership, repackUnused float64) (*markDecision, error) {
+	d := &markDecision{}
+	for id, p := range mp.indexed {
+		size, ok := stored[id]
+		usedB, unusedB := own.bytes(p)
+		switch {
+		case usedB > 0 && !ok:
+			return nil, fmt.Errorf("%w (pack %s is indexed and needed, but not stored)", ErrIncomplete, id.Short())
+		case !ok:
+			// Indexed, unused and already gone: leaving it out of the new
+			// index is all there is to do.
+		case usedB == 0:
+			d.dead = append(d.dead, Pack{ID: id, Size: size})
+		case float64(unusedB) >= repackUnused*float64(usedB+unusedB):
+			p.Size = size
+			d.repack = append(d.repack, p)
+		default:
+			d.keep = append(d.keep, p)
+			d.usedPacks++
+			d.usedBytes += size
+		}
+	}
+	for id, p := range mp.unindexed {
+		if usedB, _ := own.bytes(p); usedB > 0 {
+			d.keep = append(d.keep, p)
+			d.reindexed++
+			d.usedPacks++
+			d.usedBytes += p.Size
+			continue
+		}
+		d.unused = append(d.unused, Pack{ID: id, Size: p.Size})
+	}
+	d.unused = append(d.unused, mp.unreadable...)
+	return d, nil
+}
+
+// nothingToDo reports whether the decision leaves the index as it is.
+func (d *markDecision) nothingToDo() bool {
+	return len(d.dead) == 0 && len(d.unused) == 0 && len(d.repack) == 0 && d.reindexed == 0
+}
+
+// summary is the Mark report of the decision.
+func (d *markDecision) summary(snapshots int, own ownership) *Mark {
+	m := &Mark{Snapshots: snapshots, PacksUsed: d.usedPacks, BytesUsed: d.usedBytes, PacksReindexed: d.reindexed,
+		PacksUnused: len(d.dead), BytesUnused: Bytes(d.dead), PacksUnindexed: len(d.unused), BytesUnindexed: Bytes(d.unused),
+		PacksRepacked: len(d.repack)}
+	for _, p := range d.repack {
+		m.BytesRepacked += p.Size
+		usedB, _ := own.bytes(p)
+		m.BytesMoved += usedB
+	}
+	return m
+}
+
+// newPlan is the plan of a decision: the snapshots walked, every index
+// file listed (all are superseded by the mark), and the packs to delete.
+func newPlan(location string, in *markInput, d *markDecision) *Plan {
+	plan := &Plan{Location: location, Dead: slices.Clone(d.dead), Unindexed: slices.Clone(d.unused)}
+	for _, sn := range in.snaps {
+		plan.Snapshots = append(plan.Snapshots, sn.ID)
+	}
+	for name := range in.files {
+		if id, err := blob.ParseID(name); err == nil {
+			plan.Superseded = append(plan.Superseded, id)
+		}
+	}
+	return plan
+}
+
+// writeNewIndex stores the packs kept in bounded index files, and returns
+// their names and when the last was stored. Safety: these files only add
+// listings; until the superseding file exists, the old files stay in
+// effect too, so a reader at any moment finds every used blob.
+func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlobs) ([]blob.ID, time.Time, error) {
+	keep = slices.Clone(keep)
 	slices.SortFunc(keep, func(a, b index.PackBlobs) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	var written []blob.ID
+	var last time.Time
 	for len(keep) > 0 {
 		n := min(len(keep), packsPerIndexFile)
 		id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: keep[:n]}))
 		if err != nil {
-			return nil, nil, fmt.Errorf("write the new index: %w", err)
+			return nil, time.Time{}, fmt.Errorf("write the new index: %w", err)
 		}
 		crashpoint.Hit(crashpoint.PruneMarkIndex)
-		plan.Written = append(plan.Written, id)
-		lastStored = time.Now()
+		written = append(written, id)
+		last = time.Now()
 		keep = keep[n:]
 	}
-	// Replicas copy index files in the order storage dated them, to the
-	// second (repo/replicate): the superseding file must be dated after
-	// every file it relies on.
-	if wait := storeGap - time.Since(lastStored); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		}
+	return written, last, nil
+}
+
+// waitStoreGap waits until storeGap has passed since lastStored. Safety:
+// replicas copy index files in the order storage dated them, to the second
+// (repo/replicate); the superseding file must be dated after every file it
+// relies on, or a replica could hold it without its replacements.
+func waitStoreGap(ctx context.Context, lastStored time.Time) error {
+	wait := storeGap - time.Since(lastStored)
+	if wait <= 0 {
+		return nil
 	}
-	// The plan is stored before the superseding file, so that no mark
-	// takes effect without one; were the superseding file then not
-	// stored, the sweep finds the plan stale and deletes nothing.
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitMark stores the plan, then the index file that supersedes every
+// file the plan names, then the plan again with that file and the time.
+// Safety: readers switch to the new index all at once; the plan exists
+// before the superseding file, so no mark takes effect without one, and
+// were the superseding file then not stored, the sweep finds the plan
+// stale and deletes nothing.
+func commitMark(ctx context.Context, r *repo.Repository, dir string, plan *Plan) error {
 	plan.Marked = r.Now()
 	if err := savePlan(dir, plan); err != nil {
-		return nil, nil, err
+		return err
 	}
 	crashpoint.Hit(crashpoint.PruneMarkPlan)
 	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
 	if err != nil {
-		return nil, nil, fmt.Errorf("write the superseding index file: %w", err)
+		return fmt.Errorf("write the superseding index file: %w", err)
 	}
 	crashpoint.Hit(crashpoint.PruneMarkSupersede)
 	plan.Written = append(plan.Written, id)
 	plan.Marked = r.Now()
-	m.Due = plan.Due(opts.Grace)
-	return plan, m, savePlan(dir, plan)
+	return savePlan(dir, plan)
 }
 
-// sweep is phase 2.
+// sweep is phase 2. Each step below states why it is safe.
 func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*Sweep, error) {
-	dryRun := opts.DryRun
 	opts.step("sweep: checking the packs marked at %s", plan.Marked.Local().Format("2006-01-02 15:04"))
 	files, err := r.LoadIndexFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
 	inEffect, _ := effective(files)
+	if err := checkPlanCurrent(plan, files, inEffect); err != nil {
+		return nil, err
+	}
+	r.ResetIndex()
+	inUseNow := index.New()
+	for _, f := range inEffect {
+		r.Index().AddFile(f)
+		inUseNow.AddFile(f)
+	}
+	candidates := sweepCandidates(plan, inEffect)
+	sw := &Sweep{PacksKept: len(plan.Dead) + len(plan.Unindexed) - len(candidates)}
+	roots, err := treesSinceMark(ctx, r, plan)
+	if err != nil {
+		return nil, err
+	}
+	if len(roots) > 0 {
+		kept, err := keepNeededSinceMark(ctx, r, candidates, inUseNow, roots, opts.DryRun)
+		sw.PacksKept += kept
+		if err != nil {
+			return nil, err
+		}
+	}
+	if opts.DryRun {
+		for _, p := range candidates {
+			sw.PacksDeleted++
+			sw.BytesDeleted += p.Size
+		}
+		sw.IndexFilesDeleted = len(plan.Superseded)
+		return sw, nil
+	}
+	opts.step("sweep: deleting %d packs", len(candidates))
+	if err := deletePacks(ctx, r, candidates, sw); err != nil {
+		return sw, err
+	}
+	return sw, deleteIndexFiles(ctx, r, supersedingLast(files, plan.Superseded), sw)
+}
+
+// checkPlanCurrent refuses a plan whose mark is not the index in effect.
+// Safety: the sweep deletes what its mark left out of the index; if a
+// file the mark wrote is gone, or one it superseded is in effect again,
+// readers do not use the mark's index, and packs the plan names may be
+// the only copies of what they need. Nothing is deleted then.
+func checkPlanCurrent(plan *Plan, files, inEffect map[string]*index.File) error {
 	for _, id := range plan.Written {
 		if _, ok := files[id.String()]; !ok {
-			return nil, fmt.Errorf("%w: index file %s that the mark wrote is gone", errStalePlan, id.Short())
+			return fmt.Errorf("%w: index file %s that the mark wrote is gone", errStalePlan, id.Short())
 		}
 	}
 	for _, id := range plan.Superseded {
 		if _, ok := inEffect[id.String()]; ok {
-			return nil, fmt.Errorf("%w: index file %s that the mark superseded is in effect", errStalePlan, id.Short())
+			return fmt.Errorf("%w: index file %s that the mark superseded is in effect", errStalePlan, id.Short())
 		}
 	}
+	return nil
+}
 
-	// Packs that an index file written since the mark names were taken
-	// back into use by someone else (a backup after a prune, a journal
-	// recovery, verify --repair): they stay.
-	r.ResetIndex()
-	idx := r.Index()
-	inUseNow := index.New()
+// sweepCandidates are the plan's packs that no index file in effect lists.
+// Safety: a pack that an index file written since the mark lists was taken
+// back into use by someone else (a backup after a prune, a journal
+// recovery, verify --repair): it stays.
+func sweepCandidates(plan *Plan, inEffect map[string]*index.File) map[blob.ID]index.PackBlobs {
 	live := map[blob.ID]bool{}
 	for _, f := range inEffect {
-		idx.AddFile(f)
-		inUseNow.AddFile(f)
 		for _, p := range f.Packs {
 			live[p.ID] = true
 		}
@@ -541,12 +734,13 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			candidates[p.ID] = index.PackBlobs{ID: p.ID, Size: p.Size}
 		}
 	}
-	sw := &Sweep{PacksKept: len(plan.Dead) + len(plan.Unindexed) - len(candidates)}
+	return candidates
+}
 
-	// Snapshots stored since the mark may need candidates (a backup that
-	// started before the mark and deduplicated against them): read the
-	// candidates' headers so their trees can be walked, and keep every
-	// candidate such a snapshot needs.
+// treesSinceMark returns the root trees of the snapshots stored since the
+// mark. Safety: like the mark, the sweep refuses to go on when a snapshot
+// cannot be read (loadSnapshots), since what it needs would look unused.
+func treesSinceMark(ctx context.Context, r *repo.Repository, plan *Plan) ([]blob.ID, error) {
 	seen := map[blob.ID]bool{}
 	for _, id := range plan.Snapshots {
 		seen[id] = true
@@ -561,62 +755,78 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			roots = append(roots, sn.Tree)
 		}
 	}
-	if len(roots) > 0 {
-		for id, p := range candidates {
-			entries, err := r.ReadPackHeader(ctx, id, p.Size)
-			switch {
-			case errors.Is(err, remote.ErrNotFound):
-				continue // already gone: no snapshot can use it
-			case err != nil:
-				// Perhaps a passing failure: a snapshot may need it, so
-				// keep it. It is unindexed, and the next mark decides.
-				r.Warn("keeping marked pack %s: its header cannot be read (%v)", id.Short(), err)
-				delete(candidates, id)
-				sw.PacksKept++
-				continue
-			}
-			p.Blobs = entries
-			candidates[id] = p
-			idx.AddPack(id, entries)
+	return roots, nil
+}
+
+// keepNeededSinceMark takes out of candidates every pack that a snapshot
+// stored since the mark needs, indexes those again (unless dryRun), and
+// returns how many it kept. r's index must hold the files in effect;
+// candidates' headers are added to it. Safety: a backup that started
+// before the mark may have deduplicated against a candidate and stored its
+// snapshot since; its trees are walked over the index plus the candidates'
+// headers, and a candidate that holds a blob such a snapshot uses, which
+// no pack in effect has, is kept. A candidate whose header cannot be read
+// is kept too (perhaps a passing failure; the next mark decides), and a
+// walk that cannot finish stops the sweep before anything is deleted.
+func keepNeededSinceMark(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs, inUseNow *index.Index, roots []blob.ID, dryRun bool) (int, error) {
+	kept := readCandidateHeaders(ctx, r, candidates)
+	used, err := usedBlobs(ctx, r, r.Index(), roots)
+	if err != nil {
+		return kept, fmt.Errorf("%w; nothing was deleted: run courtbak verify", err)
+	}
+	back := takeNeeded(candidates, used, inUseNow)
+	if len(back) > 0 && !dryRun {
+		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: back})); err != nil {
+			return kept, fmt.Errorf("index packs needed since the mark: %w", err)
 		}
-		used, err := usedBlobs(ctx, r, idx, roots)
-		if err != nil {
-			return nil, fmt.Errorf("%w; nothing was deleted: run courtbak verify", err)
+	}
+	return kept + len(back), nil
+}
+
+// readCandidateHeaders adds the candidates' headers to r's index, so that
+// the trees of new snapshots can be walked through them. A candidate
+// already gone is left as it is (deleting it again is harmless); one whose
+// header cannot be read is taken out of candidates, and counted as kept.
+func readCandidateHeaders(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs) (kept int) {
+	for id, p := range candidates {
+		entries, err := r.ReadPackHeader(ctx, id, p.Size)
+		switch {
+		case errors.Is(err, remote.ErrNotFound):
+			continue // already gone: no snapshot can use it
+		case err != nil:
+			r.Warn("keeping marked pack %s: its header cannot be read (%v)", id.Short(), err)
+			delete(candidates, id)
+			kept++
+			continue
 		}
-		// A candidate is needed if it holds a blob that a new snapshot uses
-		// and no pack in the index in effect has.
-		needed := func(p index.PackBlobs) bool {
-			for _, e := range p.Blobs {
-				if used.has(e.ID) && !inUseNow.Has(e.ID) {
-					return true
-				}
-			}
-			return false
-		}
-		var back []index.PackBlobs
-		for id, p := range candidates {
-			if needed(p) {
+		p.Blobs = entries
+		candidates[id] = p
+		r.Index().AddPack(id, entries)
+	}
+	return kept
+}
+
+// takeNeeded removes from candidates, and returns, those holding a blob
+// that is used and that no pack in effect (inUseNow) has.
+func takeNeeded(candidates map[blob.ID]index.PackBlobs, used usedSet, inUseNow *index.Index) []index.PackBlobs {
+	var back []index.PackBlobs
+	for id, p := range candidates {
+		for _, e := range p.Blobs {
+			if used.has(e.ID) && !inUseNow.Has(e.ID) {
 				back = append(back, p)
 				delete(candidates, id)
+				break
 			}
 		}
-		if len(back) > 0 && !dryRun {
-			if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: back})); err != nil {
-				return nil, fmt.Errorf("index packs needed since the mark: %w", err)
-			}
-		}
-		sw.PacksKept += len(back)
 	}
+	return back
+}
 
-	if dryRun {
-		for _, p := range candidates {
-			sw.PacksDeleted++
-			sw.BytesDeleted += p.Size
-		}
-		sw.IndexFilesDeleted = len(plan.Superseded)
-		return sw, nil
-	}
-	opts.step("sweep: deleting %d packs", len(candidates))
+// deletePacks deletes the candidates and counts them in sw. Safety: every
+// candidate is out of the index in effect and needed by no snapshot (the
+// steps before); a deletion the storage refuses (Object Lock, a passing
+// failure) leaves the pack unindexed, and the next prune tries again.
+func deletePacks(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs, sw *Sweep) error {
 	for id, p := range candidates {
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
 		switch {
@@ -625,23 +835,27 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			sw.PacksDeleted++
 			sw.BytesDeleted += p.Size
 		case ctx.Err() != nil:
-			return sw, ctx.Err()
+			return ctx.Err()
 		default:
-			// Object Lock, or a transient failure: the pack stays unindexed
-			// and the next prune tries again.
 			r.Warn("could not delete pack %s (%v): the next prune tries again", id.Short(), err)
 			sw.PacksNotDeleted++
 		}
 	}
-	// Index files last, those that supersede others after the rest, so that
-	// a superseded file never comes back into effect.
+	return nil
+}
+
+// supersedingLast orders the superseded index files for deletion: those
+// that supersede others after the rest. Safety: deleting a superseding
+// file first would bring the files it supersedes back into effect, listing
+// packs just deleted.
+func supersedingLast(files map[string]*index.File, superseded []blob.ID) []blob.ID {
 	supersedes := map[string]bool{}
 	for name, f := range files {
 		if len(f.Supersedes) > 0 {
 			supersedes[name] = true
 		}
 	}
-	order := slices.Clone(plan.Superseded)
+	order := slices.Clone(superseded)
 	slices.SortStableFunc(order, func(a, b blob.ID) int {
 		switch sa, sb := supersedes[a.String()], supersedes[b.String()]; {
 		case sa == sb:
@@ -652,6 +866,14 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			return 1
 		}
 	})
+	return order
+}
+
+// deleteIndexFiles deletes the superseded index files in order, after the
+// packs. Safety: they list only packs the mark's index lists too, or packs
+// just deleted; a failure stops here, and the files left over are
+// superseded still, so nothing they list comes back into effect.
+func deleteIndexFiles(ctx context.Context, r *repo.Repository, order []blob.ID, sw *Sweep) error {
 	for _, id := range order {
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Index, Name: id.String()})
 		switch {
@@ -659,12 +881,12 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 			crashpoint.Hit(crashpoint.PruneSweepIndex)
 			sw.IndexFilesDeleted++
 		case ctx.Err() != nil:
-			return sw, ctx.Err()
+			return ctx.Err()
 		default:
-			return sw, fmt.Errorf("delete superseded index file %s: %w", id.Short(), err)
+			return fmt.Errorf("delete superseded index file %s: %w", id.Short(), err)
 		}
 	}
-	return sw, nil
+	return nil
 }
 
 // repackPacks copies the blobs each pack in repack owns into new packs,

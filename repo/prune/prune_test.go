@@ -15,13 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/prune"
 	"github.com/courtbak/courtbak/repo/replicate"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
@@ -44,10 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	if _, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: kdf}, f.options()); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, be, f.options())
 	return f
 }
 
@@ -96,7 +94,7 @@ func (f *fixture) openWith(be remote.Backend) *repo.Repository {
 	return r
 }
 
-func (f *fixture) backup(r *repo.Repository, src string) *repo.Snapshot {
+func (f *fixture) backup(r *repo.Repository, src string) *snapshot.Snapshot {
 	f.t.Helper()
 	ctx := context.Background()
 	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "court-a"})
@@ -152,7 +150,7 @@ func (f *fixture) gone(before map[string]int64) (packs int, bytes int64) {
 
 // mustRestore restores sn with a freshly opened repository and compares
 // every file with the source, byte for byte.
-func (f *fixture) mustRestore(sn *repo.Snapshot, src string) {
+func (f *fixture) mustRestore(sn *snapshot.Snapshot, src string) {
 	f.t.Helper()
 	target := f.t.TempDir()
 	if _, err := restorer.Restore(context.Background(), f.open(), sn, restorer.Options{Target: target}); err != nil {
@@ -204,7 +202,7 @@ func sources(t *testing.T) (old, kept string) {
 
 // forgottenOld is where most tests start: old and kept backed up, in that
 // order, and old's snapshot forgotten.
-func forgottenOld(t *testing.T) (f *fixture, old, kept string, snOld, snKept *repo.Snapshot) {
+func forgottenOld(t *testing.T) (f *fixture, old, kept string, snOld, snKept *snapshot.Snapshot) {
 	f = newFixture(t)
 	old, kept = sources(t)
 	snOld, snKept = f.backupBoth(old, kept)
@@ -213,14 +211,14 @@ func forgottenOld(t *testing.T) (f *fixture, old, kept string, snOld, snKept *re
 }
 
 // backupBoth backs up old and then kept, as two snapshots.
-func (f *fixture) backupBoth(old, kept string) (snOld, snKept *repo.Snapshot) {
+func (f *fixture) backupBoth(old, kept string) (snOld, snKept *snapshot.Snapshot) {
 	f.t.Helper()
 	r := f.open()
 	return f.backup(r, old), f.backup(r, kept)
 }
 
 // forget removes sn's snapshot object.
-func (f *fixture) forget(sn *repo.Snapshot) {
+func (f *fixture) forget(sn *snapshot.Snapshot) {
 	f.t.Helper()
 	if err := f.open().RemoveSnapshot(context.Background(), sn.ID); err != nil {
 		f.t.Fatal(err)

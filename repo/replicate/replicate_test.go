@@ -18,6 +18,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/replicate"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/snaplog"
 )
 
@@ -41,9 +42,7 @@ func hashName(data []byte) string {
 func newPrimary(t *testing.T) *remote.Local {
 	t.Helper()
 	be := newLocal(t)
-	if _, err := repo.Init(context.Background(), be, []byte("pw"), repo.InitOptions{KDF: crypto.KDFParams{Time: 1, MemoryKiB: 8192, Threads: 1}}, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, be, repo.Options{})
 	for i, typ := range []remote.Type{remote.Data, remote.Data, remote.Data, remote.Data, remote.Data, remote.Index, remote.Index, remote.Snapshot} {
 		data := bytes.Repeat([]byte(fmt.Sprintf("%s object %d ", typ, i)), 1000*(i+1))
 		save(t, be, remote.Handle{Type: typ, Name: hashName(data)}, data)
@@ -305,9 +304,7 @@ func TestReplicateCopiesIndexFilesInStoredOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.Init(context.Background(), primary, []byte("pw"), repo.InitOptions{KDF: crypto.KDFParams{Time: 1, MemoryKiB: 8192, Threads: 1}}, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Init(t, primary, repo.Options{})
 	base := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	second := map[string]int{}
 	for i := range 12 {

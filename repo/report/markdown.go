@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // renderMarkdown writes the report for tickets and e-mail: the same
@@ -12,42 +13,63 @@ import (
 func renderMarkdown(r *Report) []byte {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-
-	p("# %s\n\n", r.Headline())
-	p("courtbak verification report of repository `%s`.\n\n", mdHex(r.Repository.ID))
-	p("**%s** %s\n\nChecked: %s.\n\n", r.Headline()+".", mdText(r.Summary()), mdText(r.Scope.Description))
-
-	p("## What was checked\n\n| | |\n|---|---|\n")
-	p("| Repository | %s |\n", mdCode(r.Repository.ID))
-	p("| Location | %s |\n", mdCode(r.Repository.Location))
-	p("| Checked | %s |\n", mdText(r.Scope.Description))
-	p("| Started | %s |\n", showTime(r.Started))
-	p("| Finished | %s |\n", showTime(r.Finished))
-	p("| Checked on computer | %s |\n", mdText(r.Host))
-	p("| Program | courtbak %s |\n", mdText(r.Courtbak))
-	p("| Snapshots | %d |\n", r.Checked.Snapshots)
-	if r.ManifestAvailable {
-		p("| Files in all snapshots | %d files, %s |\n", r.Checked.Files, ShowBytes(r.Checked.FileBytes))
-		p("| Packs | %d indexed, %d read in full |\n", r.Checked.Packs, r.Checked.PacksRead)
+	at := func(t time.Time) string { return when(t, r.loc) }
+	title := r.Title
+	if title == "" {
+		title = "Backup verification report"
+	}
+	if r.Court != "" {
+		p("# %s: %s\n\n", mdText(r.Court), mdText(title))
 	} else {
-		p("| Packs | %d stored, %d read in full |\n", r.Checked.Packs, r.Checked.PacksRead)
+		p("# %s\n\n", mdText(title))
 	}
-	p("| Objects hashed | %d |\n", r.Checked.ObjectsHashed)
-	p("| Data read | %s |\n\n", ShowBytes(r.Checked.BytesRead))
+	p("## %s\n\n", r.Headline())
+	p("**%s** %s\n\nChecked %s", r.Headline()+".", mdText(r.Summary()), at(r.Finished))
+	if r.Repository.Label != "" {
+		p(" for %s", mdText(r.Repository.Label))
+	}
+	p(".\n\n")
 
-	p("## Copies\n\n| Copy | Role | Status | Objects | Hashed | Missing | Damaged | Extra |\n|---|---|---|---:|---:|---:|---:|---:|\n")
+	p("## In short\n\n")
+	var copies []string
 	for _, c := range r.Copies {
-		loc := mdCode(c.Location)
-		if c.Error != "" {
-			loc += " " + mdText(c.Error)
-		}
-		p("| %s | %s | **%s** | %d | %d | %d | %d | %d |\n", loc, c.Role, c.Status, c.Objects, c.Hashed, len(c.Missing), len(c.Damaged), len(c.Extra))
+		copies = append(copies, fmt.Sprintf("%s (**%s**)", mdText(c.Name()), c.Status))
 	}
+	p("- **Copies checked:** %s.\n", strings.Join(copies, ", "))
+	p("- **What was checked:** %s.\n", mdText(r.Scope.Description))
+	if r.ManifestAvailable {
+		p("- **Backups:** %d %s", r.Checked.Snapshots, plural(r.Checked.Snapshots, "snapshot", "snapshots"))
+		if t := r.PeriodText(); t != "" {
+			p(", %s", t)
+		}
+		p(", holding %d files (%s; a file kept in several snapshots counts in each).\n", r.Checked.Files, BinarySize(r.Checked.FileBytes))
+	} else {
+		p("- **Backups:** %d %s stored; %s\n", r.Checked.Snapshots, plural(r.Checked.Snapshots, "snapshot", "snapshots"), mdText(r.ManifestNote))
+	}
+	if c := r.CoverageSummary(); c != "" {
+		p("- **Rotating check:** %s\n", mdText(c))
+	}
+
+	p("\n## Copies\n\n| Copy | Status | Stored | Read back and checked in this run | Missing | Damaged | Extra |\n|---|---|---|---|---:|---:|---:|\n")
+	for _, c := range r.Copies {
+		name := mdCode(c.Location) + " (" + c.Role + ")"
+		if c.Label != "" {
+			name = "**" + mdText(c.Label) + "**, " + c.Role + ": " + mdCode(c.Location)
+		}
+		if c.Error != "" {
+			name += " " + mdText(c.Error)
+		}
+		p("| %s | **%s** | %d objects, %s | %s | %d | %d | %d |\n", name, c.Status, c.Objects, BinarySize(c.Bytes), mdText(c.ReadSummary()), len(c.Missing), len(c.Damaged), len(c.Extra))
+	}
+	p("\n%s\n", copiesExplained)
 	for _, c := range r.Copies {
 		if c.Role != "replica" {
 			continue
 		}
-		p("\n### Replica %s: %s\n\n", mdCode(c.Location), c.Status)
+		p("\n### %s: %s\n\n", mdText(c.Name()), c.Status)
+		if c.Label != "" {
+			p("Replica at %s.\n\n", mdCode(c.Location))
+		}
 		switch {
 		case c.Error != "":
 			p("Error: %s\n", mdText(c.Error))
@@ -60,9 +82,9 @@ func renderMarkdown(r *Report) []byte {
 				p("| %s | damaged: its bytes do not match its name |\n", mdCode(o))
 			}
 		default:
-			p("All %d objects are present", c.Objects)
+			p("All %d objects the primary holds are present here", c.Objects)
 			if c.Hashed > 0 {
-				p("; %d were read and match their names", c.Hashed)
+				p("; %d were read back and match their fingerprints", c.Hashed)
 			}
 			p(".\n")
 		}
@@ -81,7 +103,14 @@ func renderMarkdown(r *Report) []byte {
 			status = "REPAIRED"
 		}
 		p("%d. **%s:** %s\n", i+1, status, mdText(pr.Message))
-		for _, f := range [][2]string{{"Copy", pr.Copy}, {"Object", pr.Object}, {"Blob", pr.Blob}, {"Snapshot", pr.Snapshot}, {"File or folder", pr.Path}} {
+		copyName := mdText(r.CopyName(pr.Copy))
+		if r.CopyName(pr.Copy) != pr.Copy {
+			copyName += " (" + codeSpan(pr.Copy) + ")"
+		} else {
+			copyName = codeSpan(pr.Copy)
+		}
+		p("   - Copy: %s\n", copyName)
+		for _, f := range [][2]string{{"File or folder", pr.Path}, {"Snapshot", pr.Snapshot}, {"Object", pr.Object}, {"Blob", pr.Blob}} {
 			if f[1] != "" {
 				p("   - %s: %s\n", f[0], codeSpan(f[1]))
 			}
@@ -93,13 +122,13 @@ func renderMarkdown(r *Report) []byte {
 	if len(r.Notices) > 0 {
 		p("\n## Notices\n\n| Copy | Notice | Object |\n|---|---|---|\n")
 		for _, n := range r.Notices {
-			p("| %s | %s | %s |\n", mdCode(n.Copy), mdText(strings.TrimSpace(n.Message+" "+n.Action)), mdCode(n.Object))
+			p("| %s | %s | %s |\n", mdText(r.CopyName(n.Copy)), mdText(strings.TrimSpace(n.Message+" "+n.Action)), mdCode(n.Object))
 		}
 	}
 	if len(r.Repairs) > 0 {
 		p("\n## Repairs\n\n| Object | Intact copy taken from | Size |\n|---|---|---:|\n")
 		for _, rp := range r.Repairs {
-			p("| %s | %s | %s |\n", mdCode(rp.Object), mdCode(rp.From), ShowBytes(rp.Bytes))
+			p("| %s | %s | %s |\n", mdCode(rp.Object), mdText(r.CopyName(rp.From)), ShowBytes(rp.Bytes))
 		}
 	}
 
@@ -107,26 +136,78 @@ func renderMarkdown(r *Report) []byte {
 	if !r.ManifestAvailable {
 		p("> **Note:** %s\n\n", mdText(r.ManifestNote))
 	}
+	zone := zoneAbbr(r.Finished, r.loc)
 	if len(r.Snapshots) > 0 {
-		p("| Snapshot | Time | Computer | Paths | Files | Size | Status |\n|---|---|---|---|---:|---:|---|\n")
+		p("A snapshot is one backup run: the state of the backed-up folders at that time. Times are %s.\n\n", mdText(r.TimeZone))
+		p("| Snapshot | Taken (%s) | Computer | Folders | Files | Size | Status | File list |\n|---|---|---|---|---:|---:|---|---|\n", mdText(zone))
 		for _, s := range r.Snapshots {
-			p("| %s | %s | %s | %s | %d | %s | **%s** |\n", mdCode(shortID(s.ID)), showTime(s.Time), mdText(s.Host), mdCode(strings.Join(s.Paths, ", ")), s.Files, ShowBytes(s.Bytes), s.Status)
+			list := "not listed"
+			if s.ManifestIncluded {
+				list = "below"
+			}
+			p("| %s | %s | %s | %s | %d | %s | **%s** | %s |\n", mdCode(shortID(s.ID)), localTime(s.Time, r.loc), mdText(s.Host), mdCode(strings.Join(s.Paths, ", ")), s.Files, BinarySize(s.Bytes), s.Status, list)
+		}
+		if r.ManifestAvailable {
+			p("\n%s\n", selectionExplained(r.ManifestSelection))
 		}
 	} else if r.ManifestAvailable {
 		p("The repository has no snapshots.\n")
 	}
 	if r.ManifestAvailable {
 		for _, s := range r.Snapshots {
-			p("\n## Evidence manifest of snapshot %s\n\n", mdHex(shortID(s.ID)))
-			p("Snapshot `%s`, taken %s on %s of %s: %d files, %s; status **%s**. BLAKE3 is the BLAKE3-256 hash of each file's whole content, as `b3sum` prints it.\n\n",
-				mdHex(s.ID), showTime(s.Time), mdText(s.Host), mdText(strings.Join(s.Paths, ", ")), s.Files, ShowBytes(s.Bytes), s.Status)
-			p("| File | Size (bytes) | Modified (UTC) | BLAKE3 |\n|---|---:|---|---|\n")
+			if !s.ManifestIncluded {
+				continue
+			}
+			p("\n## Files of snapshot %s\n\n", mdHex(shortID(s.ID)))
+			p("Snapshot `%s`, taken %s on %s of %s: %d files, %s; status **%s**. BLAKE3 is the BLAKE3-256 hash of each file's whole content, as `b3sum FILE` prints it. Sizes are in bytes.\n\n",
+				mdHex(s.ID), at(s.Time), mdText(s.Host), mdText(strings.Join(s.Paths, ", ")), s.Files, ShowBytes(s.Bytes), s.Status)
+			p("| File | Size | Modified (%s) | BLAKE3 |\n|---|---:|---|---|\n", mdText(zone))
 			for _, f := range s.Manifest {
-				p("| %s | %d | %s | %s |\n", mdCode(f.Path), f.Size, showTime(f.MTime), mdCode(f.BLAKE3))
+				p("| %s | %d | %s | %s |\n", mdCode(f.Path), f.Size, localTime(f.MTime, r.loc), mdCode(f.BLAKE3))
 			}
 		}
 	}
+
+	p("\n## Technical details\n\n| | |\n|---|---|\n")
+	p("| Repository id | %s |\n", mdCode(r.Repository.ID))
+	p("| Location | %s |\n", mdCode(r.Repository.Location))
+	p("| Checked | %s |\n", mdText(r.Scope.Description))
+	p("| Started | %s |\n", at(r.Started))
+	p("| Finished | %s |\n", at(r.Finished))
+	p("| Time zone of this report | %s |\n", mdText(r.TimeZone))
+	p("| Checked on computer | %s |\n", mdText(r.Host))
+	p("| Program | courtbak %s |\n", mdText(r.Courtbak))
+	p("| Snapshots | %d |\n", r.Checked.Snapshots)
+	if r.ManifestAvailable {
+		p("| Directory trees read | %d |\n", r.Checked.Trees)
+		p("| Index files, key files | %d, %d |\n", r.Checked.IndexFiles, r.Checked.Keys)
+		p("| Data packs | %d listed in the index, %d read in full at the primary |\n", r.Checked.Packs, r.Checked.PacksRead)
+		p("| Blobs decrypted and checked | %d (a blob is one encrypted piece of a file or folder list) |\n", r.Checked.BlobsRead)
+	} else {
+		p("| Data packs | %d stored, %d read in full |\n", r.Checked.Packs, r.Checked.PacksRead)
+	}
+	p("| Objects read back and compared with their names | %d, in all copies together |\n", r.Checked.ObjectsHashed)
+	p("| Bytes read | %s, in all copies together |\n", ShowBytes(r.Checked.BytesRead))
 	return []byte(b.String())
+}
+
+// copiesExplained explains the Copies table's columns.
+const copiesExplained = "*Stored* counts every object of a copy: the data packs (the recordings, encrypted and cut into pieces of tens of MiB) " +
+	"and the small metadata objects (index, snapshots, keys and config). *Read back* counts the objects whose bytes were read in this run " +
+	"and compared with their fingerprint (each object is named by the BLAKE3 hash of its bytes); data packs are read only when the run " +
+	"reads data (all of it, or a rotating daily share). The primary's config is read when the repository is opened and is not counted. " +
+	"*Missing* and *damaged* objects are problems; *extra* objects at a replica are usually backups the primary has already pruned."
+
+// selectionExplained says which snapshots' file lists a report carries.
+func selectionExplained(sel string) string {
+	switch sel {
+	case ManifestAll:
+		return "This report lists the files of every snapshot."
+	case ManifestChosen:
+		return "This report lists the files of the snapshots chosen with `--manifest`."
+	}
+	return "This report lists the files of the newest snapshot of each computer and set of folders; " +
+		"`courtbak verify --manifest all` or `--manifest SNAPSHOT` writes others."
 }
 
 // mdText escapes text so Markdown shows it literally: every character that

@@ -6,6 +6,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,7 +14,7 @@ import (
 // removed or changes meaning (adding fields keeps the version).
 const (
 	Schema        = "courtbak-verify-report"
-	SchemaVersion = 1
+	SchemaVersion = 2
 )
 
 // Verdicts.
@@ -40,33 +41,97 @@ const (
 
 // Report is everything one verify run found.
 type Report struct {
-	Schema        string     `json:"schema"`
-	SchemaVersion int        `json:"schema_version"`
-	Verdict       string     `json:"verdict"`
-	Repository    Repository `json:"repository"`
-	Courtbak      string     `json:"courtbak_version"`
-	Host          string     `json:"checked_on_host"`
-	Started       time.Time  `json:"started"`
-	Finished      time.Time  `json:"finished"`
-	Scope         Scope      `json:"scope"`
-	Checked       Counts     `json:"checked"`
+	Schema        string `json:"schema"`
+	SchemaVersion int    `json:"schema_version"`
+	// Title and Court head the report ("Monthly audit", "City court of
+	// Novi Sad"); either may be empty.
+	Title      string     `json:"title"`
+	Court      string     `json:"court"`
+	Verdict    string     `json:"verdict"`
+	Repository Repository `json:"repository"`
+	// TimeZone names the zone of the local times that HTML and Markdown
+	// show next to UTC (times in JSON are UTC).
+	TimeZone string    `json:"time_zone"`
+	Courtbak string    `json:"courtbak_version"`
+	Host     string    `json:"checked_on_host"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Scope    Scope     `json:"scope"`
+	Checked  Counts    `json:"checked"`
 	// Copies lists the primary first, then each replica in the order given.
 	Copies   []Copy    `json:"copies"`
 	Problems []Problem `json:"problems"`
 	// Notices are worth knowing but do not make the verdict fail.
 	Notices []Problem `json:"notices"`
 	Repairs []Repair  `json:"repairs"`
+	// SubsetCoverage is how far the rotating --read-data-subset has come;
+	// nil unless this run read a subset.
+	SubsetCoverage *SubsetCoverage `json:"subset_coverage,omitempty"`
+	// ManifestSelection says which snapshots carry their manifest:
+	// "latest" (the newest per host and paths), "all" or "chosen".
+	ManifestSelection string `json:"manifest_selection"`
 	// ManifestAvailable is false when the snapshots could not be read
 	// (keyless verification); ManifestNote then says why.
 	ManifestAvailable bool       `json:"manifest_available"`
 	ManifestNote      string     `json:"manifest_note,omitempty"`
 	Snapshots         []Snapshot `json:"snapshots"`
+
+	// loc is the zone of shown local times; nil means UTC.
+	loc *time.Location
+}
+
+// SetLocation chooses the zone HTML and Markdown show local times in, next
+// to UTC, and records its name in TimeZone.
+func (r *Report) SetLocation(loc *time.Location) {
+	r.loc = loc
+	r.TimeZone = ZoneName(loc, r.Finished)
+}
+
+// ZoneName names loc for people: its IANA name where known, else its
+// abbreviation at t ("CET"), with the offset from UTC.
+func ZoneName(loc *time.Location, t time.Time) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	abbr, off := t.In(loc).Zone()
+	name := loc.String()
+	if name == "Local" || name == "" {
+		name = abbr
+	}
+	sign := "+"
+	if off < 0 {
+		sign, off = "-", -off
+	}
+	return fmt.Sprintf("%s (UTC%s%02d:%02d)", name, sign, off/3600, off%3600/60)
 }
 
 // Repository identifies the checked repository.
 type Repository struct {
 	ID       string `json:"id"`
 	Location string `json:"location"`
+	// Label is the name people give the repository ("City court of X").
+	Label string `json:"label"`
+}
+
+// SubsetCoverage is how much of the repository's data the rotating daily
+// subsets have read, from the runs recorded in the repository's
+// verification state.
+type SubsetCoverage struct {
+	// CoveredPercent is the share of the data (by pack names, which are
+	// spread evenly) read by the subset runs of the last CycleRuns days,
+	// this one included.
+	CoveredPercent float64 `json:"covered_percent"`
+	// RunsInCycle counts those runs (distinct days).
+	RunsInCycle int `json:"runs_in_cycle"`
+	CycleRuns   int `json:"cycle_runs"`
+	// CompleteBy is the day on which every pack will have been read, if
+	// a subset run happens every day from tomorrow; the zero time when
+	// it already is.
+	CompleteBy time.Time `json:"complete_by,omitzero"`
+	// PacksReadInCycle and BytesReadInCycle add up the packs and bytes
+	// those runs read at the primary.
+	PacksReadInCycle int   `json:"packs_read_in_cycle"`
+	BytesReadInCycle int64 `json:"bytes_read_in_cycle"`
 }
 
 // Scope is what the run was asked to check.
@@ -113,12 +178,22 @@ type Counts struct {
 type Copy struct {
 	Role     string `json:"role"` // "primary" or "replica"
 	Location string `json:"location"`
-	Status   string `json:"status"`
-	Error    string `json:"error,omitempty"`
-	Objects  int    `json:"objects"`
-	Bytes    int64  `json:"bytes"`
+	// Label is the name people give the copy ("Provincial center").
+	Label   string `json:"label"`
+	Status  string `json:"status"`
+	Error   string `json:"error,omitempty"`
+	Objects int    `json:"objects"`
+	Bytes   int64  `json:"bytes"`
+	// Packs and PackBytes are the data packs stored there.
+	Packs     int   `json:"packs"`
+	PackBytes int64 `json:"pack_bytes"`
 	// Hashed counts the objects whose bytes were read and hashed.
 	Hashed int `json:"objects_hashed"`
+	// PacksRead and PackBytesRead are the packs read in full there;
+	// BytesRead is everything read there.
+	PacksRead     int   `json:"packs_read"`
+	PackBytesRead int64 `json:"pack_bytes_read"`
+	BytesRead     int64 `json:"bytes_read"`
 	// Missing, Damaged and Extra name objects ("data/<id>"): missing are
 	// needed but absent, damaged do not match their name, extra are in a
 	// replica but not in the primary.
@@ -150,15 +225,18 @@ type Repair struct {
 
 // Snapshot describes one snapshot and its evidence manifest.
 type Snapshot struct {
-	ID       string    `json:"id"`
-	Time     time.Time `json:"time,omitzero"`
-	Host     string    `json:"host,omitempty"`
-	Paths    []string  `json:"paths"`
-	Tags     []string  `json:"tags"`
-	Files    int64     `json:"files"`
-	Bytes    int64     `json:"bytes"`
-	Status   string    `json:"status"`
-	Manifest []File    `json:"manifest"`
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time,omitzero"`
+	Host   string    `json:"host,omitempty"`
+	Paths  []string  `json:"paths"`
+	Tags   []string  `json:"tags"`
+	Files  int64     `json:"files"`
+	Bytes  int64     `json:"bytes"`
+	Status string    `json:"status"`
+	// ManifestIncluded says whether Manifest lists the snapshot's files
+	// (see Report.ManifestSelection); when false, Manifest is empty.
+	ManifestIncluded bool   `json:"manifest_included"`
+	Manifest         []File `json:"manifest"`
 }
 
 // File is one manifest entry: a regular file and its whole-content BLAKE3.
@@ -210,8 +288,8 @@ func (r *Report) Headline() string {
 // Summary is one sentence under the headline.
 func (r *Report) Summary() string {
 	copies := "the repository"
-	if n := len(r.Copies) - 1; n > 0 {
-		copies = fmt.Sprintf("the repository or its %d %s", n, plural(n, "replica", "replicas"))
+	if n := len(r.Copies); n > 1 {
+		copies = fmt.Sprintf("any of the %d copies", n)
 	}
 	switch r.Verdict {
 	case VerdictIntact:
@@ -222,7 +300,17 @@ func (r *Report) Summary() string {
 			n, plural(n, "problem was", "problems were"))
 	}
 	n := r.Unresolved()
-	return fmt.Sprintf("%d %s found; see Problems below for what to do.", n, plural(n, "problem", "problems"))
+	var where []string
+	for _, c := range r.Copies {
+		if c.Status == StatusProblems || c.Status == StatusUnreachable {
+			where = append(where, c.Name())
+		}
+	}
+	s := fmt.Sprintf("%d %s found", n, plural(n, "problem", "problems"))
+	if len(where) > 0 {
+		s += " at " + strings.Join(where, ", ")
+	}
+	return s + "; see Problems below for what to do."
 }
 
 func plural(n int, one, many string) string {

@@ -24,7 +24,7 @@ func sample() *Report {
 		Copies:            []Copy{{Role: "primary", Location: "/srv/repo", Status: StatusIntact}, {Role: "replica", Location: "/mnt/dr", Status: StatusProblems, Missing: []string{"data/" + strings.Repeat("0", 64)}}},
 		Problems:          []Problem{{Copy: "/mnt/dr", Kind: "object_missing", Object: "data/" + strings.Repeat("0", 64), Message: "missing <script>alert(1)</script>", Action: "courtbak replicate --to /mnt/dr"}},
 		ManifestAvailable: true,
-		Snapshots: []Snapshot{{ID: strings.Repeat("cd", 32), Host: "city|court", Paths: []string{"/rec"}, Files: 2, Bytes: 3, Status: SnapshotIntact,
+		Snapshots: []Snapshot{{ID: strings.Repeat("cd", 32), Host: "city|court", Paths: []string{"/rec"}, Files: 2, Bytes: 3, Status: SnapshotIntact, ManifestIncluded: true,
 			Manifest: []File{
 				{Path: "/rec/a|b `c` <script>x</script>.mp4", Size: 1, BLAKE3: strings.Repeat("1", 64)},
 				{Path: "/rec/line\nbreak ``` **bold**", Size: 2, BLAKE3: strings.Repeat("2", 64)},

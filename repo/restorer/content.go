@@ -11,6 +11,7 @@ import (
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 const (
@@ -174,14 +175,14 @@ func (fe *fetcher) done(f fetched) {
 // WriteContent writes a file node's content to w, checking the whole-file
 // BLAKE3 recorded at backup. On a mismatch the bytes were already written:
 // callers writing to a terminal or pipe report the error.
-func WriteContent(ctx context.Context, r *repo.Repository, n repo.Node, w io.Writer, onBytes func(int64)) error {
+func WriteContent(ctx context.Context, r *repo.Repository, n snapshot.Node, w io.Writer, onBytes func(int64)) error {
 	return writeContent(ctx, r, newFetcher(r, restoreBudget, maxRun), n, w, onBytes)
 }
 
 // writeContent fetches runs of blobs in parallel, a few ahead, and writes
 // them in order while hashing.
-func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n repo.Node, w io.Writer, onBytes func(int64)) error {
-	if n.Type != repo.NodeFile {
+func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapshot.Node, w io.Writer, onBytes func(int64)) error {
+	if n.Type != snapshot.NodeFile {
 		return fmt.Errorf("%s is a %s, not a file", n.Name, n.Type)
 	}
 	runs, err := planRuns(r, n.Content, fe.maxRun)

@@ -9,27 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/crypto"
-	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
+	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
 // BackupForTest backs up a generated tree into a new local repository with
 // a fast key derivation, for this package's tests inside and outside it.
-func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *repo.Snapshot, src, repoDir string) {
+func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *snapshot.Snapshot, src, repoDir string) {
 	t.Helper()
 	ctx := context.Background()
-	repoDir = filepath.Join(t.TempDir(), "repo")
-	be, err := remote.OpenLocal(repoDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	if r, err = repo.Init(ctx, be, []byte("pw"), repo.InitOptions{KDF: kdf}, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	r, repoDir = repotest.NewLocal(t, repo.Options{})
 	src = filepath.Join(t.TempDir(), "src")
 	if _, err := gen.Generate(src, opts); err != nil {
 		t.Fatal(err)
@@ -50,11 +42,11 @@ func TestConcurrentFilesShareASmallBudget(t *testing.T) {
 	r, sn, _, _ := BackupForTest(t, gen.Options{Seed: 5, TotalBytes: 24 << 20, SmallFiles: 8, Copies: 0})
 	type file struct {
 		path string
-		node repo.Node
+		node snapshot.Node
 	}
 	var files []file
-	err := r.Walk(ctx, sn.Tree, func(p string, n *repo.Node) error {
-		if n.Type == repo.NodeFile && n.Size > 0 {
+	err := snapshot.Walk(ctx, r, sn.Tree, func(p string, n *snapshot.Node) error {
+		if n.Type == snapshot.NodeFile && n.Size > 0 {
 			files = append(files, file{p, *n})
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // The fixture is a repository written by courtbak on amd64 and committed.
@@ -91,10 +92,10 @@ func TestFixtureRepositoryReadsOnThisArchitecture(t *testing.T) {
 	want := readManifest(t)
 	seen := 0
 	wantTime := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC) // written on a UTC machine
-	err = r.Walk(ctx, sn.Tree, func(p string, n *repo.Node) error {
+	err = snapshot.Walk(ctx, r, sn.Tree, func(p string, n *snapshot.Node) error {
 		rel := path.Join(path.Base(path.Dir(p)), n.Name)
 		switch n.Type {
-		case repo.NodeFile:
+		case snapshot.NodeFile:
 			h := crypto.NewHasher()
 			if err := restorer.WriteContent(ctx, r, *n, hashWriter{h}, nil); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
@@ -107,7 +108,7 @@ func TestFixtureRepositoryReadsOnThisArchitecture(t *testing.T) {
 				t.Errorf("%s: mtime %v", rel, n.ModTime)
 			}
 			seen++
-		case repo.NodeSymlink:
+		case snapshot.NodeSymlink:
 			if n.LinkTarget != "notes.txt" {
 				t.Errorf("symlink %s -> %q", rel, n.LinkTarget)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // ErrMismatch means a restored file's content does not hash to the value
@@ -61,11 +62,11 @@ func Matches(patterns []string, nodePath string) bool {
 
 type dirMeta struct {
 	path string
-	node repo.Node
+	node snapshot.Node
 }
 
 // Restore restores snapshot sn under opts.Target.
-func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Options) (*Result, error) {
+func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opts Options) (*Result, error) {
 	for _, pat := range opts.Includes {
 		if _, err := path.Match(pat, ""); err != nil {
 			return nil, fmt.Errorf("invalid include pattern %q: %w", pat, err)
@@ -111,11 +112,11 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 		}()
 	}
 
-	walkErr := r.Walk(ctx, sn.Tree, func(nodePath string, n *repo.Node) error {
+	walkErr := snapshot.Walk(ctx, r, sn.Tree, func(nodePath string, n *snapshot.Node) error {
 		selected := Matches(opts.Includes, nodePath)
 		dst := filepath.Join(target, filepath.FromSlash(nodePath))
 		switch n.Type {
-		case repo.NodeDir:
+		case snapshot.NodeDir:
 			if selected {
 				if err := os.MkdirAll(dst, 0o700); err != nil {
 					return err
@@ -123,14 +124,14 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 				dirs = append(dirs, dirMeta{path: dst, node: *n})
 			}
 			return nil
-		case repo.NodeFile, repo.NodeSymlink:
+		case snapshot.NodeFile, snapshot.NodeSymlink:
 			if !selected {
 				return nil
 			}
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 				return err
 			}
-			if n.Type == repo.NodeSymlink {
+			if n.Type == snapshot.NodeSymlink {
 				if err := restoreSymlink(dst, n); err != nil {
 					return fmt.Errorf("restore symlink %s: %w", nodePath, err)
 				}
@@ -173,10 +174,10 @@ func Restore(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts Op
 
 type fileJob struct {
 	dst, nodePath string
-	node          repo.Node
+	node          snapshot.Node
 }
 
-func restoreSymlink(dst string, n *repo.Node) error {
+func restoreSymlink(dst string, n *snapshot.Node) error {
 	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -193,7 +194,7 @@ const stageSize = 2 << 20
 // restoreFile writes a file next to its destination, checks its BLAKE3,
 // then renames it into place: a file at the destination path is either the
 // old one or a verified new one.
-func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, dst string, n repo.Node, onBytes func(int64)) error {
+func restoreFile(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, dst string, n snapshot.Node, onBytes func(int64)) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+strings.TrimPrefix(filepath.Base(dst), ".")+".courtbak-*")
 	if err != nil {
 		return err

@@ -12,10 +12,11 @@ import (
 
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/restorer"
+	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
 
-func backupTree(t *testing.T) (*repo.Repository, *repo.Snapshot, string, string) {
+func backupTree(t *testing.T) (*repo.Repository, *snapshot.Snapshot, string, string) {
 	return restorer.BackupForTest(t, gen.Options{Seed: 21, TotalBytes: 12 << 20, SmallFiles: 30, Copies: 1})
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // Policy says which snapshots to keep. A count of 0 means the rule is not
@@ -68,9 +68,9 @@ func (p Policy) Validate() error {
 // for each of them.
 type Group struct {
 	Host   string
-	Paths  []string         // sorted
-	Keep   []Kept           // newest first
-	Remove []*repo.Snapshot // newest first
+	Paths  []string             // sorted
+	Keep   []Kept               // newest first
+	Remove []*snapshot.Snapshot // newest first
 }
 
 // Kept is a snapshot the policy keeps, with the rules that keep it in the
@@ -78,7 +78,7 @@ type Group struct {
 // "within <duration>", "tag <tag>" (one per matching policy tag, in policy
 // order).
 type Kept struct {
-	Snapshot *repo.Snapshot
+	Snapshot *snapshot.Snapshot
 	Reasons  []string
 }
 
@@ -101,11 +101,11 @@ type bucketRule struct {
 // Within a group, snapshots are ordered newest first, ties by ascending ID.
 //
 // With an empty policy Apply keeps nothing; callers must check Empty first.
-func Apply(snaps []*repo.Snapshot, p Policy) []Group {
+func Apply(snaps []*snapshot.Snapshot, p Policy) []Group {
 	type key struct{ host, paths string }
 	index := map[key]int{}
 	var groups []Group
-	var members [][]*repo.Snapshot
+	var members [][]*snapshot.Snapshot
 	for _, sn := range snaps {
 		if sn == nil {
 			continue
@@ -135,8 +135,8 @@ func Apply(snaps []*repo.Snapshot, p Policy) []Group {
 }
 
 // decide fills g.Keep and g.Remove from sns, which it may reorder.
-func decide(g *Group, sns []*repo.Snapshot, p Policy) {
-	slices.SortStableFunc(sns, func(a, b *repo.Snapshot) int {
+func decide(g *Group, sns []*snapshot.Snapshot, p Policy) {
+	slices.SortStableFunc(sns, func(a, b *snapshot.Snapshot) int {
 		if c := b.Time.Compare(a.Time); c != 0 {
 			return c
 		}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/retention"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // zone is fixed so that results never depend on the machine's time zone.
@@ -21,14 +21,14 @@ func at(y int, mo time.Month, d, h, mi int) time.Time {
 }
 
 // snap makes a snapshot of host court1, path /rec, whose ID starts with n.
-func snap(n byte, t time.Time, tags ...string) *repo.Snapshot {
-	return &repo.Snapshot{Time: t, Hostname: "court1", Paths: []string{"/rec"}, Tags: tags, ID: blob.ID{n}}
+func snap(n byte, t time.Time, tags ...string) *snapshot.Snapshot {
+	return &snapshot.Snapshot{Time: t, Hostname: "court1", Paths: []string{"/rec"}, Tags: tags, ID: blob.ID{n}}
 }
 
 // history is a single group, deliberately not in time order.
 // Newest first it is 8, 7, 6, 5, 4, 3, 2, 1.
-func history() []*repo.Snapshot {
-	return []*repo.Snapshot{
+func history() []*snapshot.Snapshot {
+	return []*snapshot.Snapshot{
 		snap(3, at(2026, 3, 1, 10, 15)), // Sunday, ISO week 9
 		snap(1, at(2026, 3, 1, 9, 0), "court-hold"),
 		snap(2, at(2026, 3, 1, 9, 30)),
@@ -57,7 +57,7 @@ func describe(t *testing.T, g retention.Group) []string {
 	return out
 }
 
-func applyOne(t *testing.T, snaps []*repo.Snapshot, p retention.Policy) []string {
+func applyOne(t *testing.T, snaps []*snapshot.Snapshot, p retention.Policy) []string {
 	t.Helper()
 	groups := retention.Apply(snaps, p)
 	if len(groups) != 1 {
@@ -148,7 +148,7 @@ func TestWeeklyAcrossYearBoundary(t *testing.T) {
 			t.Fatalf("%s is ISO week %d-W%02d, test assumes %d-W%02d", c.t, y, w, c.year, c.week)
 		}
 	}
-	snaps := []*repo.Snapshot{
+	snaps := []*snapshot.Snapshot{
 		snap(1, at(2026, 12, 28, 12, 0)),
 		snap(2, at(2026, 12, 31, 12, 0)),
 		snap(3, at(2027, 1, 1, 12, 0)),
@@ -187,7 +187,7 @@ func TestBucketsUseStoredLocation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snaps := []*repo.Snapshot{snap(1, tt.early), snap(2, late)}
+			snaps := []*snapshot.Snapshot{snap(1, tt.early), snap(2, late)}
 			if got := applyOne(t, snaps, retention.Policy{Daily: -1}); !slices.Equal(got, tt.want) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
@@ -197,7 +197,7 @@ func TestBucketsUseStoredLocation(t *testing.T) {
 
 func TestWithinBoundary(t *testing.T) {
 	newest := at(2026, 5, 10, 12, 0)
-	snaps := []*repo.Snapshot{
+	snaps := []*snapshot.Snapshot{
 		snap(1, newest.Add(-24*time.Hour-time.Second)), // just outside
 		snap(2, newest.Add(-24*time.Hour)),             // exactly at the boundary
 		snap(3, newest.Add(-time.Hour)),
@@ -212,7 +212,7 @@ func TestWithinBoundary(t *testing.T) {
 
 func TestEqualTimesOrderedByID(t *testing.T) {
 	when := at(2026, 6, 1, 9, 0)
-	snaps := []*repo.Snapshot{snap(2, when), snap(1, when), snap(3, when.Add(-time.Minute))}
+	snaps := []*snapshot.Snapshot{snap(2, when), snap(1, when), snap(3, when.Add(-time.Minute))}
 	got := applyOne(t, snaps, retention.Policy{Last: 1, Daily: 1})
 	want := []string{"1 last,daily", "2 -", "3 -"}
 	if !slices.Equal(got, want) {
@@ -221,10 +221,10 @@ func TestEqualTimesOrderedByID(t *testing.T) {
 }
 
 func TestGrouping(t *testing.T) {
-	mk := func(n byte, host string, day int, paths ...string) *repo.Snapshot {
-		return &repo.Snapshot{Time: at(2026, 7, day, 12, 0), Hostname: host, Paths: paths, ID: blob.ID{n}}
+	mk := func(n byte, host string, day int, paths ...string) *snapshot.Snapshot {
+		return &snapshot.Snapshot{Time: at(2026, 7, day, 12, 0), Hostname: host, Paths: paths, ID: blob.ID{n}}
 	}
-	snaps := []*repo.Snapshot{
+	snaps := []*snapshot.Snapshot{
 		mk(1, "court2", 1, "/rec/b", "/rec/a"),
 		mk(2, "court1", 2, "/rec"),
 		nil,
@@ -264,7 +264,7 @@ func TestApplyDoesNotModifyInput(t *testing.T) {
 	snaps := history()
 	snaps[0].Paths = []string{"/z", "/a"}
 	snaps[1].Paths = []string{"/a", "/z"}
-	before := make([]repo.Snapshot, len(snaps))
+	before := make([]snapshot.Snapshot, len(snaps))
 	ptrs := slices.Clone(snaps)
 	for i, sn := range snaps {
 		before[i] = *sn

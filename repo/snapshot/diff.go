@@ -1,4 +1,4 @@
-package repo
+package snapshot
 
 import (
 	"context"
@@ -23,25 +23,25 @@ type Change struct {
 
 // Diff lists the paths added, removed and changed from tree a to tree b,
 // in path order. Identical subtrees are skipped without being read.
-func (r *Repository) Diff(ctx context.Context, a, b blob.ID) ([]Change, error) {
+func Diff(ctx context.Context, l TreeLoader, a, b blob.ID) ([]Change, error) {
 	var out []Change
-	err := r.diff(ctx, &a, &b, "/", &out)
+	err := diff(ctx, l, &a, &b, "/", &out)
 	return out, err
 }
 
-func (r *Repository) diff(ctx context.Context, a, b *blob.ID, dir string, out *[]Change) error {
+func diff(ctx context.Context, l TreeLoader, a, b *blob.ID, dir string, out *[]Change) error {
 	if a != nil && b != nil && *a == *b {
 		return nil
 	}
 	ta, tb := &Tree{}, &Tree{}
 	var err error
 	if a != nil {
-		if ta, err = r.LoadTree(ctx, *a); err != nil {
+		if ta, err = l.LoadTree(ctx, *a); err != nil {
 			return err
 		}
 	}
 	if b != nil {
-		if tb, err = r.LoadTree(ctx, *b); err != nil {
+		if tb, err = l.LoadTree(ctx, *b); err != nil {
 			return err
 		}
 	}
@@ -64,21 +64,21 @@ func (r *Repository) diff(ctx context.Context, a, b *blob.ID, dir string, out *[
 		case na == nil:
 			*out = append(*out, Change{p, ChangeAdded})
 			if nb.Type == NodeDir {
-				if err := r.diff(ctx, nil, nb.Subtree, p, out); err != nil {
+				if err := diff(ctx, l, nil, nb.Subtree, p, out); err != nil {
 					return err
 				}
 			}
 		case nb == nil:
 			*out = append(*out, Change{p, ChangeRemoved})
 			if na.Type == NodeDir {
-				if err := r.diff(ctx, na.Subtree, nil, p, out); err != nil {
+				if err := diff(ctx, l, na.Subtree, nil, p, out); err != nil {
 					return err
 				}
 			}
 		case na.Type != nb.Type:
 			*out = append(*out, Change{p, ChangeModified})
 		case na.Type == NodeDir:
-			if err := r.diff(ctx, na.Subtree, nb.Subtree, p, out); err != nil {
+			if err := diff(ctx, l, na.Subtree, nb.Subtree, p, out); err != nil {
 				return err
 			}
 		case !sameContent(na, nb):

@@ -1,4 +1,4 @@
-package repo
+package snapshot
 
 import (
 	"context"
@@ -19,13 +19,13 @@ const reachableWorkers = 8
 // share most of their directories cost little more than one. fn is called
 // by one goroutine at a time. Callers keep only what they need of the ids:
 // for a prune of millions of blobs, the set of them is most of its memory.
-func (r *Repository) Reachable(ctx context.Context, trees []blob.ID, fn func(blob.ID)) error {
+func Reachable(ctx context.Context, l TreeLoader, trees []blob.ID, fn func(blob.ID)) error {
 	w := &treeWalk{seen: map[blob.ID]struct{}{}, fn: fn}
 	w.cond = sync.NewCond(&w.mu)
 	w.push(trees)
 	var wg sync.WaitGroup
 	for range reachableWorkers {
-		wg.Go(func() { w.work(ctx, r) })
+		wg.Go(func() { w.work(ctx, l) })
 	}
 	wg.Wait()
 	return w.err
@@ -54,7 +54,7 @@ func (w *treeWalk) push(trees []blob.ID) {
 	}
 }
 
-func (w *treeWalk) work(ctx context.Context, r *Repository) {
+func (w *treeWalk) work(ctx context.Context, l TreeLoader) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
@@ -69,7 +69,7 @@ func (w *treeWalk) work(ctx context.Context, r *Repository) {
 		w.stack = w.stack[:len(w.stack)-1]
 		w.busy++
 		w.mu.Unlock()
-		t, err := r.LoadTree(ctx, id)
+		t, err := l.LoadTree(ctx, id)
 		w.mu.Lock()
 		w.busy--
 		if err != nil {

@@ -1,4 +1,4 @@
-package repo
+package snapshot
 
 import (
 	"context"
@@ -23,16 +23,22 @@ func ValidName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
 }
 
-// Walk visits the tree id depth first in name order.
-func (r *Repository) Walk(ctx context.Context, id blob.ID, fn WalkFunc) error {
-	return r.walk(ctx, id, "/", fn)
+// TreeLoader reads a tree blob by id: the one thing the tree functions
+// need from a repository.
+type TreeLoader interface {
+	LoadTree(ctx context.Context, id blob.ID) (*Tree, error)
 }
 
-func (r *Repository) walk(ctx context.Context, id blob.ID, dir string, fn WalkFunc) error {
+// Walk visits the tree id depth first in name order.
+func Walk(ctx context.Context, l TreeLoader, id blob.ID, fn WalkFunc) error {
+	return walk(ctx, l, id, "/", fn)
+}
+
+func walk(ctx context.Context, l TreeLoader, id blob.ID, dir string, fn WalkFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := r.LoadTree(ctx, id)
+	t, err := l.LoadTree(ctx, id)
 	if err != nil {
 		return fmt.Errorf("tree of %s: %w", dir, err)
 	}
@@ -47,7 +53,7 @@ func (r *Repository) walk(ctx context.Context, id blob.ID, dir string, fn WalkFu
 			return err
 		}
 		if n.Type == NodeDir {
-			if err := r.walk(ctx, *n.Subtree, p, fn); err != nil {
+			if err := walk(ctx, l, *n.Subtree, p, fn); err != nil {
 				return err
 			}
 		}
@@ -56,11 +62,11 @@ func (r *Repository) walk(ctx context.Context, id blob.ID, dir string, fn WalkFu
 }
 
 // FindNode returns the node at an absolute slash path in the tree root.
-func (r *Repository) FindNode(ctx context.Context, root blob.ID, nodePath string) (*Node, error) {
+func FindNode(ctx context.Context, l TreeLoader, root blob.ID, nodePath string) (*Node, error) {
 	parts := strings.Split(strings.Trim(path.Clean("/"+nodePath), "/"), "/")
 	cur := root
 	for i, part := range parts {
-		t, err := r.LoadTree(ctx, cur)
+		t, err := l.LoadTree(ctx, cur)
 		if err != nil {
 			return nil, err
 		}

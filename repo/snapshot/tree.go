@@ -1,7 +1,6 @@
-package repo
+package snapshot
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -86,10 +85,10 @@ func EncodeTree(t *Tree) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// decodeTree parses a tree blob, restores raw names, and checks what
+// DecodeTree parses a tree blob, restores raw names, and checks what
 // restore relies on: valid names, sorted and unique, so no entry can
 // shadow another (a symlink and a directory of the same name).
-func decodeTree(b []byte) (*Tree, error) {
+func DecodeTree(b []byte) (*Tree, error) {
 	var t Tree
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, err
@@ -123,17 +122,4 @@ func decodeTree(b []byte) (*Tree, error) {
 		}
 	}
 	return &t, nil
-}
-
-// LoadTree reads a tree blob.
-func (r *Repository) LoadTree(ctx context.Context, id blob.ID) (*Tree, error) {
-	b, err := r.LoadBlob(ctx, blob.Tree, id)
-	if err != nil {
-		return nil, err
-	}
-	t, err := decodeTree(b)
-	if err != nil {
-		return nil, fmt.Errorf("decode tree %s: %v: %w", id.Short(), err, ErrDamaged)
-	}
-	return t, nil
 }
