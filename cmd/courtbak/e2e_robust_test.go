@@ -6,7 +6,9 @@ package main_test
 // every step that every snapshot still restores byte-identical.
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -17,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/crashpoint"
+	"github.com/courtbak/courtbak/repo/index"
 )
 
 // robustHost is one court's computer: its own cache and its source tree.
@@ -96,6 +101,7 @@ func TestRandomizedRobustness(t *testing.T) {
 	for s.steps = 1; time.Now().Before(deadline) || s.steps <= 12; s.steps++ {
 		step := s.pick()
 		counts[step]++
+		t.Logf("step %d: %s", s.steps, step) // the sequence, should a later step fail
 		s.run(step)
 		s.restoreAll()
 	}
@@ -104,7 +110,7 @@ func TestRandomizedRobustness(t *testing.T) {
 	for _, rep := range s.replicas {
 		h.env.must("replicate", "--to", rep)
 		if r := h.env.runEnv(h.env.environ(), "--repo", rep, "verify", "--read-data"); r.code != 0 {
-			s.fatalf("verify of replica %s: exit %d\n%s%s", rep, r.code, r.stdout, r.stderr)
+			s.fatalf("verify of replica %s: exit %d\n%s%s\n%s", rep, r.code, r.stdout, r.stderr, s.indexReport(rep, r.stderr))
 		}
 	}
 	s.verify()
@@ -160,10 +166,12 @@ func (s *robust) snapshots() map[string]bool {
 func (s *robust) killed(h *robustHost, points []string, args ...string) {
 	s.t.Helper()
 	environ := h.env.environ()
+	how := "after a random delay"
 	if len(points) > 0 && s.rng.IntN(2) == 0 {
-		environ = append(environ, "COURTBAK_TEST_HOOKS=crash",
-			fmt.Sprintf("COURTBAK_TEST_CRASH_AT=%s#%d", points[s.rng.IntN(len(points))], 1+s.rng.IntN(3)))
+		how = fmt.Sprintf("%s#%d", points[s.rng.IntN(len(points))], 1+s.rng.IntN(3))
+		environ = append(environ, "COURTBAK_TEST_HOOKS=crash", "COURTBAK_TEST_CRASH_AT="+how)
 	}
+	s.t.Logf("  %v on %s, killed %s", args, h.name, how)
 	cmd := exec.Command(binary, append([]string{"--repo", s.repo}, args...)...)
 	cmd.Env = environ
 	if err := cmd.Start(); err != nil {
@@ -225,10 +233,11 @@ func (s *robust) run(step string) {
 		s.verify()
 	case "replicate", "replicate-kill":
 		rep := s.replicas[s.rng.IntN(len(s.replicas))]
+		s.t.Logf("  to %s", filepath.Base(rep))
 		if step == "replicate" {
 			h.env.must("replicate", "--to", rep)
 			if r := h.env.runEnv(h.env.environ(), "--repo", rep, "verify"); r.code != 0 {
-				s.fatalf("verify of replica %s: exit %d\n%s%s", rep, r.code, r.stdout, r.stderr)
+				s.fatalf("verify of replica %s: exit %d\n%s%s\n%s", rep, r.code, r.stdout, r.stderr, s.indexReport(rep, r.stderr))
 			}
 		} else {
 			s.killed(h, []string{crashpoint.ReplicateObject}, "replicate", "--to", rep)
@@ -268,6 +277,7 @@ func (s *robust) damage(h *robustHost) {
 	}
 	slices.Sort(candidates)
 	rel := candidates[s.rng.IntN(len(candidates))]
+	s.t.Logf("  flipping a bit of %s", rel)
 	p := filepath.Join(s.repo, rel)
 	vfyEdit(s.t, p, func(b []byte) []byte { b[s.rng.IntN(len(b))] ^= 1 << s.rng.IntN(8); return b })
 	args := []string{"verify", "--read-data", "--repair"}
@@ -309,4 +319,58 @@ func (s *robust) restoreAll() {
 		}
 		_ = os.RemoveAll(target)
 	}
+}
+
+// indexReport describes how the index files of a replica relate to the
+// primary's, for a failure message: which exist where, which supersede
+// which, and which list the packs named in problems.
+func (s *robust) indexReport(replica, problems string) string {
+	ctx := context.Background()
+	load := func(dir string) map[string]*index.File {
+		be, err := remote.OpenLocal(dir)
+		if err != nil {
+			return nil
+		}
+		r, err := repo.Open(ctx, be, []byte(s.hosts[0].env.password), repo.Options{})
+		if err != nil {
+			return nil
+		}
+		files, _ := r.LoadIndexFiles(ctx)
+		return files
+	}
+	prim, rep := load(s.repo), load(replica)
+	var b strings.Builder
+	supersededBy := func(files map[string]*index.File, name string) []string {
+		var by []string
+		for n, f := range files {
+			for _, x := range f.Supersedes {
+				if x.String() == name {
+					by = append(by, n[:8])
+				}
+			}
+		}
+		return by
+	}
+	names := map[string]bool{}
+	for n := range prim {
+		names[n] = true
+	}
+	for n := range rep {
+		names[n] = true
+	}
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		f := prim[n]
+		if f == nil {
+			f = rep[n]
+		}
+		var packs []string
+		for _, p := range f.Packs {
+			if strings.Contains(problems, p.ID.String()[:8]) {
+				packs = append(packs, p.ID.String()[:8])
+			}
+		}
+		fmt.Fprintf(&b, "index %s: primary %v replica %v, %d packs (problem packs %v), supersedes %d, superseded at primary by %v, at replica by %v\n",
+			n[:8], prim[n] != nil, rep[n] != nil, len(f.Packs), packs, len(f.Supersedes), supersededBy(prim, n), supersededBy(rep, n))
+	}
+	return b.String()
 }
