@@ -191,11 +191,16 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 		f.Supersedes = supersedesOf(name)
 		next.Files[name] = f
 	}
-	if err := table.WriteManifest(dir, key, next); err != nil {
-		return cacheError{err}
+	// The usual warm start changes nothing: the manifest stays as it is.
+	unchanged := len(fresh) == 0 && len(reread) == 0 && len(b.created) == 0 &&
+		len(keep) == len(m.Tables) && len(listed) == len(m.Files)
+	if !unchanged {
+		if err := table.WriteManifest(dir, key, next); err != nil {
+			return cacheError{err}
+		}
+		b.created = nil // now the manifest's (RemoveUnlisted drops merged runs)
+		table.RemoveUnlisted(dir, next)
 	}
-	b.created = nil // now the manifest's (RemoveUnlisted drops merged runs)
-	table.RemoveUnlisted(dir, next)
 
 	set, err := table.OpenSet(dir, key, next.Tables, func(err error) {
 		r.Warn("index cache in %s is damaged (%v): it is rebuilt by the next run; blobs it should know are stored again", dir, err)
