@@ -193,6 +193,9 @@ var configHandle = remote.Handle{Type: remote.Config, Name: "config"}
 // InitOptions choose the parameters of a new repository.
 type InitOptions struct {
 	KDF crypto.KDFParams
+	// AverageChunkSize is the average chunk size in bytes (a power of two,
+	// chunking.MinAverageSize–MaxAverageSize); 0 keeps the default.
+	AverageChunkSize uint64
 }
 
 // foreignLister is a backend that can list what its location holds that
@@ -227,6 +230,11 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 	}
 	if r.chunk, err = chunking.NewParams(); err != nil {
 		return nil, err
+	}
+	if io.AverageChunkSize != 0 {
+		if r.chunk, err = r.chunk.WithAverage(io.AverageChunkSize); err != nil {
+			return nil, err
+		}
 	}
 	idKey := make([]byte, crypto.KeySize)
 	repoID := make([]byte, 32)
