@@ -9,6 +9,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
@@ -23,6 +24,12 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) er
 		return fmt.Errorf("save snapshot: %w", err)
 	}
 	sn.ID = id
+	crashpoint.Hit(crashpoint.BackupSnapshot)
+	// The snapshot is stored: a record that fails to be written only
+	// leaves it unlogged until the next record adopts it.
+	if err := r.AppendLog(ctx, []blob.ID{id}, nil); err != nil {
+		r.Warn("snapshot %s is stored, but the snapshot log could not record it (the next backup will): %v", id.Short(), err)
+	}
 	return nil
 }
 
@@ -81,6 +88,7 @@ func (r *Repository) RemoveSnapshot(ctx context.Context, id blob.ID) error {
 	if err := r.be.Remove(ctx, h); err != nil && !errors.Is(err, remote.ErrNotFound) {
 		return fmt.Errorf("remove snapshot %s: %w", id.Short(), err)
 	}
+	crashpoint.Hit(crashpoint.ForgetRemove)
 	if p := r.cachePath(h); p != "" {
 		_ = os.Remove(p)
 	}

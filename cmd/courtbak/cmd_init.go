@@ -64,7 +64,7 @@ func newInitCommand(g *globals) *cobra.Command {
 				return err
 			}
 			r, err := repo.Init(ctx, be, pw, repo.InitOptions{KDF: kdf.params(), AverageChunkSize: avg}, g.repoOptions())
-			if errors.Is(err, repo.ErrExists) {
+			if errors.Is(err, repo.ErrExists) || errors.Is(err, repo.ErrNotEmpty) {
 				return fmt.Errorf("%w; nothing was changed", err)
 			}
 			if err != nil {

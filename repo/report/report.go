@@ -161,6 +161,7 @@ type Counts struct {
 	FileBytes  int64 `json:"file_bytes"`
 	Trees      int   `json:"trees"`
 	IndexFiles int   `json:"index_files"`
+	LogRecords int   `json:"log_records"`
 	Keys       int   `json:"keys"`
 	Packs      int   `json:"packs"`
 	PacksRead  int   `json:"packs_read"`
@@ -281,6 +282,13 @@ func (r *Report) Headline() string {
 	if r.Verdict != VerdictProblems && r.Scope.Unchecked != "" {
 		h += " AS FAR AS CHECKED: " + r.Scope.Unchecked
 	}
+	return h
+}
+
+// VerdictWords is the headline without what was not checked, for the
+// large banner; the renderings show Scope.Unchecked in a sentence below.
+func (r *Report) VerdictWords() string {
+	h, _, _ := strings.Cut(r.Headline(), ": ")
 	return h
 }
 

@@ -180,7 +180,7 @@ func (bt *batch) locations() []index.Location {
 // copy where there are replicas; should that fail too, each file is
 // restored on its own, so that one unreadable blob costs only the files
 // that need it.
-func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, bt *batch, onBytes func(int64), done func(fileJob, error)) {
+func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, bt *batch, onBytes func(int64), done func(fileJob, fileID, error)) {
 	locs := bt.locations()
 	held, buf, _ := fe.get(bt.end-bt.start, true)
 	plains, err := r.LoadRun(ctx, locs, buf)
@@ -189,9 +189,10 @@ func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []
 		// for their own.
 		fe.done(fetched{buf: buf, held: held})
 		for _, f := range bt.files {
-			done(f.fileJob, restoreFile(ctx, stage, f.dst, f.node, func(w io.Writer) error {
+			id, err := restoreFile(ctx, stage, f.dir.h, f.node, func(w io.Writer) error {
 				return writeContent(ctx, r, fe, f.node, w, onBytes)
-			}))
+			})
+			done(f.fileJob, id, err)
 		}
 		return
 	}
@@ -201,9 +202,10 @@ func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []
 		byID[l.ID] = plains[i]
 	}
 	for _, f := range bt.files {
-		done(f.fileJob, restoreFile(ctx, stage, f.dst, f.node, func(w io.Writer) error {
+		id, err := restoreFile(ctx, stage, f.dir.h, f.node, func(w io.Writer) error {
 			return writeBlobs(f.node, byID, w, onBytes)
-		}))
+		})
+		done(f.fileJob, id, err)
 	}
 }
 
