@@ -114,7 +114,7 @@ func (r *Repository) ReindexUnlisted(ctx context.Context) error {
 	)
 	for _, fi := range infos {
 		id, err := blob.ParseID(fi.Name)
-		if err != nil || r.index.HasPack(id) { // HasPack sees the on-disk tables too
+		if err != nil || r.index.HasPack(id) {
 			continue
 		}
 		wg.Add(1)

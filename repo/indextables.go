@@ -54,10 +54,7 @@ func (r *Repository) tableKey() []byte {
 // file is in effect is known only once every supersedes list has been
 // read; a group holding a file that turns out superseded (rare: a prune
 // marked recently) is built again without it.
-//
-// A damaged index file (damaged receives it) is left out of the tables and
-// of the manifest, so the next run reads it again: once repaired, it is in.
-func (r *Repository) loadIndexTables(ctx context.Context, damaged map[string]error) error {
+func (r *Repository) loadIndexTables(ctx context.Context) error {
 	dir := r.tableDir()
 	lock, err := lockWait(filepath.Join(dir, "lock"))
 	if err != nil {
@@ -84,12 +81,20 @@ func (r *Repository) loadIndexTables(ctx context.Context, damaged map[string]err
 			fresh = append(fresh, fi.Name)
 		}
 	}
-	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}, damaged: damaged}
+	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}, damaged: map[string]error{}}
 	defer b.abort()
 	if err := b.read(ctx, fresh); err != nil {
 		return err
 	}
-	b.forgetDamaged(listed)
+	// A damaged file (no intact copy found) is left out as if it were
+	// missing, as LoadIndex does without tables (indexdamage.go); not in
+	// the manifest, it is read again by the next run.
+	forgetDamaged := func() {
+		for name := range b.damaged {
+			delete(listed, name)
+		}
+	}
+	forgetDamaged()
 	supersedesOf := func(name string) []blob.ID {
 		if s, ok := b.sup[name]; ok {
 			return s
@@ -165,7 +170,9 @@ func (r *Repository) loadIndexTables(ctx context.Context, damaged map[string]err
 	if err := b.read(ctx, reread); err != nil {
 		return err
 	}
-	b.forgetDamaged(listed)
+	// Files damaged on a second reading were in effect: leaving them out
+	// now only loses what the next run finds again.
+	forgetDamaged()
 
 	next := &table.Manifest{Tables: keep, Files: map[string]table.File{}}
 	if err := b.finish(next); err != nil {
@@ -202,6 +209,7 @@ func (r *Repository) loadIndexTables(ctx context.Context, damaged map[string]err
 	for name := range listed {
 		r.noteIndexFile(name, inEffect(name))
 	}
+	r.noteDamagedIndex(b.damaged)
 	return nil
 }
 
@@ -260,28 +268,42 @@ type tableBuild struct {
 	created []string
 	// sup is the supersedes list of every file read.
 	sup map[string][]blob.ID
+	// damaged are the files that could not be read intact.
+	damaged map[string]error
 	// skipSuperseding leaves files that supersede others out of the runs.
 	skipSuperseding bool
-	// damaged receives the index files found damaged; they are in no run.
-	damaged map[string]error
 }
 
-// forgetDamaged drops the damaged files from listed: the manifest then
-// does not know them, and the next run reads them again.
-func (b *tableBuild) forgetDamaged(listed map[string]bool) {
-	for name := range b.damaged {
-		delete(listed, name)
-	}
-}
-
-// readGroup is how many index files are read before their table is
-// written: 256 files of 64 packs hold about 250,000 blobs.
-var readGroup = 256
+// Reading new index files: loadBatch files are read at once (in
+// parallel), and their entries are collected until a run holds
+// runRecords, when it is written as a table. The sort of a run is the
+// largest memory a start-up needs: 56 bytes a record, plus one batch of
+// decoded files.
+var (
+	loadBatch  = 16
+	runRecords = 1 << 20
+)
 
 // read reads the named index files into runs.
 func (b *tableBuild) read(ctx context.Context, names []string) error {
+	var packs []table.Pack
+	var recs []table.Record
+	var runNames []string
+	flush := func() error {
+		if len(runNames) == 0 {
+			return nil
+		}
+		name, nonce, err := table.Build(b.dir, b.key, packs, recs)
+		if err != nil {
+			return cacheError{err}
+		}
+		b.created = append(b.created, name)
+		b.runs = append(b.runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: runNames})
+		packs, recs, runNames = nil, nil, nil
+		return nil
+	}
 	for len(names) > 0 {
-		n := min(readGroup, len(names))
+		n := min(loadBatch, len(names))
 		group := make([]remote.ObjectInfo, n)
 		for i, name := range names[:n] {
 			group[i] = remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}}
@@ -291,8 +313,6 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 		if err := b.r.loadIndexFiles(ctx, group, files, b.damaged); err != nil {
 			return err
 		}
-		var batch []*index.File
-		var batchNames []string
 		for _, g := range group {
 			f, ok := files[g.Name]
 			if !ok {
@@ -302,21 +322,16 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 			if b.skipSuperseding && len(f.Supersedes) > 0 {
 				continue
 			}
-			batch = append(batch, f)
-			batchNames = append(batchNames, g.Name)
+			packs, recs = table.AppendFile(packs, recs, f)
+			runNames = append(runNames, g.Name)
 		}
-		if len(batch) == 0 {
-			continue
+		if len(recs) >= runRecords {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		packs, recs := table.FromFiles(batch)
-		name, nonce, err := table.Build(b.dir, b.key, packs, recs)
-		if err != nil {
-			return cacheError{err}
-		}
-		b.created = append(b.created, name)
-		b.runs = append(b.runs, table.Info{Name: name, Nonce: nonce, Records: uint64(len(recs)), Files: batchNames})
 	}
-	return nil
+	return flush()
 }
 
 // abort removes the tables written unless a manifest took them.

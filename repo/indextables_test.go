@@ -270,7 +270,7 @@ func TestIndexTablesUnusableCacheFallsBack(t *testing.T) {
 // A fresh host builds the tables a group of index files at a time and
 // merges the groups into one table.
 func TestIndexTablesFreshHostBuildsInGroups(t *testing.T) {
-	defer repo.SetTableReadGroup(1)()
+	defer repo.SetTableRun(1, 1)()
 	f := newTableFixture(t)
 	for range 3 {
 		f.backup(20)

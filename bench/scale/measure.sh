@@ -32,10 +32,11 @@ measure() {
     sleep 0.05
   done
   wait "$pid" || { echo "$name failed:"; cat "$work/err.txt"; return 1; }
-  local wall rss
+  local wall rss cpu
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
-  printf '%-30s wall %-9s peak RSS %6d MB  first pack %s s\n' "$name" "$wall" $((rss / 1024)) "$first"
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$work/time.txt")
+  printf '%-32s wall %-9s cpu %7s s  peak RSS %6d MB  first pack %s s\n' "$name" "$wall" "$cpu" $((rss / 1024)) "$first"
 }
 
 echo "repository $repo: $(ls "$repo/index" | wc -l) index files, $(find "$repo/data" -type f | wc -l) packs"

@@ -249,12 +249,18 @@ func FromFiles(files []*index.File) ([]Pack, []Record) {
 	var packs []Pack
 	var recs []Record
 	for _, f := range files {
-		for _, p := range f.Packs {
-			no := uint32(len(packs))
-			packs = append(packs, Pack{ID: p.ID, Size: p.Size})
-			for _, e := range p.Blobs {
-				recs = append(recs, Record{ID: e.ID, Pack: no, Type: e.Type, Compression: e.Compression, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength})
-			}
+		packs, recs = AppendFile(packs, recs, f)
+	}
+	return packs, recs
+}
+
+// AppendFile appends the packs and records of one index file.
+func AppendFile(packs []Pack, recs []Record, f *index.File) ([]Pack, []Record) {
+	for _, p := range f.Packs {
+		no := uint32(len(packs))
+		packs = append(packs, Pack{ID: p.ID, Size: p.Size})
+		for _, e := range p.Blobs {
+			recs = append(recs, Record{ID: e.ID, Pack: no, Type: e.Type, Compression: e.Compression, Offset: e.Offset, Length: e.Length, RawLength: e.RawLength})
 		}
 	}
 	return packs, recs

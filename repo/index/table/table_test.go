@@ -287,3 +287,33 @@ func TestFixtureFromAMD64(t *testing.T) {
 	defer s.Close()
 	checkSet(t, s, want(files), rand.New(rand.NewPCG(1, 1)))
 }
+
+// Lookups are safe from many goroutines at once (a backup's workers).
+func TestConcurrentLookups(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	dir := t.TempDir()
+	files := genFiles(rng, 2000, 11)
+	in := build(t, dir, files)
+	s, err := OpenSet(dir, testKey, []Info{in}, func(err error) { t.Errorf("damage: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := want(files)
+	done := make(chan bool)
+	for range 4 {
+		go func() {
+			ok := true
+			for id, loc := range w {
+				got, found := s.Lookup(id)
+				ok = ok && found && got == loc
+			}
+			done <- ok
+		}()
+	}
+	for range 4 {
+		if !<-done {
+			t.Error("a concurrent lookup failed")
+		}
+	}
+}

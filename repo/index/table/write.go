@@ -3,6 +3,7 @@ package table
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -194,7 +195,12 @@ func Build(dir string, key []byte, packs []Pack, recs []Record) (string, [32]byt
 	for i := range order {
 		order[i] = uint32(i)
 	}
-	slices.SortStableFunc(order, func(a, b uint32) int { return bytes.Compare(packs[a].ID[:], packs[b].ID[:]) })
+	slices.SortFunc(order, func(a, b uint32) int {
+		if c := bytes.Compare(packs[a].ID[:], packs[b].ID[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
 	remap := make([]uint32, len(packs))
 	b, err := create(dir, key, uint64(len(recs)))
 	if err != nil {
@@ -213,7 +219,15 @@ func Build(dir string, key []byte, packs []Pack, recs []Record) (string, [32]byt
 			return "", [32]byte{}, err
 		}
 	}
-	slices.SortStableFunc(recs, func(a, b Record) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	// Equal ids are ordered by pack number, which follows the input order:
+	// the first listing wins, and the sort need not be stable (a stable
+	// sort of millions of records is several times slower).
+	slices.SortFunc(recs, func(a, b Record) int {
+		if c := bytes.Compare(a.ID[:], b.ID[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Pack, b.Pack)
+	})
 	for i := range recs {
 		if i > 0 && recs[i].ID == recs[i-1].ID {
 			continue
