@@ -103,6 +103,13 @@ func (b *breaker) admit() bool {
 	return false
 }
 
+// resting reports whether the copy is out for a while (not for good).
+func (b *breaker) resting() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == breakerOpen || b.state == breakerProbing
+}
+
 // closed reports whether requests go to the copy, and returns the channel
 // that is closed once they stop doing so.
 func (b *breaker) closed() (bool, <-chan struct{}) {
@@ -114,14 +121,15 @@ func (b *breaker) closed() (bool, <-chan struct{}) {
 // answered records a request the copy answered: it worked, or failed for a
 // reason that is no fault of the copy's availability (a missing or damaged
 // object). It ends a probe and resets the count of failures; it reports
-// whether the copy was out until now.
-func (b *breaker) answered() (recovered bool) {
+// whether the copy was out until now. A request made as a last resort
+// (every copy out) closes an open breaker too.
+func (b *breaker) answered(lastResort bool) (recovered bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch b.state {
-	case breakerClosed:
+	switch {
+	case b.state == breakerClosed:
 		b.fails = 0
-	case breakerProbing:
+	case b.state == breakerProbing, b.state == breakerOpen && lastResort:
 		b.state, b.fails, b.cooldown = breakerClosed, 0, b.p.Cooldown
 		b.tripped = make(chan struct{})
 		return true
@@ -185,10 +193,16 @@ func (b *breaker) remove(err error) bool {
 	return true
 }
 
-// status returns whether the copy is out now, why it went out last, how
-// many requests skipped it and how often it was taken out.
-func (b *breaker) status() (out bool, why error, skipped, opened int) {
+// breakerStatus is what a breaker tells a summary.
+type breakerStatus struct {
+	out     bool  // out now
+	why     error // the failure that took it out last
+	skipped int   // requests sent past it
+	opened  int   // times it was taken out
+}
+
+func (b *breaker) status() breakerStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.state != breakerClosed, b.why, b.skipped, b.opened
+	return breakerStatus{out: b.state != breakerClosed, why: b.why, skipped: b.skipped, opened: b.opened}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +95,59 @@ func TestBreakerEndsRetriesWaitingOnTheCopy(t *testing.T) {
 	}
 	if got := primary.Injected(); got > len(hs) {
 		t.Errorf("the failing primary was tried %d times by %d requests", got, len(hs))
+	}
+}
+
+// When every copy fails at once (a blip of the network they share), the
+// breakers open, but a request is not failed for that: it asks the copies
+// again with their full retries, and succeeds once they answer.
+func TestBreakerLastResortWhenEveryCopyIsOut(t *testing.T) {
+	ctx := context.Background()
+	var copies []*Faulty
+	data := []byte("an index file")
+	sum := crypto.Hash(data)
+	h := Handle{Type: Index, Name: hex.EncodeToString(sum[:])}
+	for range 2 {
+		l, err := OpenLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Save(ctx, h, data); err != nil {
+			t.Fatal(err)
+		}
+		fl := NewFaulty(l, FaultConfig{})
+		fl.SetOutage(true)
+		copies = append(copies, fl)
+	}
+	var sleeps atomic.Int64
+	sleep := func(ctx context.Context, _ time.Duration) error {
+		// The blip ends after a while of retrying.
+		if sleeps.Add(1) == 10 {
+			for _, c := range copies {
+				c.SetOutage(false)
+			}
+		}
+		return ctx.Err()
+	}
+	var mu sync.Mutex
+	var lines []string
+	f, err := openFailover(2, func(i int, p RetryPolicy) (Backend, error) {
+		return NewRetry(copies[i], p), nil
+	}, RetryPolicy{MaxAttempts: 8, Sleep: sleep}, FailoverOptions{Warn: func(s string) { mu.Lock(); lines = append(lines, s); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(ctx, f, h)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("read during a blip at every copy: %q %v", got, err)
+	}
+	// The copy that served is back in the rotation.
+	copies[1].SetOutage(true)
+	before := copies[0].Injected()
+	if _, err := ReadAll(ctx, f, h); err != nil {
+		t.Fatal(err)
+	}
+	if copies[0].Injected() != before || !strings.Contains(strings.Join(lines, "\n"), "answers again") {
+		t.Errorf("the primary was not back in the rotation after serving: notices %q", lines)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +130,9 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 		}
 	}
 	p.Sleep = func(ctx context.Context, d time.Duration) error {
+		if lastResort(ctx) {
+			return sleep(ctx, d)
+		}
 		in, tripped := m.br.closed()
 		if !in {
 			return errCopyDown
@@ -180,6 +184,41 @@ func (f *Failover) attemptFailed(m *member, err error, force bool) {
 // admit says whether a call may go to m now.
 func (f *Failover) admit(m *member) bool { return m.br.admit() }
 
+// lastResortKey marks the context of a call to a copy whose breaker is
+// open, made because no other copy could serve: its retries run in full.
+type lastResortKey struct{}
+
+func lastResort(ctx context.Context) bool { return ctx.Value(lastResortKey{}) != nil }
+
+// copies yields the copies to ask, in order, with the context to ask each
+// under: first those in the rotation; then, should none of them have
+// served (the caller did not stop), the copies whose breaker is open by
+// now, as a last resort with their full retries, so that a blip at every
+// copy at once costs waiting, not the restore. skip is told about each
+// copy passed over in the first round.
+func (f *Failover) copies(ctx context.Context, skip func(*member)) iter.Seq2[context.Context, *member] {
+	return func(yield func(context.Context, *member) bool) {
+		for _, m := range f.members {
+			if !m.br.admit() {
+				skip(m)
+				continue
+			}
+			if !yield(ctx, m) {
+				return
+			}
+		}
+		rctx := context.WithValue(ctx, lastResortKey{}, true)
+		for _, m := range f.members {
+			if ctx.Err() != nil {
+				return
+			}
+			if m.br.resting() && !yield(rctx, m) {
+				return
+			}
+		}
+	}
+}
+
 // settle records the outcome of a call to m: a copy that answered (even
 // "not found" or damaged bytes) is available; one that could not be
 // reached is out for the rest of the run; one whose call failed with a
@@ -201,7 +240,7 @@ func (f *Failover) settle(ctx context.Context, m *member, err error) {
 		f.attemptFailed(m, err, true)
 		return
 	}
-	if m.br.answered() {
+	if m.br.answered(lastResort(ctx)) {
 		f.warn(fmt.Sprintf("%s answers again; reading from it", m.be.Location()))
 	}
 }
@@ -264,7 +303,7 @@ func (e *failoverError) Unwrap() []error {
 
 // outError is why m was skipped.
 func outError(m *member) copyError {
-	_, why, _, _ := m.br.status()
+	why := m.br.status().why
 	if why == nil {
 		why = errCopyDown
 	}
@@ -287,11 +326,11 @@ type Skipped struct {
 func (f *Failover) Skipped() []Skipped {
 	var out []Skipped
 	for _, m := range f.members {
-		isOut, why, skipped, opened := m.br.status()
-		if opened == 0 {
+		st := m.br.status()
+		if st.opened == 0 {
 			continue
 		}
-		out = append(out, Skipped{Location: m.be.Location(), Why: why, Requests: skipped, Out: isOut})
+		out = append(out, Skipped{Location: m.be.Location(), Why: st.why, Requests: st.skipped, Out: st.out})
 	}
 	return out
 }
@@ -341,13 +380,9 @@ func (f *Failover) Load(ctx context.Context, h Handle, offset, length int64, fn 
 // authentication can tell.
 func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int64, check func([]byte) error) ([]byte, error) {
 	var fails []copyError
-	for _, m := range f.members {
-		if !f.admit(m) {
-			fails = append(fails, outError(m))
-			continue
-		}
-		data, err := ReadRange(ctx, m.be, h, offset, length)
-		f.settle(ctx, m, err)
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		data, err := ReadRange(cctx, m.be, h, offset, length)
+		f.settle(cctx, m, err)
 		damaged := false
 		if err == nil && check != nil {
 			err = check(data)
@@ -399,13 +434,9 @@ func (f *Failover) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 		empty    []*member
 		notFound error
 	)
-	for _, m := range f.members {
-		if !f.admit(m) {
-			fails = append(fails, outError(m))
-			continue
-		}
-		fi, err := m.be.Stat(ctx, h)
-		f.settle(ctx, m, err)
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		fi, err := m.be.Stat(cctx, h)
+		f.settle(cctx, m, err)
 		if h.Type == Config && errors.Is(err, ErrNotFound) {
 			empty = append(empty, m)
 			notFound = err
@@ -438,12 +469,8 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 		delivered = map[string]bool{}
 		fnErr     error
 	)
-	for _, m := range f.members {
-		if !f.admit(m) {
-			fails = append(fails, outError(m))
-			continue
-		}
-		err := m.be.List(ctx, t, func(fi ObjectInfo) error {
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		err := m.be.List(cctx, t, func(fi ObjectInfo) error {
 			if delivered[fi.Name] {
 				return nil
 			}
@@ -454,10 +481,10 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 		if fnErr != nil {
 			// The caller stopped the listing: no verdict on the copy,
 			// but a probe must not stay open.
-			f.settle(ctx, m, nil)
+			f.settle(cctx, m, nil)
 			return err
 		}
-		f.settle(ctx, m, err)
+		f.settle(cctx, m, err)
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
 			return err
 		}

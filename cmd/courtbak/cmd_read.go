@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -129,6 +130,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 		target   string
 		includes []string
 		filter   snapshotFilter
+		dryRun   bool
 	)
 	c := &cobra.Command{
 		Use:   "restore SNAPSHOT --target DIR",
@@ -146,6 +148,9 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			sn, err := findSnapshot(ctx, r, args[0], &filter)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return restoreDryRun(ctx, g, r, sn, target, includes)
 			}
 			opts := restorer.Options{Target: target, Includes: includes}
 			var total int64
@@ -191,8 +196,59 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	}
 	filter.register(c)
 	c.Flags().StringVarP(&target, "target", "t", "", "restore into `DIR`")
-	c.Flags().StringArrayVarP(&includes, "include", "i", nil, "restore only paths matching `GLOB` (repeatable; matched against the absolute path in the snapshot, its parents, and the base name)")
+	c.Flags().StringArrayVarP(&includes, "include", "i", nil, "restore only paths matching `GLOB` (repeatable; matched against the absolute path in the snapshot, its parents, and the base name; ** spans directories)")
+	c.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "list what would be written; write nothing to the target")
 	return c
+}
+
+// restoreDryRun lists what restore would write under target, without
+// creating or changing anything there.
+func restoreDryRun(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, target string, includes []string) error {
+	if err := restorer.CheckIncludes(includes); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return err
+	}
+	var files, dirs, links int
+	var size int64
+	err = snapshot.Walk(ctx, r, sn.Tree, func(nodePath string, n *snapshot.Node) error {
+		if !restorer.Matches(includes, nodePath) {
+			return nil
+		}
+		dst := filepath.Join(abs, filepath.FromSlash(nodePath))
+		switch n.Type {
+		case snapshot.NodeDir:
+			dirs++
+		case snapshot.NodeFile:
+			files++
+			size += int64(n.Size)
+		case snapshot.NodeSymlink:
+			links++
+		default:
+			return nil
+		}
+		if g.json {
+			return g.printJSON(map[string]any{"message_type": "dry_run", "path": dst, "type": n.Type, "size": n.Size})
+		}
+		g.printf("would write %s %s\n", n.Type, dst)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(map[string]any{"message_type": "summary", "dry_run": true, "snapshot_id": sn.ID.String(), "target": abs,
+			"files_restored": files, "dirs_restored": dirs, "symlinks_restored": links, "bytes_restored": size})
+	}
+	if files+links == 0 && len(includes) > 0 {
+		return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
+	}
+	g.printf("Dry run: would restore snapshot %s to %s: %d %s (%s), %d %s, %d %s; nothing was written\n",
+		sn.ID.Short(), abs, files, countNoun(files, "file", "files"), formatBytes(size),
+		dirs, countNoun(dirs, "directory", "directories"), links, countNoun(links, "symlink", "symlinks"))
+	return nil
 }
 
 func newDumpCommand(g *globals) *cobra.Command {

@@ -49,7 +49,7 @@ type globals struct {
 	stdin          *os.File
 	storeCtx       context.Context
 	outMu          sync.Mutex
-	retried        map[string]int // failure → highest attempt reported
+	retried        map[string]time.Time // failure and attempt → when last reported
 	metricsFile    string
 	// metrics collects what the command counted, for --metrics-file.
 	metrics runMetrics
@@ -131,19 +131,23 @@ func (g *globals) remoteOptions() remote.Options {
 }
 
 // retryNotice prints one line per failure mode and attempt: uploads
-// failing together for the same reason give one line, not one each.
+// failing together for the same reason give one line, not one each. The
+// same line is printed again once retryQuiet has passed (a later outage).
 func (g *globals) retryNotice(what string, attempt, limit int, err error, wait time.Duration) {
 	why := remote.Describe(err)
+	key := fmt.Sprintf("%s\x00%d", why, attempt)
+	now := time.Now()
 	g.outMu.Lock()
 	if g.retried == nil {
-		g.retried = map[string]int{}
+		g.retried = map[string]time.Time{}
 	}
-	seen := g.retried[why] >= attempt
-	if !seen {
-		g.retried[why] = attempt
+	last, seen := g.retried[key]
+	quiet := seen && now.Sub(last) < retryQuiet
+	if !quiet {
+		g.retried[key] = now
 	}
 	g.outMu.Unlock()
-	if seen {
+	if quiet {
 		return
 	}
 	if !strings.HasPrefix(why, "cannot reach ") {
@@ -152,6 +156,10 @@ func (g *globals) retryNotice(what string, attempt, limit int, err error, wait t
 	}
 	g.warn(fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", why, wait.Round(100*time.Millisecond), attempt+1, limit))
 }
+
+// retryQuiet is how long the same failure at the same attempt is not
+// reported again.
+const retryQuiet = 10 * time.Second
 
 // openBackend opens the storage at url.
 func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, error) {
@@ -449,6 +457,8 @@ func (g *globals) bytesBar(n int64, description string) *progressbar.ProgressBar
 		progressbar.OptionSetWriter(g.stderr),
 		progressbar.OptionSetDescription(description),
 		progressbar.OptionShowBytes(true),
+		// MiB and GiB, as every summary prints them.
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionThrottle(200_000_000),
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),

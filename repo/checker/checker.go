@@ -98,7 +98,8 @@ func init() {
 		KindIndexDamaged, KindIndexInconsistent, KindObjectMissing, KindObjectDamaged, KindObjectUnreadable,
 		KindPackMissing, KindPackSize, KindPackDamaged, KindPackHeader, KindBlobDamaged, KindSnapshotDamaged,
 		KindTreeDamaged, KindBlobNotIndexed, KindFileDamaged, KindFileUnhashed, KindRepairFailed,
-		KindPackUnindexed, KindObjectsExtra} {
+		KindSnapshotDeleted, KindLogRecordMissing, KindLogRecordDamaged, KindLogRecordForged,
+		KindPackUnindexed, KindObjectsExtra, KindSnapshotUnlogged, KindSnapshotForgotten} {
 		kindOrder[k] = i
 	}
 }
@@ -238,6 +239,9 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		err = c.checkKeyed(ctx)
 	} else {
 		err = c.checkKeyless(ctx)
+	}
+	if err == nil {
+		err = c.checkLog(ctx)
 	}
 	if err == nil {
 		err = c.checkReplicas(ctx)
@@ -395,8 +399,8 @@ func (c *checker) read(cs *copyState, h remote.Handle, n int64, hashed bool) {
 	}
 }
 
-// repairAction says how to fix a damaged or missing object at the primary.
-func (c *checker) repairAction() string {
+// repairCommand is the command that repairs the primary from a replica.
+func (c *checker) repairCommand() string {
 	url := "URL"
 	if len(c.replicas) > 0 {
 		url = c.replicas[0].Location
@@ -405,7 +409,12 @@ func (c *checker) repairAction() string {
 	if c.r == nil {
 		flag = " --keyless"
 	}
-	return fmt.Sprintf("replace it with an intact copy from a replica: courtbak verify%s --repair --replica %s", flag, url)
+	return fmt.Sprintf("courtbak verify%s --repair --replica %s", flag, url)
+}
+
+// repairAction says how to fix a damaged or missing object at the primary.
+func (c *checker) repairAction() string {
+	return "replace it with an intact copy from a replica: " + c.repairCommand()
 }
 
 // settle orders the findings and sets the copies' statuses and the verdict.

@@ -19,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/snapshot"
@@ -335,6 +336,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		if err := repackPacks(ctx, r, d.keep, d.repack, own.owns); err != nil {
 			return nil, nil, err
 		}
+		crashpoint.Hit(crashpoint.PruneMarkRepack)
 		lastStored = time.Now()
 		for _, p := range d.repack {
 			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
@@ -604,6 +606,7 @@ func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlo
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("write the new index: %w", err)
 		}
+		crashpoint.Hit(crashpoint.PruneMarkIndex)
 		written = append(written, id)
 		last = time.Now()
 		keep = keep[n:]
@@ -639,10 +642,12 @@ func commitMark(ctx context.Context, r *repo.Repository, dir string, plan *Plan)
 	if err := savePlan(dir, plan); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.PruneMarkPlan)
 	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
 	if err != nil {
 		return fmt.Errorf("write the superseding index file: %w", err)
 	}
+	crashpoint.Hit(crashpoint.PruneMarkSupersede)
 	plan.Written = append(plan.Written, id)
 	plan.Marked = r.Now()
 	return savePlan(dir, plan)
@@ -826,6 +831,7 @@ func deletePacks(ctx context.Context, r *repo.Repository, candidates map[blob.ID
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepPack)
 			sw.PacksDeleted++
 			sw.BytesDeleted += p.Size
 		case ctx.Err() != nil:
@@ -872,6 +878,7 @@ func deleteIndexFiles(ctx context.Context, r *repo.Repository, order []blob.ID, 
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Index, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepIndex)
 			sw.IndexFilesDeleted++
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -24,6 +24,8 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/crashpoint"
+	"github.com/courtbak/courtbak/repo/snaplog"
 )
 
 // DefaultWorkers is how many objects are copied at most at once: enough
@@ -73,7 +75,7 @@ type Result struct {
 // copyOrder is the order objects are written in. Keys go before the config
 // so that a replica never has a config nobody can open; everything else
 // follows remote.AllTypes.
-var copyOrder = []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot}
+var copyOrder = []remote.Type{remote.Keys, remote.Config, remote.Data, remote.Index, remote.Snapshot, remote.Log}
 
 var configHandle = remote.Handle{Type: remote.Config, Name: "config"}
 
@@ -175,8 +177,11 @@ func Run(ctx, storeCtx context.Context, primary, replica remote.Backend, opts Op
 	srcs := append([]remote.Backend{primary}, opts.Fallbacks...)
 	for _, t := range copyOrder {
 		copyType := copyAll
-		if t == remote.Index {
+		switch t {
+		case remote.Index:
 			copyType = copyInStoredOrder
+		case remote.Log:
+			copyType = copyLogInOrder
 		}
 		if err := copyType(ctx, storeCtx, t, todo[t], srcs, replica, cfg, opts, &res); err != nil {
 			return res, err
@@ -238,6 +243,51 @@ func copyInStoredOrder(ctx, storeCtx context.Context, t remote.Type, objs []remo
 	return nil
 }
 
+// copyLogInOrder copies snapshot log records predecessors first, one
+// generation at a time: a replica must never hold a record whose
+// predecessor it lacks, which verify takes for a deleted record, even if
+// replication is killed half-way. Records are small, and plain JSON: no
+// key is needed to read their order.
+func copyLogInOrder(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectInfo, srcs []remote.Backend, dst remote.Backend, cfg []byte, opts Options, res *Result) error {
+	pending := map[string]remote.ObjectInfo{}
+	prev := map[string][]string{}
+	for _, fi := range objs {
+		pending[fi.Name] = fi
+		if data, _, err := Fetch(ctx, fi.Handle, srcs); err == nil {
+			if rec, err := snaplog.Parse(data); err == nil {
+				prev[fi.Name] = rec.Prev
+			}
+		}
+	}
+	for len(pending) > 0 {
+		var gen []remote.ObjectInfo
+		for name, fi := range pending {
+			ready := true
+			for _, p := range prev[name] {
+				if _, waiting := pending[p]; waiting {
+					ready = false
+				}
+			}
+			if ready {
+				gen = append(gen, fi)
+			}
+		}
+		if len(gen) == 0 { // a cycle, which courtbak never writes: copy the rest
+			for _, fi := range pending {
+				gen = append(gen, fi)
+			}
+		}
+		slices.SortFunc(gen, func(a, b remote.ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
+		if err := copyAll(ctx, storeCtx, t, gen, srcs, dst, cfg, opts, res); err != nil {
+			return err
+		}
+		for _, fi := range gen {
+			delete(pending, fi.Name)
+		}
+	}
+	return nil
+}
+
 // checkReplicaConfig refuses a replica that holds another repository, or a
 // config that is not the primary's byte for byte.
 func checkReplicaConfig(ctx context.Context, replica remote.Backend, want []byte, wantCfg repo.Config) error {
@@ -294,6 +344,7 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 		wg      sync.WaitGroup
 		fromAlt atomic.Int64
 		mem     = newBudget(opts.Memory)
+		bufs    = &bufferList{}
 	)
 	stored = true
 	for range min(opts.Workers, len(objs)) {
@@ -307,8 +358,11 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 					return
 				}
 				held := mem.acquire(objs[i].Size)
-				c, err := copyObject(storeCtx, objs[i].Handle, objs[i].Size, srcs, dst)
+				c, err := copyObject(storeCtx, objs[i].Handle, objs[i].Size, srcs, dst, bufs)
 				mem.release(held)
+				if err == nil {
+					crashpoint.Hit(crashpoint.ReplicateObject)
+				}
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -380,13 +434,19 @@ func (c Copied) why() string {
 // srcs that has one: its bytes match its name (repo.CheckName). Repair
 // uses it to replace a damaged or missing object from the replicas.
 func CopyObject(ctx context.Context, h remote.Handle, srcs []remote.Backend, dst remote.Backend) (Copied, error) {
-	return copyObject(ctx, h, 0, srcs, dst)
+	return copyObject(ctx, h, 0, srcs, dst, nil)
 }
 
 // copyObject is CopyObject for an object listed with size bytes (0:
-// unknown).
-func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, dst remote.Backend) (Copied, error) {
-	data, c, err := fetch(ctx, h, size, srcs)
+// unknown), reading large objects into buffers from bufs (nil: fresh
+// ones).
+func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, dst remote.Backend, bufs *bufferList) (Copied, error) {
+	var buf []byte
+	if size >= rangedMin && bufs != nil {
+		buf = bufs.get(size)
+		defer bufs.put(buf)
+	}
+	data, c, err := fetch(ctx, h, size, srcs, buf)
 	if err != nil {
 		return c, err
 	}
@@ -398,17 +458,17 @@ func copyObject(ctx context.Context, h remote.Handle, size int64, srcs []remote.
 
 // Fetch returns the bytes of h from the first of srcs whose copy is intact.
 func Fetch(ctx context.Context, h remote.Handle, srcs []remote.Backend) ([]byte, Copied, error) {
-	return fetch(ctx, h, 0, srcs)
+	return fetch(ctx, h, 0, srcs, nil)
 }
 
 // fetch is Fetch for an object listed with size bytes (0: unknown), which
 // is read in parallel ranges when it is large. Should the listed size be
 // wrong, the bytes fail their name and the object is read again whole
 // before the copy counts as damaged.
-func fetch(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend) ([]byte, Copied, error) {
+func fetch(ctx context.Context, h remote.Handle, size int64, srcs []remote.Backend, buf []byte) ([]byte, Copied, error) {
 	var c Copied
 	for i, src := range srcs {
-		data, err := readObject(ctx, src, h, size)
+		data, err := readObject(ctx, src, h, size, buf)
 		if err == nil {
 			err = repo.CheckName(h, data)
 			if err != nil && size >= rangedMin {
@@ -439,14 +499,17 @@ const (
 	rangeSize = 8 << 20
 )
 
-// readObject reads h, listed with size bytes (0: unknown), from src.
-func readObject(ctx context.Context, src remote.Backend, h remote.Handle, size int64) ([]byte, error) {
+// readObject reads h, listed with size bytes (0: unknown), from src, into
+// buf if it is not nil (then of length size).
+func readObject(ctx context.Context, src remote.Backend, h remote.Handle, size int64, buf []byte) ([]byte, error) {
 	if size < rangedMin {
 		return remote.ReadAll(ctx, src, h)
 	}
 	n := (size + rangeSize/2) / rangeSize // ranges of rangeSize ± a half
 	part := (size + n - 1) / n
-	buf := make([]byte, size)
+	if buf == nil {
+		buf = make([]byte, size)
+	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -498,4 +561,43 @@ func (b *budget) release(n int64) {
 	b.free += n
 	b.mu.Unlock()
 	b.cond.Broadcast()
+}
+
+// bufferList recycles the buffers of large objects: allocated afresh for
+// every pack, they were garbage that let the heap grow past the bytes in
+// flight before a collection (peak RSS of a 161 MB replication to S3: 117
+// MB, 110 MB with recycling). A buffer is reused only after Save returned:
+// backends are done with the data then; should an HTTP transport still be
+// sending the body of a request that failed, the server rejects that body
+// by its Content-MD5.
+type bufferList struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxFree bounds the buffers kept; the budget keeps about four packs in
+// flight.
+const maxFree = 8
+
+// get returns a buffer of length n, recycled when one is large enough.
+func (l *bufferList) get(n int64) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, b := range l.free {
+		if int64(cap(b)) >= n {
+			l.free = slices.Delete(l.free, i, i+1)
+			return b[:n]
+		}
+	}
+	// A little room spares a new buffer for a slightly larger pack.
+	return make([]byte, n, n+n/16)
+}
+
+// put gives b back for reuse.
+func (l *bufferList) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < maxFree {
+		l.free = append(l.free, b)
+	}
 }

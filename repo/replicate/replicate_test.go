@@ -20,6 +20,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/replicate"
 	"github.com/courtbak/courtbak/repo/repotest"
+	"github.com/courtbak/courtbak/repo/snaplog"
 )
 
 func newLocal(t *testing.T) *remote.Local {
@@ -228,7 +229,7 @@ func TestReplicateStopsBeforeTheIndexWhenAPackHasNoIntactCopy(t *testing.T) {
 	h, _ := damagePack(t, primary)
 	replica := newLocal(t)
 	res, err := run(t, primary, replica, replicate.Options{Workers: 1})
-	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots were not copied") {
+	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots, log were not copied") {
 		t.Fatalf("replicating a damaged pack: %v", err)
 	}
 	got := contents(t, replica)
@@ -251,8 +252,10 @@ func TestReplicateResumesAfterFailures(t *testing.T) {
 	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 7, FailRate: 0.3})
 	failures := 0
 	for run := 0; ; run++ {
-		if run == 50 {
-			t.Fatal("replication did not finish in 50 runs")
+		// Each run lists six types before it copies anything: at a 30%
+		// failure rate, about one run in twelve gets that far.
+		if run == 200 {
+			t.Fatal("replication did not finish in 200 runs")
 		}
 		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{})
 		checkConsistent(t, primary, base)
@@ -448,5 +451,52 @@ func TestLargeObjectsAreReadInRanges(t *testing.T) {
 	}
 	if res.ObjectsFromReplicas != 0 || len(warned) != 0 {
 		t.Errorf("the object listed with a wrong size was taken for damaged: %+v %q", res, warned)
+	}
+}
+
+// A replica never holds a snapshot log record without its predecessors,
+// however often replication fails part-way: verify would take the gap for
+// a deleted record.
+func TestReplicateCopiesTheLogPredecessorsFirst(t *testing.T) {
+	primary := newPrimary(t)
+	var prev []string
+	for i := range 12 {
+		rec := &snaplog.Record{Time: time.Unix(int64(i), 0).UTC(), Prev: prev}
+		data, err := snaplog.Encode(rec, func([]byte) string { return hashName([]byte{byte(i)}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := remote.Handle{Type: remote.Log, Name: hashName(data)}
+		save(t, primary, h, data)
+		prev = []string{h.Name}
+	}
+	base := newLocal(t)
+	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 11, FailRate: 0.2})
+	for run := 0; ; run++ {
+		if run == 200 {
+			t.Fatal("replication did not finish in 200 runs")
+		}
+		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{Workers: 4})
+		records := map[string]*snaplog.Record{}
+		for name, data := range contents(t, base) {
+			if strings.HasPrefix(name, "log/") {
+				rec, perr := snaplog.Parse([]byte(data))
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				records[strings.TrimPrefix(name, "log/")] = rec
+			}
+		}
+		for _, f := range snaplog.Check(records, nil) {
+			if f.Kind == snaplog.KindRecordMissing {
+				t.Fatalf("run %d left a record without its predecessor: %s", run, f.Message)
+			}
+		}
+		if err == nil {
+			if len(records) != 12 {
+				t.Fatalf("replica has %d records, want 12", len(records))
+			}
+			return
+		}
 	}
 }

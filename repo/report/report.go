@@ -161,6 +161,7 @@ type Counts struct {
 	FileBytes  int64 `json:"file_bytes"`
 	Trees      int   `json:"trees"`
 	IndexFiles int   `json:"index_files"`
+	LogRecords int   `json:"log_records"`
 	Keys       int   `json:"keys"`
 	Packs      int   `json:"packs"`
 	PacksRead  int   `json:"packs_read"`

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/courtbak/courtbak/remote/directio"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
@@ -31,7 +33,8 @@ type Options struct {
 	Target string
 	// Includes restricts the restore to matching paths (and everything
 	// below a matching directory). Patterns match the absolute snapshot path
-	// or the base name, as filepath.Match does.
+	// or the base name, as path.Match does, and "**" matches any number of
+	// path components.
 	Includes []string
 	// Workers restore files in parallel; 0 picks a default.
 	Workers int
@@ -51,16 +54,26 @@ func Matches(patterns []string, nodePath string) bool {
 		return true
 	}
 	for _, pat := range patterns {
-		if ok, _ := path.Match(pat, path.Base(nodePath)); ok {
+		if ok, _ := doublestar.Match(pat, path.Base(nodePath)); ok {
 			return true
 		}
 		for p := nodePath; p != "/" && p != "."; p = path.Dir(p) {
-			if ok, _ := path.Match(pat, p); ok {
+			if ok, _ := doublestar.Match(pat, p); ok {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// CheckIncludes refuses invalid include patterns.
+func CheckIncludes(patterns []string) error {
+	for _, pat := range patterns {
+		if !doublestar.ValidatePattern(pat) {
+			return fmt.Errorf("invalid include pattern %q: unbalanced '[' or '{', or a trailing '\\'", pat)
+		}
+	}
+	return nil
 }
 
 // Restore restores snapshot sn under opts.Target.
@@ -71,10 +84,8 @@ func Matches(patterns []string, nodePath string) bool {
 // in it is restored, so an interrupted or partly failed restore leaves
 // only the directories it was working in with mode 0700.
 func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opts Options) (*Result, error) {
-	for _, pat := range opts.Includes {
-		if _, err := path.Match(pat, ""); err != nil {
-			return nil, fmt.Errorf("invalid include pattern %q: %w", pat, err)
-		}
+	if err := CheckIncludes(opts.Includes); err != nil {
+		return nil, err
 	}
 	target, err := filepath.Abs(opts.Target)
 	if err != nil {
