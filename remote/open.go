@@ -219,3 +219,22 @@ func Redact(raw string) string {
 	}
 	return raw[:i+3] + rest[at+1:]
 }
+
+// maxForeign bounds the names a backend's Foreign returns (init refuses a
+// location holding names that are not a repository's): a few are enough to
+// say what is there.
+const maxForeign = 5
+
+// layoutName reports whether a top-level name belongs to a repository: the
+// config, a type directory, or a temporary file of an interrupted write.
+func layoutName(name string) bool {
+	if strings.HasPrefix(name, ".tmp-") {
+		return true
+	}
+	for _, t := range AllTypes {
+		if name == string(t) {
+			return true
+		}
+	}
+	return false
+}

@@ -158,6 +158,14 @@ func s3Location(cfg S3Config) string {
 // Location returns the repository URL without credentials.
 func (be *S3) Location() string { return be.location }
 
+// s3Connections is how many uploads at once suit an S3 server: a request
+// waits on a round trip and the server's own writes, which others can
+// overlap. Each costs a backup one pack buffer (about 16 MiB).
+const s3Connections = 4
+
+// Connections is how many uploads at once suit an S3 server.
+func (be *S3) Connections() int { return s3Connections }
+
 // key maps a handle to its object key.
 func (be *S3) key(h Handle) string {
 	switch {
@@ -498,6 +506,38 @@ func (be *S3) CreateBucketIfMissing(ctx context.Context) error {
 		return be.classify("create bucket", err)
 	}
 	return nil
+}
+
+// Foreign returns up to a few keys or key prefixes directly under the
+// repository's prefix that are not part of a repository, from one listing
+// request: a repository has at most six names there.
+func (be *S3) Foreign(ctx context.Context) ([]string, error) {
+	out, err := be.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:    aws.String(be.bucket),
+		Prefix:    aws.String(be.prefix),
+		Delimiter: aws.String("/"),
+		MaxKeys:   aws.Int32(100),
+	})
+	if err != nil {
+		if isS3NotFound(err) {
+			return nil, nil // no bucket yet
+		}
+		return nil, fmt.Errorf("look into %s: %w", be.location, err)
+	}
+	var names []string
+	add := func(key string) {
+		name := strings.TrimPrefix(key, be.prefix)
+		if !layoutName(strings.TrimSuffix(name, "/")) && len(names) < maxForeign {
+			names = append(names, name)
+		}
+	}
+	for _, p := range out.CommonPrefixes {
+		add(aws.ToString(p.Prefix))
+	}
+	for _, o := range out.Contents {
+		add(aws.ToString(o.Key))
+	}
+	return names, nil
 }
 
 // Close releases nothing; the HTTP client's idle connections time out.

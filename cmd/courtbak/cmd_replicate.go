@@ -145,7 +145,7 @@ credentials only, no repository password.`,
 		},
 	}
 	c.Flags().StringArrayVar(&to, "to", nil, "replicate to `URL` (repeatable; default: the --replica list)")
-	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "`N` objects copied at once")
+	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "at most `N` objects copied at once (and at most 64 MiB of them)")
 	return c
 }
 

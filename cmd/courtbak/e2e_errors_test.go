@@ -235,4 +235,13 @@ func TestMistypedCommandSuggestsTheRightOne(t *testing.T) {
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
+	// A mistyped subcommand of a group is an error too, not its help
+	// with exit 0.
+	r = e.run("key", "lst")
+	if r.code != 1 || !strings.Contains(r.stderr, "unknown command \"lst\" for \"courtbak key\"\n\nDid you mean this?\n\tlist\n") {
+		t.Errorf("key lst: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := e.run("key"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "Available Commands") {
+		t.Errorf("key alone: exit %d, %q", r.code, r.stdout+r.stderr)
+	}
 }

@@ -76,6 +76,13 @@ func TestMetricsFileAfterEachCommand(t *testing.T) {
 		t.Errorf("latest snapshot time = %v %v", got, ok)
 	}
 
+	// A dry run records nothing: it is not a backup.
+	before2, _ := os.ReadFile(prom)
+	e.must("--metrics-file", prom, "backup", "--dry-run", src)
+	if after, _ := os.ReadFile(prom); string(after) != string(before2) {
+		t.Error("backup --dry-run changed the metrics file")
+	}
+
 	// replicate records when the replica was brought up to date.
 	replica := filepath.Join(t.TempDir(), "replica")
 	e.must("--metrics-file", prom, "replicate", "--to", replica)

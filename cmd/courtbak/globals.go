@@ -24,6 +24,7 @@ import (
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // globals holds the global flags and the process's streams.
@@ -48,14 +49,20 @@ type globals struct {
 	stdin          *os.File
 	storeCtx       context.Context
 	outMu          sync.Mutex
-	retried        map[string]int // failure → highest attempt reported
+	retried        map[string]time.Time // failure and attempt → when last reported
 	metricsFile    string
 	// metrics collects what the command counted, for --metrics-file.
 	metrics runMetrics
 
+	// maxTreeDepth and maxEntries bound walks through snapshot trees.
+	maxTreeDepth int
+	maxEntries   int64
+
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
 	readOnly bool
+	// failover is the read commands' storage when --replica is given.
+	failover *remote.Failover
 }
 
 func (g *globals) register(root *cobra.Command) {
@@ -72,6 +79,8 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
 	f.StringVar(&g.metricsFile, "metrics-file", os.Getenv("COURTBAK_METRICS_FILE"), "after the command, write Prometheus metrics to `PATH` for node_exporter's textfile collector (env COURTBAK_METRICS_FILE)")
+	f.IntVar(&g.maxTreeDepth, "max-tree-depth", snapshot.DefaultLimits.MaxDepth, "stop a walk through a snapshot's tree (ls, diff, restore) deeper than `N` directories")
+	f.Int64Var(&g.maxEntries, "max-entries", snapshot.DefaultLimits.MaxEntries, "stop a walk through a snapshot's tree (ls, diff, restore) after `N` entries")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
 	f.StringVar(&g.profileName, "profile", os.Getenv("COURTBAK_PROFILE"), "use the settings of profile `NAME` from the configuration file (env COURTBAK_PROFILE)")
 	f.StringVar(&g.configFile, "config", os.Getenv("COURTBAK_CONFIG"), "configuration `FILE` (env COURTBAK_CONFIG; default "+config.SystemPath+", then the user's config dir)")
@@ -122,19 +131,23 @@ func (g *globals) remoteOptions() remote.Options {
 }
 
 // retryNotice prints one line per failure mode and attempt: uploads
-// failing together for the same reason give one line, not one each.
+// failing together for the same reason give one line, not one each. The
+// same line is printed again once retryQuiet has passed (a later outage).
 func (g *globals) retryNotice(what string, attempt, limit int, err error, wait time.Duration) {
 	why := remote.Describe(err)
+	key := fmt.Sprintf("%s\x00%d", why, attempt)
+	now := time.Now()
 	g.outMu.Lock()
 	if g.retried == nil {
-		g.retried = map[string]int{}
+		g.retried = map[string]time.Time{}
 	}
-	seen := g.retried[why] >= attempt
-	if !seen {
-		g.retried[why] = attempt
+	last, seen := g.retried[key]
+	quiet := seen && now.Sub(last) < retryQuiet
+	if !quiet {
+		g.retried[key] = now
 	}
 	g.outMu.Unlock()
-	if seen {
+	if quiet {
 		return
 	}
 	if !strings.HasPrefix(why, "cannot reach ") {
@@ -143,6 +156,10 @@ func (g *globals) retryNotice(what string, attempt, limit int, err error, wait t
 	}
 	g.warn(fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", why, wait.Round(100*time.Millisecond), attempt+1, limit))
 }
+
+// retryQuiet is how long the same failure at the same attempt is not
+// reported again.
+const retryQuiet = 10 * time.Second
 
 // openBackend opens the storage at url.
 func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, error) {
@@ -154,12 +171,14 @@ func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, 
 		return nil, fmt.Errorf("--retries %d: give at least 1 (1 means no retries)", g.retries)
 	case g.limitUpload < 0 || g.limitDownload < 0:
 		return nil, errors.New("--limit-upload and --limit-download take a rate in KiB/s, 0 for no limit")
+	case g.maxTreeDepth < 1 || g.maxEntries < 1:
+		return nil, errors.New("--max-tree-depth and --max-entries take a positive number")
 	}
 	return remote.Open(ctx, url, g.remoteOptions())
 }
 
 func (g *globals) repoOptions() repo.Options {
-	return repo.Options{Warn: g.warn, CacheDir: g.cachePath()}
+	return repo.Options{Warn: g.warn, CacheDir: g.cachePath(), WalkLimits: snapshot.Limits{MaxDepth: g.maxTreeDepth, MaxEntries: g.maxEntries}}
 }
 
 // cachePath is --cache-dir, else the user cache directory; "" when there
@@ -183,8 +202,38 @@ func (g *globals) openRepoBackend(ctx context.Context) (remote.Backend, error) {
 	if g.repoURL == "" {
 		return nil, errors.New("no repository given: use --repo URL (the primary) with --replica, or --repo REPLICA_URL")
 	}
-	return remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
+	f, err := remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
 		remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn})
+	if err != nil {
+		return nil, err
+	}
+	g.failover = f
+	return f, nil
+}
+
+// skippedCopy is a copy the failover took out of the rotation, as
+// summaries report it.
+type skippedCopy struct {
+	Location string `json:"location"`
+	Reason   string `json:"reason"`
+	Requests int    `json:"requests_skipped"`
+	Out      bool   `json:"still_out"`
+}
+
+// skippedCopies lists the copies the failover skipped during the run.
+func (g *globals) skippedCopies() []skippedCopy {
+	if g.failover == nil {
+		return nil
+	}
+	var out []skippedCopy
+	for _, s := range g.failover.Skipped() {
+		why := "unavailable"
+		if s.Why != nil {
+			why = s.Why.Error()
+		}
+		out = append(out, skippedCopy{Location: s.Location, Reason: why, Requests: s.Requests, Out: s.Out})
+	}
+	return out
 }
 
 // openRepo opens the repository at --repo with the password.
@@ -408,6 +457,8 @@ func (g *globals) bytesBar(n int64, description string) *progressbar.ProgressBar
 		progressbar.OptionSetWriter(g.stderr),
 		progressbar.OptionSetDescription(description),
 		progressbar.OptionShowBytes(true),
+		// MiB and GiB, as every summary prints them.
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionThrottle(200_000_000),
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),

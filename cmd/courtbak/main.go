@@ -107,7 +107,10 @@ func run(args []string) int {
 	if err != nil {
 		printError(g.stderr, g.json || wantsJSON(args), err, code)
 	}
-	if g.metricsFile != "" && cmd != nil && cmd != root {
+	// A dry run did not do the command's job: recording it would fake a
+	// success (or a failure) of the real one.
+	dryRun := cmd != nil && cmd.Flags().Lookup("dry-run") != nil && cmd.Flags().Lookup("dry-run").Value.String() == "true"
+	if g.metricsFile != "" && cmd != nil && cmd != root && !dryRun {
 		if merr := g.writeMetrics(cmd, start, code); merr != nil {
 			g.warn(merr.Error())
 		}
@@ -165,6 +168,22 @@ func unknownCommand(err error) (msg string, suggestions []string, ok bool) {
 	return lines[0], suggestions, true
 }
 
+// runGroup runs a command that only groups subcommands: its help without
+// arguments, else cobra's unknown-command error with suggestions.
+func runGroup(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return c.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default for commands
+	}
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+	}
+	return errors.New(msg)
+}
+
 // wantsJSON reports whether the command line asks for --json, for errors
 // that stop flag parsing before --json is reached.
 func wantsJSON(args []string) bool {
@@ -217,10 +236,19 @@ whichever copy is reachable, and writes verification reports for audits.`,
 		newVerifyCommand(g),
 		newReportCommand(g),
 		newForgetCommand(g),
+		newTagCommand(g),
 		newPruneCommand(g),
 		newScheduleCommand(g),
 		newGenManCommand(g),
 	)
+	// A command group (key, report) given an unknown subcommand would
+	// print its help and exit 0; make it an error with suggestions, as
+	// for a mistyped command.
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && !c.Runnable() {
+			c.RunE = runGroup
+		}
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'courtbak %s --help')", err, c.Name())
 	})

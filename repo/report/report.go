@@ -288,6 +288,13 @@ func (r *Report) Headline() string {
 	return h
 }
 
+// VerdictWords is the headline without what was not checked, for the
+// large banner; the renderings show Scope.Unchecked in a sentence below.
+func (r *Report) VerdictWords() string {
+	h, _, _ := strings.Cut(r.Headline(), ": ")
+	return h
+}
+
 // Summary is one sentence under the headline.
 func (r *Report) Summary() string {
 	copies := "the repository"

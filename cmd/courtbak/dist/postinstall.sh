@@ -1,6 +1,6 @@
 #!/bin/sh
 # Package post-install (deb and rpm): the courtbak system user and the
-# directories docs/usage.md §22.5 lists, with their owners and modes.
+# directories docs/usage.md §23.5 lists, with their owners and modes.
 # Safe to run again on upgrade: it only creates what is missing and
 # restores the modes.
 set -e
