@@ -442,6 +442,12 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 		if sns[i] == nil {
 			return
 		}
+		if c.forgotten[sns[i].ID.String()] {
+			// Its data may be pruned already: nothing to check, and
+			// nothing a restore may rely on (a notice says so).
+			out[i].Status = report.SnapshotForgotten
+			return
+		}
 		w := &walk{sn: sns[i], out: &out[i], bud: snapshot.NewBudget(c.r)}
 		if keep[i] {
 			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
