@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
@@ -74,19 +75,13 @@ contents do not. Hold a hearing's recordings with --add legal-hold and
 					changes = append(changes, ch)
 					continue
 				}
-				// The new snapshot first: a crash in between leaves both,
-				// never neither. SecureSnapshot makes sure a prune that
-				// marked meanwhile keeps what the tree needs, as for a
-				// backup.
-				if err := r.SecureSnapshot(ctx, sn.Tree); err != nil {
-					return err
-				}
-				if err := r.SaveSnapshot(ctx, sn); err != nil {
+				err := r.ReplaceSnapshot(ctx, old.ID, sn)
+				if err != nil && !errors.Is(err, repo.ErrOldSnapshotKept) {
 					return fmt.Errorf("snapshot %s: %w; nothing was changed", old.ID.Short(), err)
 				}
 				ch.NewID, ch.Original = sn.ID.String(), sn.Original.String()
 				changes = append(changes, ch)
-				if err := r.RemoveSnapshot(ctx, old.ID); err != nil {
+				if err != nil {
 					failed = append(failed, fmt.Errorf("snapshot %s was saved as %s with tags %s, but the old snapshot could not be removed (it stays, with its old tags, until removed by someone with delete rights: courtbak forget or tag again): %w",
 						old.ID.Short(), sn.ID.Short(), tagList(sn.Tags), err))
 					continue

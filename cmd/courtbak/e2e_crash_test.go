@@ -113,7 +113,7 @@ var crashCases = []crashCase{
 		setup: func(t *testing.T, e *env) ([]string, string) {
 			// A pack half used after the forget (repack), whole packs unused
 			// (deleted), and the index files the mark supersedes.
-			a, b := crashSources(t, e)
+			_, b := crashSources(t, e)
 			e.backup(b)
 			big := filepath.Join(b, "exhibit-copy.bin")
 			if err := os.WriteFile(big, randomBytes(t, 700<<10), 0o644); err != nil {
@@ -129,7 +129,6 @@ var crashCases = []crashCase{
 			}
 			e.backup(b)
 			e.must("forget", "--keep-last", "1")
-			_ = a
 			return []string{"prune", "--grace", "0"}, e.repo
 		},
 	},

@@ -352,3 +352,47 @@ func TestARepositoryWithoutLogVerifiesAndStartsOne(t *testing.T) {
 	}
 	dmgVerifyBoth(t, e, 1, "snapshot "+first[:8], "without forget")
 }
+
+// A replica keeps the snapshots its primary forgot, but receives the
+// index the primary's prune wrote: their data is no longer indexed there.
+// The snapshot log tells verify they were forgotten, so the replica
+// verifies (found by the randomized robustness test).
+func TestAReplicaKeepsForgottenSnapshotsAndStillVerifies(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := generate(t, 53, 1<<20)
+	old := e.backup(src).SnapshotID
+	replica := filepath.Join(t.TempDir(), "replica")
+	e.must("replicate", "--to", replica)
+	if err := os.WriteFile(filepath.Join(src, "new-ruling.txt"), []byte("ruling"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range vfyObjects(t, src, ".") {
+		if strings.HasSuffix(p, ".txt") {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	e.backup(src)
+	e.must("forget", "--keep-last", "1")
+	e.must("prune", "--grace", "0")
+	e.must("replicate", "--to", replica)
+	r := e.runEnv(e.environ(), "--repo", replica, "verify", "--json")
+	vfyExpect(t, r, 0)
+	var v struct {
+		Snapshots []struct{ ID, Status string } `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range v.Snapshots {
+		found = found || (s.ID == old && s.Status == "forgotten")
+	}
+	if !found {
+		t.Errorf("the forgotten snapshot is not reported as such: %+v", v.Snapshots)
+	}
+	vfyExpect(t, e.run("verify"), 0)
+}

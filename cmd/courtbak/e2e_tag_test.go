@@ -56,6 +56,14 @@ func TestTagAddRemoveSetAndLegalHold(t *testing.T) {
 		if !strings.Contains(r.stdout, "saved as "+held.ID[:8]) {
 			t.Errorf("output %q", r.stdout)
 		}
+		// Retagging is an authorised change: verify, keyed and keyless,
+		// must not take the old snapshot's removal for a deletion.
+		if res := e.run("verify"); res.code != 0 {
+			t.Fatalf("verify after tag: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		}
+		if res := e.run("verify", "--keyless"); res.code != 0 {
+			t.Fatalf("verify --keyless after tag: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		}
 		// A retagged snapshot restores like the original.
 		target := t.TempDir()
 		e.must("restore", held.ID[:8], "--target", target)

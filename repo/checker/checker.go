@@ -131,6 +131,10 @@ type checker struct {
 	// forced holds packs read beyond the day's subset (see
 	// ensureSubsetReads).
 	forced map[string]bool
+	// forgotten holds the snapshots the snapshot log says were forgotten
+	// (by records whose MAC verified): still stored at a replica, which
+	// keeps what the primary forgot, or after an interrupted forget.
+	forgotten map[string]bool
 
 	// Keyed state.
 	packs       map[blob.ID][]pack.Entry // indexed packs and their blobs
@@ -210,6 +214,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		trees:       map[blob.ID]*treeResult{},
 		nameChecked: map[blob.ID]bool{},
 		forced:      map[string]bool{},
+		forgotten:   map[string]bool{},
 	}
 	c.subset = NewSubset(opts.SubsetPercent, opts.Now())
 	c.rep = &report.Report{
@@ -234,14 +239,15 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 	for _, cs := range c.replicas {
 		c.listReplica(ctx, cs)
 	}
-	if r != nil {
+	// The log first: the snapshots it says were forgotten are not walked.
+	err = c.checkLog(ctx)
+	switch {
+	case err != nil:
+	case r != nil:
 		c.rep.Repository.ID = r.ID()
 		err = c.checkKeyed(ctx)
-	} else {
+	default:
 		err = c.checkKeyless(ctx)
-	}
-	if err == nil {
-		err = c.checkLog(ctx)
 	}
 	if err == nil {
 		err = c.checkReplicas(ctx)

@@ -63,6 +63,9 @@ func (c *checker) checkLog(ctx context.Context) error {
 			Message: "the repository has no snapshot log yet (made by an older courtbak): deleted snapshots cannot be detected until the next backup or forget starts it"})
 		return nil
 	}
+	for sn := range snaplog.Replay(records).Forgotten {
+		c.forgotten[sn] = true
+	}
 	snapshots := map[string]bool{}
 	for _, h := range handles(c.primary.objects, remote.Snapshot) {
 		snapshots[h.Name] = true

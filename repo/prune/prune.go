@@ -664,6 +664,9 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	if err := checkPlanCurrent(plan, files, inEffect); err != nil {
 		return nil, err
 	}
+	if err := checkWrittenStored(ctx, r, plan); err != nil {
+		return nil, err
+	}
 	r.ResetIndex()
 	inUseNow := index.New()
 	for _, f := range inEffect {
@@ -712,6 +715,33 @@ func checkPlanCurrent(plan *Plan, files, inEffect map[string]*index.File) error 
 	for _, id := range plan.Superseded {
 		if _, ok := inEffect[id.String()]; ok {
 			return fmt.Errorf("%w: index file %s that the mark superseded is in effect", errStalePlan, id.Short())
+		}
+	}
+	return nil
+}
+
+// checkWrittenStored reads the index files the mark wrote from storage,
+// not from this host's cache. Safety: other hosts see the mark only
+// through those files; one damaged in storage is left out by their
+// backups (indexdamage.go), for which the superseded files then stay in
+// effect, so they deduplicate against the packs the mark found unused and
+// no check of theirs sees that a mark happened. Until the file is intact
+// in storage again, the sweep deletes nothing and the plan waits.
+func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) error {
+	for _, id := range plan.Written {
+		h := remote.Handle{Type: remote.Index, Name: id.String()}
+		data, err := remote.ReadAll(ctx, r.Backend(), h)
+		if err == nil {
+			err = repo.CheckName(h, data)
+		}
+		if err == nil {
+			_, err = r.OpenFile(h, data)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("index file %s that the mark wrote cannot be read intact from storage (%v): backups on other hosts do not see the mark, so nothing was deleted; repair it (courtbak verify --repair --replica URL) and prune again", id.Short(), err)
 		}
 	}
 	return nil

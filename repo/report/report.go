@@ -37,6 +37,9 @@ const (
 	SnapshotIntact     = "intact"
 	SnapshotDamaged    = "damaged"
 	SnapshotUnreadable = "unreadable"
+	// SnapshotForgotten: the snapshot log says forget removed it, yet it
+	// is stored (a replica keeps what the primary forgot); not checked.
+	SnapshotForgotten = "forgotten"
 )
 
 // Report is everything one verify run found.

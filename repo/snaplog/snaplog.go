@@ -191,7 +191,8 @@ func Check(records map[string]*Record, snapshots map[string]bool) []Finding {
 		switch {
 		case forgotten:
 			out = append(out, Finding{Kind: KindForgottenPresent, Object: "snapshots/" + sn, Snapshot: sn,
-				Message: fmt.Sprintf("snapshot %s was forgotten (log record %s) but is still stored: a forget was interrupted", short(sn), short(s.Forgotten[sn]))})
+				Message: fmt.Sprintf("snapshot %s was forgotten (log record %s) but is still stored: a replica keeps what its primary forgot, or a forget was interrupted (forget it again); it is not checked, and its data may be pruned already",
+					short(sn), short(s.Forgotten[sn]))})
 		case !added:
 			out = append(out, Finding{Kind: KindUnlogged, Object: "snapshots/" + sn, Snapshot: sn,
 				Message: fmt.Sprintf("snapshot %s is not in the snapshot log yet: written by an older courtbak or by a backup interrupted before its log record; the next backup or forget adds it", short(sn))})

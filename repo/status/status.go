@@ -250,7 +250,7 @@ type listing struct {
 func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) CourtStatus {
 	cs := CourtStatus{Label: c.Label, MaxAgeSec: c.MaxAge.Seconds(), Snapshots: []Snapshot{}, Breaches: []string{}}
 	if cs.Label == "" {
-		cs.Label = c.Primary.URL
+		cs.Label = remote.Redact(c.Primary.URL) // credentials typed into the URL stay out of every output
 	}
 	sites := append([]Site{c.Primary}, c.Replicas...)
 	cs.Copies = make([]CopyStatus, len(sites))

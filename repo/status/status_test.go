@@ -2,6 +2,8 @@ package status
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -363,5 +365,25 @@ func TestPagesListCourtsNeedingAttentionFirst(t *testing.T) {
 	}
 	if b, d, a := strings.Index(string(page), ">B<"), strings.Index(string(page), ">D<"), strings.Index(string(page), ">A<"); b < 0 || !(b < d && d < a) {
 		t.Errorf("page order: B at %d, D at %d, A at %d", b, d, a)
+	}
+}
+
+// A court without a label is named by its URL; credentials typed into that
+// URL must not reach the summary (printed, --json, the HTML page).
+func TestCollectUnlabelledCourtHidesCredentials(t *testing.T) {
+	url := "s3:http://AKIAEXAMPLE:SuperSecret99@127.0.0.1:1/bucket"
+	c := Court{Primary: Site{URL: url}}
+	sum := Collect(context.Background(), []Court{c}, Options{Open: func(context.Context, string) (remote.Backend, error) {
+		return nil, errors.New("refused")
+	}, Now: func() time.Time { return now }})
+	b, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "SuperSecret99") {
+		t.Errorf("the status summary shows the secret: %s", b)
+	}
+	if got := sum.Courts[0].Label; got != "s3:http://127.0.0.1:1/bucket" {
+		t.Errorf("label %q, want the URL without its credentials", got)
 	}
 }
