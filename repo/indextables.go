@@ -81,7 +81,10 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 			fresh = append(fresh, fi.Name)
 		}
 	}
-	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}, damaged: map[string]error{}}
+	b := &tableBuild{r: r, dir: dir, key: key, sup: map[string][]blob.ID{}, damaged: map[string]error{}, sizes: map[string]int64{}}
+	for _, fi := range infos {
+		b.sizes[fi.Name] = fi.Size
+	}
 	defer b.abort()
 	if err := b.read(ctx, fresh); err != nil {
 		return err
@@ -238,6 +241,7 @@ func (r *Repository) settleListing(ctx context.Context, listed map[string]bool, 
 	}
 	var more []string
 	for _, fi := range again {
+		b.sizes[fi.Name] = fi.Size
 		if listed[fi.Name] {
 			continue
 		}
@@ -275,18 +279,22 @@ type tableBuild struct {
 	sup map[string][]blob.ID
 	// damaged are the files that could not be read intact.
 	damaged map[string]error
+	// sizes are the stored sizes of the listed files.
+	sizes map[string]int64
 	// skipSuperseding leaves files that supersede others out of the runs.
 	skipSuperseding bool
 }
 
-// Reading new index files: loadBatch files are read at once (in
-// parallel), and their entries are collected until a run holds
+// Reading new index files: up to loadBatch files, and at most
+// loadBatchBytes of them as stored (one file may exceed it), are read at
+// once (in parallel), and their entries are collected until a run holds
 // runRecords, when it is written as a table. The sort of a run is the
 // largest memory a start-up needs: 56 bytes a record, plus one batch of
-// decoded files.
+// decoded files (about 3 times their stored size).
 var (
-	loadBatch  = 16
-	runRecords = 1 << 20
+	loadBatch      = 16
+	loadBatchBytes = int64(32 << 20)
+	runRecords     = 1 << 20
 )
 
 // read reads the named index files into runs.
@@ -308,7 +316,11 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 		return nil
 	}
 	for len(names) > 0 {
-		n := min(loadBatch, len(names))
+		n, size := 1, b.sizes[names[0]]
+		for n < len(names) && n < loadBatch && size+b.sizes[names[n]] <= loadBatchBytes {
+			size += b.sizes[names[n]]
+			n++
+		}
 		group := make([]remote.ObjectInfo, n)
 		for i, name := range names[:n] {
 			group[i] = remote.ObjectInfo{Handle: remote.Handle{Type: remote.Index, Name: name}}
