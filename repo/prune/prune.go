@@ -40,8 +40,13 @@ const DefaultRepackUnused = 0.1
 // S3's LastModified.
 const storeGap = 1100 * time.Millisecond
 
-// packsPerIndexFile bounds the index files a mark writes (a few MiB each).
-const packsPerIndexFile = 4096
+// The index files a mark writes are bounded (a few MiB each): at most
+// packsPerIndexFile packs and, once a file has a pack, blobsPerIndexFile
+// blobs, so that packs of many small blobs do not make one huge object.
+const (
+	packsPerIndexFile = 4096
+	blobsPerIndexFile = 65536
+)
 
 // Options control a Run.
 type Options struct {
@@ -601,7 +606,11 @@ func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlo
 	var written []blob.ID
 	var last time.Time
 	for len(keep) > 0 {
-		n := min(len(keep), packsPerIndexFile)
+		n, blobs := 1, len(keep[0].Blobs)
+		for n < len(keep) && n < packsPerIndexFile && blobs+len(keep[n].Blobs) <= blobsPerIndexFile {
+			blobs += len(keep[n].Blobs)
+			n++
+		}
 		id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: keep[:n]}))
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("write the new index: %w", err)

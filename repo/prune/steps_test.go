@@ -378,3 +378,58 @@ func TestReadCandidateHeaders(t *testing.T) {
 		t.Error("a candidate already gone was taken out")
 	}
 }
+
+// The mark's index files are bounded in packs and in blobs: packs of many
+// small blobs do not make one huge object, and every kept pack is listed
+// exactly once.
+func TestWriteNewIndexBoundsFiles(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	var keep []index.PackBlobs
+	var n uint32
+	packOf := func(blobs int) index.PackBlobs {
+		n++
+		p := index.PackBlobs{ID: blob.ID{byte(n), byte(n >> 8), byte(n >> 16), 1}, Size: 1 << 20}
+		for i := range blobs {
+			p.Blobs = append(p.Blobs, entry(blob.ID{byte(n), byte(n >> 8), byte(n >> 16), 2, byte(i), byte(i >> 8), byte(i >> 16)}, uint32(i*64), 64))
+		}
+		return p
+	}
+	for range 3 {
+		keep = append(keep, packOf(40000)) // two do not fit one file
+	}
+	for range packsPerIndexFile + 10 {
+		keep = append(keep, packOf(1))
+	}
+	written, _, err := writeNewIndex(ctx, r, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[blob.ID]int{}
+	for _, name := range written {
+		plain, err := r.LoadFile(ctx, remote.Handle{Type: remote.Index, Name: name.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := index.Decode(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs := 0
+		for _, p := range f.Packs {
+			listed[p.ID]++
+			blobs += len(p.Blobs)
+		}
+		if len(f.Packs) > packsPerIndexFile || (blobs > blobsPerIndexFile && len(f.Packs) > 1) {
+			t.Errorf("index file %s: %d packs, %d blobs", name.Short(), len(f.Packs), blobs)
+		}
+	}
+	if len(written) < 3 || len(listed) != len(keep) {
+		t.Fatalf("%d files list %d packs, want at least 3 files (no two large packs share one) and %d packs", len(written), len(listed), len(keep))
+	}
+	for id, times := range listed {
+		if times != 1 {
+			t.Errorf("pack %s listed %d times", id.Short(), times)
+		}
+	}
+}
