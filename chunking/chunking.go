@@ -8,6 +8,7 @@ package chunking
 import (
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/restic/chunker"
 )
@@ -80,4 +81,25 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	return ch.Data, nil
+}
+
+// Bounds of an average chunk size chosen at init: the format's average_bits
+// range is 10–24, and the maximum (8 times the average, at most 64 MiB)
+// must stay within the format's 64 MiB.
+const (
+	MinAverageSize = 1 << 10
+	MaxAverageSize = 16 << 20
+)
+
+// WithAverage returns p with chunk sizes scaled to an average of avg bytes,
+// a power of two between MinAverageSize and MaxAverageSize: minimum half
+// the average, maximum eight times it (at most 64 MiB), as the defaults.
+func (p Params) WithAverage(avg uint64) (Params, error) {
+	if avg < MinAverageSize || avg > MaxAverageSize || avg&(avg-1) != 0 {
+		return p, fmt.Errorf("average chunk size %d is not a power of two between 1 KiB and 16 MiB (for example 1MiB, the default, or 4MiB)", avg)
+	}
+	p.AverageBits = bits.Len64(avg) - 1
+	p.MinSize = uint(avg / 2)
+	p.MaxSize = uint(min(avg*8, 64<<20))
+	return p, nil
 }

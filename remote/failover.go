@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"iter"
 	"strings"
 	"sync"
 	"time"
@@ -22,9 +22,11 @@ type FailoverOptions struct {
 	// its name and accepts the config as it is; callers that know the
 	// config's format pass repo.CheckName.
 	Check func(h Handle, data []byte) error
-	// Warn receives one-line notices: a copy found unreachable, an object
-	// read from another copy than the first.
+	// Warn receives one-line notices: a copy found unreachable or
+	// skipped for a while, an object read from another copy than the first.
 	Warn func(string)
+	// Breaker says when a failing copy is skipped, and for how long.
+	Breaker BreakerPolicy
 }
 
 // Failover reads one repository from several copies: the primary first,
@@ -35,44 +37,38 @@ type FailoverOptions struct {
 // LoadChecked) damaged. Stat and List fall through when a copy cannot
 // answer; "not found" from a reachable copy is an answer, so Stat and List
 // see the primary whenever it is up, and listings are never merged. A copy
-// that cannot be connected to, or that ran out of retries, is skipped for
-// the rest of the run. Save and Remove go to the primary only.
+// that cannot be connected to is skipped for the rest of the run; one that
+// keeps failing (5xx answers, timeouts) or ran out of retries is skipped
+// for a while by its circuit breaker (BreakerPolicy). Save and Remove go to
+// the primary only.
 type Failover struct {
 	members []*member
 	check   func(Handle, []byte) error
 	warn    func(string)
+	breaker BreakerPolicy
 	// noticed holds the handles already reported as read elsewhere, so a
 	// damaged pack gives one line, not one per blob.
 	noticed sync.Map
 }
 
 type member struct {
-	be      Backend
-	once    sync.Once
-	dead    chan struct{} // closed when the copy is found unreachable
-	deadErr error         // why; set before dead is closed
-}
-
-func (m *member) isDead() bool {
-	select {
-	case <-m.dead:
-		return true
-	default:
-		return false
-	}
+	be Backend
+	br *breaker
 }
 
 // NewFailover reads from members in order; members[0] is the primary.
+// Their own retries know nothing of the failover: a failing copy is
+// skipped once a call to it has failed (OpenFailover does better).
 func NewFailover(members []Backend, opts FailoverOptions) *Failover {
 	f := newFailover(opts)
 	for _, be := range members {
-		f.members = append(f.members, &member{be: be, dead: make(chan struct{})})
+		f.members = append(f.members, &member{be: be, br: newBreaker(f.breaker)})
 	}
 	return f
 }
 
 func newFailover(opts FailoverOptions) *Failover {
-	f := &Failover{check: opts.Check, warn: opts.Warn}
+	f := &Failover{check: opts.Check, warn: opts.Warn, breaker: opts.Breaker.withDefaults()}
 	if f.check == nil {
 		f.check = checkHashName
 	}
@@ -84,15 +80,23 @@ func newFailover(opts FailoverOptions) *Failover {
 
 // OpenFailover opens urls (the primary first, then the replicas) as one
 // Failover. A copy's retries stop as soon as a connection to it cannot be
-// made: a city whose storage is down must not wait minutes per request
-// before the replica is asked.
+// made, or its breaker opens: a city whose storage is down or answers 5xx
+// must not wait minutes per request before the replica is asked.
 func OpenFailover(ctx context.Context, urls []string, opts Options, fopts FailoverOptions) (*Failover, error) {
-	f := newFailover(fopts)
-	for _, u := range urls {
-		m := &member{dead: make(chan struct{})}
+	return openFailover(len(urls), func(i int, p RetryPolicy) (Backend, error) {
 		o := opts
-		o.RetryPolicy = f.retryPolicy(m, opts.RetryPolicy)
-		be, err := Open(ctx, u, o)
+		o.RetryPolicy = p
+		return Open(ctx, urls[i], o)
+	}, opts.RetryPolicy, fopts)
+}
+
+// openFailover builds a Failover of n copies, opening copy i with open
+// and a retry policy that reports to the copy's breaker.
+func openFailover(n int, open func(i int, p RetryPolicy) (Backend, error), p RetryPolicy, fopts FailoverOptions) (*Failover, error) {
+	f := newFailover(fopts)
+	for i := range n {
+		m := &member{br: newBreaker(f.breaker)}
+		be, err := open(i, f.retryPolicy(m, p))
 		if err != nil {
 			_ = f.Close()
 			return nil, err
@@ -103,40 +107,47 @@ func OpenFailover(ctx context.Context, urls []string, opts Options, fopts Failov
 	return f, nil
 }
 
-// errCopyDown ends the retries of a copy found unreachable.
-var errCopyDown = errors.New("copy is unreachable")
+// errCopyDown ends the retries of a copy that is out: unreachable, or its
+// breaker open.
+var errCopyDown = errors.New("copy is out of the rotation")
 
-// retryPolicy makes p give up on m once m is known to be unreachable,
-// including calls already waiting to retry.
+// retryPolicy makes p report each failed attempt at m to m's breaker, and
+// give up on m as soon as m is out, including calls already waiting to
+// retry.
 func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	onRetry, sleep := p.OnRetry, p.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	p.OnRetry = func(what string, attempt int, err error, wait time.Duration) {
+	p.OnRetry = func(what string, attempt, limit int, err error, wait time.Duration) {
 		if isUnreachable(err) {
 			f.markDead(m, err)
 			return
 		}
-		if onRetry != nil {
-			onRetry(what, attempt, err, wait)
+		f.attemptFailed(m, err, false)
+		if in, _ := m.br.closed(); in && onRetry != nil {
+			onRetry(what, attempt, limit, err, wait)
 		}
 	}
 	p.Sleep = func(ctx context.Context, d time.Duration) error {
-		if m.isDead() {
+		if lastResort(ctx) {
+			return sleep(ctx, d)
+		}
+		in, tripped := m.br.closed()
+		if !in {
 			return errCopyDown
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
 			select {
-			case <-m.dead:
+			case <-tripped:
 				cancel()
 			case <-sctx.Done():
 			}
 		}()
 		err := sleep(sctx, d)
-		if ctx.Err() == nil && m.isDead() {
+		if in, _ := m.br.closed(); ctx.Err() == nil && !in {
 			return errCopyDown
 		}
 		return err
@@ -144,33 +155,93 @@ func (f *Failover) retryPolicy(m *member, p RetryPolicy) RetryPolicy {
 	return p
 }
 
-// isUnreachable reports whether err means no connection could be made:
-// refused, no route, unknown host, connect timeout.
-func isUnreachable(err error) bool {
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
-// markDead takes m out of the rotation for the rest of the run.
+// markDead takes m out of the rotation for the rest of the run: a copy
+// that cannot be connected to is not probed again, since a silently
+// dropped connection costs a connect timeout each time.
 func (f *Failover) markDead(m *member, err error) {
-	m.once.Do(func() {
-		m.deadErr = err
-		close(m.dead)
-		// The dial error says what is wrong without the SDK's preamble.
-		why := err.Error()
-		var opErr *net.OpError
-		if errors.As(err, &opErr) {
-			why = opErr.Error()
-		}
-		f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), why))
-	})
+	if !m.br.remove(err) {
+		return
+	}
+	// Describe says what is wrong without the SDK's preamble.
+	f.warn(fmt.Sprintf("%s is unreachable (%s); reading from the next copy", m.be.Location(), Describe(err)))
 }
 
-// failed records why a copy could not serve a call, and marks it dead when
-// it could not be reached at all or its retries ran out.
-func (f *Failover) failed(m *member, err error) {
-	if isUnreachable(err) || IsTransient(err) {
+// attemptFailed tells m's breaker about a failed attempt, and says so when
+// that takes m out for a while.
+func (f *Failover) attemptFailed(m *member, err error, force bool) {
+	opened, cooldown := m.br.failed(err, force)
+	if !opened {
+		return
+	}
+	what := "failed after its retries"
+	if !force {
+		what = fmt.Sprintf("failed %d times in a row", f.breaker.Failures)
+	}
+	f.warn(fmt.Sprintf("%s %s (%v); reading from the next copy, trying it again in %s",
+		m.be.Location(), what, Describe(err), cooldown.Round(time.Second)))
+}
+
+// admit says whether a call may go to m now.
+func (f *Failover) admit(m *member) bool { return m.br.admit() }
+
+// lastResortKey marks the context of a call to a copy whose breaker is
+// open, made because no other copy could serve: its retries run in full.
+type lastResortKey struct{}
+
+func lastResort(ctx context.Context) bool { return ctx.Value(lastResortKey{}) != nil }
+
+// copies yields the copies to ask, in order, with the context to ask each
+// under: first those in the rotation; then, should none of them have
+// served (the caller did not stop), the copies whose breaker is open by
+// now, as a last resort with their full retries, so that a blip at every
+// copy at once costs waiting, not the restore. skip is told about each
+// copy passed over in the first round.
+func (f *Failover) copies(ctx context.Context, skip func(*member)) iter.Seq2[context.Context, *member] {
+	return func(yield func(context.Context, *member) bool) {
+		for _, m := range f.members {
+			if !m.br.admit() {
+				skip(m)
+				continue
+			}
+			if !yield(ctx, m) {
+				return
+			}
+		}
+		rctx := context.WithValue(ctx, lastResortKey{}, true)
+		for _, m := range f.members {
+			if ctx.Err() != nil {
+				return
+			}
+			if m.br.resting() && !yield(rctx, m) {
+				return
+			}
+		}
+	}
+}
+
+// settle records the outcome of a call to m: a copy that answered (even
+// "not found" or damaged bytes) is available; one that could not be
+// reached is out for the rest of the run; one whose call failed with a
+// transient error (after its retries, where it has them) is skipped for a
+// while.
+func (f *Failover) settle(ctx context.Context, m *member, err error) {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		m.br.abandon()
+		return
+	case isUnreachable(err):
 		f.markDead(m, err)
+		return
+	case errors.Is(err, errCopyDown):
+		// Its breaker opened while the call waited to retry.
+		return
+	case IsTransient(err):
+		f.attemptFailed(m, err, true)
+		return
+	}
+	if m.br.answered(lastResort(ctx)) {
+		f.warn(fmt.Sprintf("%s answers again; reading from it", m.be.Location()))
 	}
 }
 
@@ -230,8 +301,38 @@ func (e *failoverError) Unwrap() []error {
 	return errs
 }
 
-func deadError(m *member) copyError {
-	return copyError{location: m.be.Location(), kind: "unreachable", err: m.deadErr}
+// outError is why m was skipped.
+func outError(m *member) copyError {
+	why := m.br.status().why
+	if why == nil {
+		why = errCopyDown
+	}
+	return copyError{location: m.be.Location(), kind: "unavailable", err: why}
+}
+
+// Skipped describes a copy that was out of the rotation during the run.
+type Skipped struct {
+	Location string
+	// Why is the failure that took it out (last).
+	Why error
+	// Requests is how many requests went to the next copy instead.
+	Requests int
+	// Out says whether it is still out.
+	Out bool
+}
+
+// Skipped lists the copies that were taken out of the rotation at some
+// point of the run, in priority order, for a command's summary.
+func (f *Failover) Skipped() []Skipped {
+	var out []Skipped
+	for _, m := range f.members {
+		st := m.br.status()
+		if st.opened == 0 {
+			continue
+		}
+		out = append(out, Skipped{Location: m.be.Location(), Why: st.why, Requests: st.skipped, Out: st.out})
+	}
+	return out
 }
 
 // Location is the primary's.
@@ -279,12 +380,9 @@ func (f *Failover) Load(ctx context.Context, h Handle, offset, length int64, fn 
 // authentication can tell.
 func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int64, check func([]byte) error) ([]byte, error) {
 	var fails []copyError
-	for _, m := range f.members {
-		if m.isDead() {
-			fails = append(fails, deadError(m))
-			continue
-		}
-		data, err := ReadRange(ctx, m.be, h, offset, length)
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		data, err := ReadRange(cctx, m.be, h, offset, length)
+		f.settle(cctx, m, err)
 		damaged := false
 		if err == nil && check != nil {
 			err = check(data)
@@ -297,10 +395,12 @@ func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		if !damaged {
-			f.failed(m, err)
+		c := classify(m.be.Location(), err, damaged || errors.Is(err, errShort))
+		if in, _ := m.br.closed(); !in && !damaged {
+			// Taken out by this failure: its notice named the copy.
+			c.kind = "unavailable"
 		}
-		fails = append(fails, classify(m.be.Location(), err, damaged || errors.Is(err, errShort)))
+		fails = append(fails, c)
 	}
 	return nil, &failoverError{what: "load " + h.String(), copies: fails}
 }
@@ -311,7 +411,7 @@ func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int
 func (f *Failover) noticeFallback(h Handle, m *member, fails []copyError) {
 	var parts []string
 	for _, c := range fails {
-		if c.kind != "unreachable" {
+		if c.kind != "unreachable" && c.kind != "unavailable" {
 			parts = append(parts, c.kind+" at "+c.location)
 		}
 	}
@@ -334,12 +434,9 @@ func (f *Failover) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 		empty    []*member
 		notFound error
 	)
-	for _, m := range f.members {
-		if m.isDead() {
-			fails = append(fails, deadError(m))
-			continue
-		}
-		fi, err := m.be.Stat(ctx, h)
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		fi, err := m.be.Stat(cctx, h)
+		f.settle(cctx, m, err)
 		if h.Type == Config && errors.Is(err, ErrNotFound) {
 			empty = append(empty, m)
 			notFound = err
@@ -348,17 +445,14 @@ func (f *Failover) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 		}
 		if err == nil && h.Type == Config {
 			for _, e := range empty {
-				e.once.Do(func() {
-					e.deadErr = notFound
-					close(e.dead)
+				if e.br.remove(notFound) {
 					f.warn(fmt.Sprintf("%s holds no repository; reading from the next copy", e.be.Location()))
-				})
+				}
 			}
 		}
 		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
 			return fi, err
 		}
-		f.failed(m, err)
 		fails = append(fails, classify(m.be.Location(), err, false))
 	}
 	if notFound != nil && len(empty) == len(f.members) {
@@ -375,12 +469,8 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 		delivered = map[string]bool{}
 		fnErr     error
 	)
-	for _, m := range f.members {
-		if m.isDead() {
-			fails = append(fails, deadError(m))
-			continue
-		}
-		err := m.be.List(ctx, t, func(fi ObjectInfo) error {
+	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
+		err := m.be.List(cctx, t, func(fi ObjectInfo) error {
 			if delivered[fi.Name] {
 				return nil
 			}
@@ -388,11 +478,17 @@ func (f *Failover) List(ctx context.Context, t Type, fn func(ObjectInfo) error) 
 			fnErr = fn(fi)
 			return fnErr
 		})
-		if err == nil || fnErr != nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
+		if fnErr != nil {
+			// The caller stopped the listing: no verdict on the copy,
+			// but a probe must not stay open.
+			f.settle(cctx, m, nil)
 			return err
 		}
-		f.failed(m, err)
-		if !m.isDead() {
+		f.settle(cctx, m, err)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if in, _ := m.br.closed(); in {
 			f.warn(fmt.Sprintf("list %s failed at %s, listing the next copy: %v", t, m.be.Location(), err))
 		}
 		fails = append(fails, classify(m.be.Location(), err, false))
@@ -412,8 +508,8 @@ func (f *Failover) ListAllCopies(ctx context.Context, t Type, fn func(ObjectInfo
 		delivered = map[string]bool{}
 	)
 	for _, m := range f.members {
-		if m.isDead() {
-			fails = append(fails, deadError(m))
+		if !f.admit(m) {
+			fails = append(fails, outError(m))
 			continue
 		}
 		var fnErr error
@@ -425,15 +521,17 @@ func (f *Failover) ListAllCopies(ctx context.Context, t Type, fn func(ObjectInfo
 			fnErr = fn(fi)
 			return fnErr
 		})
-		switch {
-		case fnErr != nil || ctx.Err() != nil:
+		if fnErr != nil || ctx.Err() != nil {
+			// No verdict on the copy, but a probe must not stay open.
+			f.settle(ctx, m, nil)
 			return err
-		case err == nil || errors.Is(err, ErrNotFound):
-			answered = true
-		default:
-			f.failed(m, err)
-			fails = append(fails, classify(m.be.Location(), err, false))
 		}
+		f.settle(ctx, m, err)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			answered = true
+			continue
+		}
+		fails = append(fails, classify(m.be.Location(), err, false))
 	}
 	if !answered {
 		return &failoverError{what: "list " + string(t), copies: fails}

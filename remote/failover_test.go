@@ -188,8 +188,8 @@ func TestFailoverSkipsAPrimaryThatIsDown(t *testing.T) {
 	if primary.Injected() != failures {
 		t.Errorf("the primary was asked %d more times after it was found down", primary.Injected()-failures)
 	}
-	if got := n.all(); len(got) != 1 || !strings.Contains(got[0], base.Location()+" is unreachable") {
-		t.Errorf("notices: %q, want one saying the primary is unreachable", got)
+	if got := n.all(); len(got) != 1 || !strings.Contains(got[0], base.Location()+" failed after its retries") {
+		t.Errorf("notices: %q, want one saying the primary failed", got)
 	}
 }
 
@@ -237,7 +237,7 @@ func TestOpenFailoverGivesUpOnAnUnreachableCopyAtOnce(t *testing.T) {
 	var n notices
 	retried := 0
 	opts := remote.Options{S3AccessKey: "key", S3SecretKey: "secret", Retry: true, RetryPolicy: remote.RetryPolicy{
-		OnRetry: func(string, int, error, time.Duration) { retried++ },
+		OnRetry: func(string, int, int, error, time.Duration) { retried++ },
 	}}
 	f, err := remote.OpenFailover(context.Background(), []string{dead, replicaDir}, opts, remote.FailoverOptions{Warn: n.warn})
 	if err != nil {

@@ -241,6 +241,25 @@ func (l *Local) List(ctx context.Context, t Type, fn func(ObjectInfo) error) err
 	return nil
 }
 
+// Foreign returns up to a few entries of the directory that are not part
+// of a repository. A missing directory holds none.
+func (l *Local) Foreign(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(l.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look into %s: %w", l.root, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !layoutName(e.Name()) && len(out) < maxForeign {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
 // Remove deletes h. Removing a missing object is not an error.
 func (l *Local) Remove(ctx context.Context, h Handle) error {
 	if err := checkHandle(h); err != nil {

@@ -79,9 +79,29 @@ type parsedURL struct {
 
 var (
 	schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
-	// Looser than AWS's rules: other servers accept legacy names.
-	bucketRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	// bucketCharsRE is what may be echoed in an error: nothing of a
+	// mistyped "KEY:SECRET@" can match it.
+	bucketCharsRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	bucketRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipLikeRE      = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
 )
+
+// bucketRule is the S3 bucket naming rule, quoted in errors.
+const bucketRule = "an S3 bucket name has 3 to 63 characters: lowercase letters, digits, '.' and '-', beginning and ending with a letter or digit, without '..', and not in the form of an IP address"
+
+// CheckBucketName refuses a name that S3 does not accept as a bucket (AWS's
+// rules, which Ceph RGW, MinIO and versitygw enforce too), so a mistyped
+// name is reported with the rule instead of a bare "400 Bad Request".
+func CheckBucketName(bucket string) error {
+	if bucketRE.MatchString(bucket) && !strings.Contains(bucket, "..") && !ipLikeRE.MatchString(bucket) {
+		return nil
+	}
+	if !bucketCharsRE.MatchString(bucket) {
+		// Not echoed: "s3://KEY:SE/CRET@bucket" ends up here.
+		return fmt.Errorf("invalid S3 bucket name: %s (and credentials do not belong in the URL)", bucketRule)
+	}
+	return fmt.Errorf("invalid S3 bucket name %q: %s", bucket, bucketRule)
+}
 
 func parseURL(raw string) (parsedURL, error) {
 	switch {
@@ -125,9 +145,8 @@ func parseS3(raw, rest, endpoint string) (parsedURL, error) {
 	if bucket == "" {
 		return parsedURL{}, fmt.Errorf("invalid repository URL %q: no bucket name", Redact(raw))
 	}
-	if !bucketRE.MatchString(bucket) {
-		// Not echoed: "s3://KEY:SE/CRET@bucket" ends up here.
-		return parsedURL{}, errors.New("invalid repository URL: a bucket name holds only letters, digits, '.', '-' and '_' (and credentials do not belong in the URL)")
+	if err := CheckBucketName(bucket); err != nil {
+		return parsedURL{}, fmt.Errorf("invalid repository URL: %w", err)
 	}
 	if prefix = strings.Trim(prefix, "/"); prefix != "" {
 		if cleaned := path.Clean(prefix); cleaned != prefix || strings.HasPrefix(cleaned, "..") {
@@ -199,4 +218,23 @@ func Redact(raw string) string {
 		return raw
 	}
 	return raw[:i+3] + rest[at+1:]
+}
+
+// maxForeign bounds the names a backend's Foreign returns (init refuses a
+// location holding names that are not a repository's): a few are enough to
+// say what is there.
+const maxForeign = 5
+
+// layoutName reports whether a top-level name belongs to a repository: the
+// config, a type directory, or a temporary file of an interrupted write.
+func layoutName(name string) bool {
+	if strings.HasPrefix(name, ".tmp-") {
+		return true
+	}
+	for _, t := range AllTypes {
+		if name == string(t) {
+			return true
+		}
+	}
+	return false
 }

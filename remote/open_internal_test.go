@@ -21,30 +21,40 @@ func TestParseURL(t *testing.T) {
 		{in: "file://localhost/srv/b%20x", local: "/srv/b x"},
 		{in: "s3://bucket/court/city", s3: S3Config{Bucket: "bucket", Prefix: "court/city"}},
 		{in: "s3://bucket", s3: S3Config{Bucket: "bucket"}},
+		{in: "s3://a.b-3/x", s3: S3Config{Bucket: "a.b-3", Prefix: "x"}},
 		{in: "s3://bucket/p/?region=eu-west-1&profile=dr", s3: S3Config{Bucket: "bucket", Prefix: "p", Region: "eu-west-1", Profile: "dr"}},
-		{in: "s3:http://127.0.0.1:7070/b/p", s3: S3Config{Endpoint: "http://127.0.0.1:7070", Bucket: "b", Prefix: "p"}},
-		{in: "s3:https://rgw.example:443/b?profile=center", s3: S3Config{Endpoint: "https://rgw.example:443", Bucket: "b", Profile: "center"}},
+		{in: "s3:http://127.0.0.1:7070/bkt/p", s3: S3Config{Endpoint: "http://127.0.0.1:7070", Bucket: "bkt", Prefix: "p"}},
+		{in: "s3:https://rgw.example:443/bkt?profile=center", s3: S3Config{Endpoint: "https://rgw.example:443", Bucket: "bkt", Profile: "center"}},
 		{in: "", err: "empty"},
 		{in: "file://host/srv", err: "file:///absolute/path"},
 		{in: "s3://", err: "no bucket"},
 		{in: "s3:http://127.0.0.1:7070/", err: "no bucket"},
-		{in: "s3:http:///b/p", err: "invalid S3 endpoint"},
-		{in: "s3:host/b/p", err: "want s3://BUCKET"},
+		{in: "s3:http:///bkt/p", err: "invalid S3 endpoint"},
+		{in: "s3:host/bkt/p", err: "want s3://BUCKET"},
 		{in: "sftp://host/path", err: "unsupported"},
-		{in: "s3://b/p?regoin=x", err: `unknown parameter "regoin"`},
-		{in: "s3://b/p?region=", err: "non-empty"},
-		{in: "s3://b/a/../../x", err: "not a clean path"},
-		{in: "s3://AKIA:topsecret@b/p", err: "must not contain credentials"},
-		{in: "s3:http://AKIA:topsecret@host:1/b/p", err: "must not contain credentials"},
+		{in: "s3://bkt/p?regoin=x", err: `unknown parameter "regoin"`},
+		{in: "s3://bkt/p?region=", err: "non-empty"},
+		{in: "s3://bkt/a/../../x", err: "not a clean path"},
+		{in: "s3://AKIA:topsecret@bkt/p", err: "must not contain credentials"},
+		{in: "s3:http://AKIA:topsecret@host:1/bkt/p", err: "must not contain credentials"},
 		{in: "file://u:topsecret@/srv", err: "file:///absolute/path"},
-		{in: "s3://AKIA:top/secret@b/p", err: "bucket name"},
-		{in: "s3:http://AKIA:top/secret@host:1/b/p", err: "invalid S3 endpoint"},
+		{in: "s3://AKIA:top/secret@bkt/p", err: "bucket name"},
+		{in: "s3:http://AKIA:top/secret@host:1/bkt/p", err: "invalid S3 endpoint"},
+		{in: "s3://dr/city-a", err: `invalid S3 bucket name "dr": an S3 bucket name has 3 to 63 characters`},
+		{in: "s3:http://127.0.0.1:7070/" + strings.Repeat("a", 64) + "/p", err: "3 to 63 characters"},
+		{in: "s3://Courts/p", err: `"Courts"`},
+		{in: "s3://court_a/p", err: "lowercase letters, digits, '.' and '-'"},
+		{in: "s3://-courts/p", err: "beginning and ending with a letter or digit"},
+		{in: "s3://courts./p", err: "beginning and ending"},
+		{in: "s3://courts..a/p", err: "without '..'"},
+		{in: "s3://192.168.5.4/p", err: "IP address"},
+		{in: "s3://AKIAtop/p", err: `"AKIAtop"`},
 	} {
 		got, err := parseURL(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("parseURL(%q): got %v, want error containing %q", tc.in, err, tc.err)
-			} else if strings.Contains(err.Error(), "top") {
+			} else if strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "top/secret") {
 				t.Errorf("parseURL(%q): error shows the secret: %v", tc.in, err)
 			}
 			continue
@@ -70,12 +80,12 @@ func TestOpenS3Region(t *testing.T) {
 	}
 	ctx := context.Background()
 	for url, want := range map[string]string{
-		"s3://b/p?region=ap-south-1":                  "ap-south-1",
-		"s3://b/p?profile=center":                     "eu-central-1",
-		"s3://b/p?profile=center&region=us-west-2":    "us-west-2",
-		"s3:http://127.0.0.1:1/b/p":                   "us-east-1",
-		"s3:http://127.0.0.1:1/b/p?profile=center":    "eu-central-1",
-		"s3:http://127.0.0.1:1/b/p?region=eu-north-1": "eu-north-1",
+		"s3://bkt/p?region=ap-south-1":                  "ap-south-1",
+		"s3://bkt/p?profile=center":                     "eu-central-1",
+		"s3://bkt/p?profile=center&region=us-west-2":    "us-west-2",
+		"s3:http://127.0.0.1:1/bkt/p":                   "us-east-1",
+		"s3:http://127.0.0.1:1/bkt/p?profile=center":    "eu-central-1",
+		"s3:http://127.0.0.1:1/bkt/p?region=eu-north-1": "eu-north-1",
 	} {
 		be, err := Open(ctx, url, Options{})
 		if err != nil {
@@ -86,7 +96,7 @@ func TestOpenS3Region(t *testing.T) {
 			t.Errorf("open %s: region %q, want %q", url, got, want)
 		}
 	}
-	if _, err := Open(ctx, "s3://b/p", Options{}); err == nil || !strings.Contains(err.Error(), "region") {
+	if _, err := Open(ctx, "s3://bkt/p", Options{}); err == nil || !strings.Contains(err.Error(), "region") {
 		t.Errorf("open on AWS without a region: got %v, want an error about the region", err)
 	}
 }

@@ -11,12 +11,12 @@ import (
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"/srv/repo":                           "/srv/repo",
-		"s3://bucket/p":                       "s3://bucket/p",
-		"s3://AKIA:secret@bucket/p":           "s3://bucket/p",
-		"s3:http://AKIA:secret@host:9000/b/p": "s3:http://host:9000/b/p",
-		"s3:https://user@host/b?profile=x":    "s3:https://host/b?profile=x",
-		"https://host/path@x":                 "https://host/path@x",
+		"/srv/repo":                             "/srv/repo",
+		"s3://bucket/p":                         "s3://bucket/p",
+		"s3://AKIA:secret@bucket/p":             "s3://bucket/p",
+		"s3:http://AKIA:secret@host:9000/bkt/p": "s3:http://host:9000/bkt/p",
+		"s3:https://user@host/bkt?profile=x":    "s3:https://host/bkt?profile=x",
+		"https://host/path@x":                   "https://host/path@x",
 	} {
 		if got := remote.Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
@@ -42,22 +42,22 @@ func TestOpenEndpointPrecedence(t *testing.T) {
 		opts remote.Options
 		want string
 	}{
-		{"s3:http://url:4/b/p", flag, "s3:http://url:4/b/p"},
-		{"s3://b/p", flag, "s3:http://flag:3/b/p"},
-		{"s3://b/p", remote.Options{S3Endpoint: "rgw.example:8443"}, "s3:https://rgw.example:8443/b/p"},
+		{"s3:http://url:4/bkt/p", flag, "s3:http://url:4/bkt/p"},
+		{"s3://bkt/p", flag, "s3:http://flag:3/bkt/p"},
+		{"s3://bkt/p", remote.Options{S3Endpoint: "rgw.example:8443"}, "s3:https://rgw.example:8443/bkt/p"},
 	} {
 		if got := location(tc.url, tc.opts); got != tc.want {
 			t.Errorf("open %s with %+v: location %q, want %q", tc.url, tc.opts, got, tc.want)
 		}
 	}
-	if _, err := remote.Open(ctx, "s3://b/p", remote.Options{S3Endpoint: "http://k:topsecret@host:1"}); err == nil || strings.Contains(err.Error(), "topsecret") {
+	if _, err := remote.Open(ctx, "s3://bkt/p", remote.Options{S3Endpoint: "http://k:topsecret@host:1"}); err == nil || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("endpoint with credentials: %v", err)
 	}
 }
 
 func TestOpenChecksumMode(t *testing.T) {
 	ctx := context.Background()
-	url := "s3:http://127.0.0.1:1/b/p"
+	url := "s3:http://127.0.0.1:1/bkt/p"
 	if _, err := remote.Open(ctx, url, remote.Options{S3Checksum: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("bad checksum mode: got %v", err)
 	}
@@ -78,8 +78,8 @@ func TestOpenWrappers(t *testing.T) {
 	}{
 		{dir, remote.Options{Retry: true}, "*remote.Local"},
 		{"file://" + dir, remote.Options{LimitDownloadKiB: 10}, "*remote.Limiter > *remote.Local"},
-		{"s3:http://127.0.0.1:1/b/p", remote.Options{}, "*remote.S3"},
-		{"s3:http://127.0.0.1:1/b/p", remote.Options{Retry: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Retry > *remote.S3"},
+		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{}, "*remote.S3"},
+		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{Retry: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Retry > *remote.S3"},
 	} {
 		be, err := remote.Open(ctx, tc.url, tc.opts)
 		if err != nil {

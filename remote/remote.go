@@ -22,11 +22,14 @@ const (
 	Data     Type = "data"
 	Index    Type = "index"
 	Snapshot Type = "snapshots"
+	// Log holds the snapshot log's records (docs/design.md §14.1); they
+	// name snapshots, so they come after them.
+	Log Type = "log"
 )
 
 // AllTypes lists every object type in the order replication copies them:
 // an object is only copied after everything it may refer to.
-var AllTypes = []Type{Config, Keys, Data, Index, Snapshot}
+var AllTypes = []Type{Config, Keys, Data, Index, Snapshot, Log}
 
 // Handle names one object.
 type Handle struct {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,8 +36,10 @@ type RetryPolicy struct {
 	// ctx's error when ctx ends first. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// OnRetry, if set, is told about each failed attempt that will be
-	// retried, e.g. to warn on stderr.
-	OnRetry func(what string, attempt int, err error, wait time.Duration)
+	// retried, e.g. to warn on stderr: attempt of limit failed with err,
+	// and the next one starts after wait. limit is below MaxAttempts while
+	// the storage has never answered.
+	OnRetry func(what string, attempt, limit int, err error, wait time.Duration)
 }
 
 const (
@@ -85,7 +88,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 type Retry struct {
 	be     Backend
 	policy RetryPolicy
+	// answered is set once the storage has answered any request (even
+	// with an error): from then on a refused connection is a passing
+	// outage, worth the full retries; before, it most likely is a wrong
+	// endpoint or a server that is down, and the command fails fast.
+	answered atomic.Bool
 }
+
+// unreachedAttempts bounds the attempts of a call while the storage has
+// never answered: a few seconds of waiting, not minutes.
+const unreachedAttempts = 3
 
 // NewRetry wraps be with policy.
 func NewRetry(be Backend, policy RetryPolicy) *Retry {
@@ -121,18 +133,29 @@ func (c *classified) Unwrap() error { return c.err }
 func (r *Retry) do(ctx context.Context, what string, timeout time.Duration, op func(ctx context.Context, progress func()) error) error {
 	for attempt := 1; ; attempt++ {
 		err := r.attempt(ctx, timeout, op)
+		unreachable := isUnreachable(err)
+		if !unreachable {
+			r.answered.Store(true)
+		}
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil || !IsTransient(err) {
 			return err
 		}
-		if attempt >= r.policy.MaxAttempts {
+		limit := r.policy.MaxAttempts
+		if unreachable && !r.answered.Load() {
+			limit = min(unreachedAttempts, limit)
+			if attempt >= limit {
+				return fmt.Errorf("%s: %w; giving up after %d attempts: the storage has not answered since the start, check the endpoint and that the server runs", what, err, attempt)
+			}
+		}
+		if attempt >= limit {
 			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
 		}
 		wait := r.backoff(attempt)
 		if r.policy.OnRetry != nil {
-			r.policy.OnRetry(what, attempt, err, wait)
+			r.policy.OnRetry(what, attempt, limit, err, wait)
 		}
 		if serr := r.policy.Sleep(ctx, wait); serr != nil {
 			return fmt.Errorf("%s: %w (while waiting to retry after: %w)", what, serr, err)

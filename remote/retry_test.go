@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,7 +183,7 @@ func TestRetrySucceedsAfterTransientErrors(t *testing.T) {
 	r := remote.NewRetry(be, remote.RetryPolicy{
 		Sleep:          sleep.Sleep,
 		InitialBackoff: time.Second,
-		OnRetry: func(what string, attempt int, err error, wait time.Duration) {
+		OnRetry: func(what string, attempt, _ int, err error, wait time.Duration) {
 			retried = append(retried, fmt.Sprintf("%s #%d", what, attempt))
 		},
 	})
@@ -409,5 +410,42 @@ func TestRetryListResumes(t *testing.T) {
 	stop := errors.New("stop")
 	if err := r.List(context.Background(), remote.Index, func(remote.ObjectInfo) error { return stop }); !errors.Is(err, stop) || l.attempts != 1 {
 		t.Fatalf("fn error: got %v after %d attempts", err, l.attempts)
+	}
+}
+
+// A storage that has never answered (wrong endpoint, server down) fails a
+// call after a few attempts; once it has answered, a refused connection is
+// an outage and gets every attempt.
+func TestRetryFailsFastWhileTheStorageNeverAnswered(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	be := newHooked(t)
+	be.before = failFirst(1000, fmt.Errorf("HeadObject: %w", refused))
+	sleep := &fakeSleep{}
+	r := remote.NewRetry(be, remote.RetryPolicy{Sleep: sleep.Sleep})
+	_, err := r.Stat(context.Background(), remote.Handle{Type: remote.Config, Name: "config"})
+	if !errors.Is(err, syscall.ECONNREFUSED) || be.count("stat") != 3 {
+		t.Fatalf("never answered: %v after %d attempts, want 3", err, be.count("stat"))
+	}
+	if msg := err.Error(); !strings.Contains(msg, "giving up after 3 attempts") || !strings.Contains(msg, "check the endpoint") {
+		t.Errorf("error %q does not say what to check", msg)
+	}
+	if got := remote.Describe(err); got != "cannot reach 127.0.0.1:9: connection refused" {
+		t.Errorf("Describe = %q", got)
+	}
+
+	// Answered once: the same failure now gets the full 8 attempts.
+	be = newHooked(t)
+	be.before = func(_ context.Context, _ string, call int) error {
+		if call == 0 {
+			return nil
+		}
+		return refused
+	}
+	r = remote.NewRetry(be, remote.RetryPolicy{Sleep: sleep.Sleep})
+	if _, err := r.Stat(context.Background(), remote.Handle{Type: remote.Config, Name: "config"}); !errors.Is(err, remote.ErrNotFound) {
+		t.Fatalf("first stat: %v", err)
+	}
+	if _, err := r.Stat(context.Background(), remote.Handle{Type: remote.Config, Name: "config"}); !errors.Is(err, syscall.ECONNREFUSED) || be.count("stat") != 9 {
+		t.Fatalf("after an answer: %v after %d calls, want 1+8", err, be.count("stat"))
 	}
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Multipart parameters. Packs are tens of MiB, so most objects go in one
@@ -74,15 +76,17 @@ type S3 struct {
 	prefix   string // "" or ending in "/"
 	region   string
 	location string
+	where    string // "BUCKET/PREFIX at ENDPOINT", for AccessDeniedError
 }
 
 // OpenS3 returns a backend for cfg. It makes no request: credentials are
 // resolved on first use and a missing bucket shows up as ErrNotFound.
 func OpenS3(ctx context.Context, cfg S3Config) (*S3, error) {
-	if cfg.Bucket == "" {
-		return nil, errors.New("s3: bucket name is empty")
+	if err := CheckBucketName(cfg.Bucket); err != nil {
+		return nil, err
 	}
 	location := s3Location(cfg)
+	where := strings.TrimSuffix(cfg.Bucket+"/"+strings.Trim(cfg.Prefix, "/"), "/") + " at " + cmp.Or(Redact(cfg.Endpoint), "AWS")
 	reqSum, respSum := aws.RequestChecksumCalculationWhenRequired, aws.ResponseChecksumValidationWhenRequired
 	switch cfg.Checksum {
 	case "", ChecksumWhenRequired:
@@ -93,6 +97,10 @@ func OpenS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	}
 
 	loadOpts := []func(*config.LoadOptions) error{
+		// The SDK's own log lines (on stderr, e.g. from the credential
+		// chain) would break the one-line-per-error rule; errors carry
+		// what they say.
+		config.WithLogger(logging.Nop{}),
 		config.WithRequestChecksumCalculation(reqSum),
 		config.WithResponseChecksumValidation(respSum),
 	}
@@ -135,7 +143,7 @@ func OpenS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix, region: awsCfg.Region, location: location}, nil
+	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix, region: awsCfg.Region, location: location, where: where}, nil
 }
 
 // s3Location is the display form of a repository; it never holds secrets.
@@ -150,6 +158,14 @@ func s3Location(cfg S3Config) string {
 // Location returns the repository URL without credentials.
 func (be *S3) Location() string { return be.location }
 
+// s3Connections is how many uploads at once suit an S3 server: a request
+// waits on a round trip and the server's own writes, which others can
+// overlap. Each costs a backup one pack buffer (about 16 MiB).
+const s3Connections = 4
+
+// Connections is how many uploads at once suit an S3 server.
+func (be *S3) Connections() int { return s3Connections }
+
 // key maps a handle to its object key.
 func (be *S3) key(h Handle) string {
 	switch {
@@ -162,20 +178,33 @@ func (be *S3) key(h Handle) string {
 	}
 }
 
-// wrapErr names the operation, object and repository, and maps a 404 (a
-// missing key or bucket) to ErrNotFound. The SDK's error text carries the
-// HTTP status and the server's error code and message, never credentials.
+// wrapErr names the operation, object and repository; maps a missing key
+// or bucket to ErrNotFound and refused credentials or rights to an
+// AccessDeniedError; and shortens the SDK's text to its cause (Describe).
+// The SDK's errors carry the HTTP status and the server's error code and
+// message, never credentials.
 func (be *S3) wrapErr(op string, h Handle, err error) error {
-	if isS3NotFound(err) {
-		return fmt.Errorf("%s %s in %s: %w: %w", op, h, be.location, ErrNotFound, err)
+	return be.classify(op+" "+h.String(), err)
+}
+
+func (be *S3) classify(op string, err error) error {
+	if noCredentials(err) {
+		return &AccessDeniedError{Where: be.where, Op: op, NoCredentials: true, Err: err}
 	}
-	return fmt.Errorf("%s %s in %s: %w", op, h, be.location, err)
+	if code := s3DeniedCode(err); code != "" {
+		return &AccessDeniedError{Where: be.where, Op: op, Code: code, Err: err}
+	}
+	concise := &conciseError{msg: Describe(err), err: err}
+	if isS3NotFound(err) {
+		return fmt.Errorf("%s in %s: %w: %w", op, be.location, ErrNotFound, concise)
+	}
+	return fmt.Errorf("%s in %s: %w", op, be.location, concise)
 }
 
 // isS3NotFound tells a missing key or bucket from other 404s: versitygw,
 // for one, answers an unknown access key with 404 XAdminUserNotFound, which
 // must not look like a missing repository. HEAD answers have no body, so
-// their code is the generic "NotFound".
+// their code is the generic "NotFound": Stat asks again with a GET.
 func isS3NotFound(err error) bool {
 	var st interface{ HTTPStatusCode() int }
 	if !errors.As(err, &st) || st.HTTPStatusCode() != http.StatusNotFound {
@@ -344,9 +373,38 @@ func (be *S3) Stat(ctx context.Context, h Handle) (ObjectInfo, error) {
 	}
 	out, err := be.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(be.bucket), Key: aws.String(be.key(h))})
 	if err != nil {
-		return ObjectInfo{}, be.wrapErr("stat", h, err)
+		return ObjectInfo{}, be.wrapErr("stat", h, be.headError(ctx, h, err))
 	}
 	return ObjectInfo{Handle: h, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+}
+
+// headError returns the real error behind a failed HEAD. A HEAD answer has
+// no body, so a 403 or 404 says neither why nor what is missing: a wrong
+// secret, an unknown access key (versitygw answers 404), a missing bucket
+// and a missing key look alike. A one-byte GET of the same key answers
+// with the server's error code, which tells them apart. Only an answer
+// that names a missing key or bucket makes the object missing.
+func (be *S3) headError(ctx context.Context, h Handle, headErr error) error {
+	var st interface{ HTTPStatusCode() int }
+	if !errors.As(headErr, &st) || (st.HTTPStatusCode() != http.StatusNotFound && st.HTTPStatusCode() != http.StatusForbidden) {
+		return headErr
+	}
+	out, err := be.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(be.bucket), Key: aws.String(be.key(h)), Range: aws.String("bytes=0-0"),
+	})
+	if err == nil {
+		out.Body.Close()
+		// The object appeared between the two requests: a retry's next
+		// HEAD sees it.
+		return &classified{err: fmt.Errorf("%w (but a GET found the object)", headErr), transient: true}
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() == "InvalidRange" {
+		// No better answer (or an empty object, which exists): keep the
+		// HEAD's, which is not missing unless it was a 404.
+		return headErr
+	}
+	return err
 }
 
 // List calls fn for every object of type t in key order, which for our
@@ -371,10 +429,7 @@ func (be *S3) List(ctx context.Context, t Type, fn func(ObjectInfo) error) error
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			if isS3NotFound(err) {
-				return fmt.Errorf("list %s in %s: %w: %w", t, be.location, ErrNotFound, err)
-			}
-			return fmt.Errorf("list %s in %s: %w", t, be.location, err)
+			return be.classify("list "+string(t), err)
 		}
 		for _, obj := range page.Contents {
 			name, ok := listedName(t, strings.TrimPrefix(aws.ToString(obj.Key), typePrefix))
@@ -427,14 +482,14 @@ func (be *S3) CreateBucketIfMissing(ctx context.Context) error {
 	}
 	var st interface{ HTTPStatusCode() int }
 	if !errors.As(err, &st) {
-		return fmt.Errorf("check bucket of %s: %w", be.location, err)
+		return be.classify("check bucket", err)
 	}
 	switch st.HTTPStatusCode() {
 	case http.StatusForbidden:
 		return nil
 	case http.StatusNotFound:
 	default:
-		return fmt.Errorf("check bucket of %s: %w", be.location, err)
+		return be.classify("check bucket", err)
 	}
 	in := &s3.CreateBucketInput{Bucket: aws.String(be.bucket)}
 	// us-east-1 is the one region that must not be named as a constraint.
@@ -448,9 +503,41 @@ func (be *S3) CreateBucketIfMissing(ctx context.Context) error {
 		if errors.As(err, &owned) {
 			return nil
 		}
-		return fmt.Errorf("create bucket of %s: %w", be.location, err)
+		return be.classify("create bucket", err)
 	}
 	return nil
+}
+
+// Foreign returns up to a few keys or key prefixes directly under the
+// repository's prefix that are not part of a repository, from one listing
+// request: a repository has at most six names there.
+func (be *S3) Foreign(ctx context.Context) ([]string, error) {
+	out, err := be.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:    aws.String(be.bucket),
+		Prefix:    aws.String(be.prefix),
+		Delimiter: aws.String("/"),
+		MaxKeys:   aws.Int32(100),
+	})
+	if err != nil {
+		if isS3NotFound(err) {
+			return nil, nil // no bucket yet
+		}
+		return nil, fmt.Errorf("look into %s: %w", be.location, err)
+	}
+	var names []string
+	add := func(key string) {
+		name := strings.TrimPrefix(key, be.prefix)
+		if !layoutName(strings.TrimSuffix(name, "/")) && len(names) < maxForeign {
+			names = append(names, name)
+		}
+	}
+	for _, p := range out.CommonPrefixes {
+		add(aws.ToString(p.Prefix))
+	}
+	for _, o := range out.Contents {
+		add(aws.ToString(o.Key))
+	}
+	return names, nil
 }
 
 // Close releases nothing; the HTTP client's idle connections time out.

@@ -16,7 +16,7 @@ import (
 
 // cachePath is where a cached object lives, or "" when h is not cached.
 func (r *Repository) cachePath(h remote.Handle) string {
-	if r.opts.CacheDir == "" || r.cfg.ID == "" || (h.Type != remote.Index && h.Type != remote.Snapshot) {
+	if r.opts.CacheDir == "" || r.cfg.ID == "" || (h.Type != remote.Index && h.Type != remote.Snapshot && h.Type != remote.Log) {
 		return ""
 	}
 	return filepath.Join(r.opts.CacheDir, r.cfg.ID, string(h.Type), h.Name)

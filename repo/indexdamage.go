@@ -101,10 +101,6 @@ func (r *Repository) ReindexUnlisted(ctx context.Context) error {
 	if len(damaged) == 0 {
 		return nil
 	}
-	known := map[blob.ID]bool{}
-	for _, id := range r.index.PackIDs() {
-		known[id] = true
-	}
 	infos, err := r.List(ctx, remote.Data)
 	if err != nil {
 		return fmt.Errorf("list packs to index again: %w", err)
@@ -118,7 +114,7 @@ func (r *Repository) ReindexUnlisted(ctx context.Context) error {
 	)
 	for _, fi := range infos {
 		id, err := blob.ParseID(fi.Name)
-		if err != nil || known[id] {
+		if err != nil || r.index.HasPack(id) {
 			continue
 		}
 		wg.Add(1)

@@ -124,10 +124,7 @@ func (r *Repository) recoverJournalFile(ctx context.Context, p string) (int, err
 	if lockFile(f, false) != nil {
 		return 0, nil // its backup is still running
 	}
-	known := map[blob.ID]bool{}
-	for _, pid := range r.index.PackIDs() {
-		known[pid] = true
-	}
+	known := map[blob.ID]bool{} // packs of this journal seen already
 	var packs []index.PackBlobs
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -138,7 +135,7 @@ func (r *Repository) recoverJournalFile(ctx context.Context, p string) (int, err
 		id, err := blob.ParseID(fields[0])
 		size, serr := strconv.ParseInt(fields[1], 10, 64)
 		uploaded, terr := strconv.ParseInt(fields[2], 10, 64)
-		if err != nil || serr != nil || terr != nil || known[id] {
+		if err != nil || serr != nil || terr != nil || known[id] || r.index.HasPack(id) {
 			continue
 		}
 		if r.Now().Sub(time.Unix(uploaded, 0)) > MaxBackupAge {

@@ -16,11 +16,14 @@ func Contiguous(a, b index.Location) bool {
 	return a.Pack == b.Pack && a.Offset+a.Length == b.Offset
 }
 
-// LoadRun returns the plaintexts of data blobs stored back to back in one
-// pack (see Contiguous), fetched with a single range read: one request per
-// run instead of one per blob matters on object storage. If the run cannot
-// be read or a blob in it fails authentication, each blob is loaded on its
-// own through LoadBlob, which knows how to fetch intact copies elsewhere.
+// LoadRun returns the plaintexts of data blobs of one pack, in ascending
+// offset order and not overlapping, fetched with a single range read from
+// the first one's offset to the last one's end: one request per run
+// instead of one per blob matters on object storage. The blobs are
+// usually back to back (see Contiguous); bytes between them (blobs nobody
+// asked for) are read and dropped. If the run cannot be read or a blob in
+// it fails authentication, each blob is loaded on its own through
+// LoadBlob, which knows how to fetch intact copies elsewhere.
 //
 // The run is read into buf when it is large enough, and uncompressed blobs
 // are decrypted in place there, so the plaintexts may alias buf: callers
@@ -30,6 +33,11 @@ func (r *Repository) LoadRun(ctx context.Context, run []index.Location, buf []by
 		return nil, nil
 	}
 	first, last := run[0], run[len(run)-1]
+	for i, loc := range run {
+		if loc.Pack != first.Pack || (i > 0 && loc.Offset < run[i-1].Offset+run[i-1].Length) {
+			return nil, fmt.Errorf("blob %s is not after blob %s in pack %s", loc.ID.Short(), run[max(i-1, 0)].ID.Short(), first.Pack.Short())
+		}
+	}
 	size := int64(last.Offset+last.Length) - int64(first.Offset)
 	h := remote.Handle{Type: remote.Data, Name: first.Pack.String()}
 	raw := buf
@@ -41,9 +49,6 @@ func (r *Repository) LoadRun(ctx context.Context, run []index.Location, buf []by
 	if err == nil {
 		out := make([][]byte, len(run))
 		for i, loc := range run {
-			if loc.Pack != first.Pack || (i > 0 && !Contiguous(run[i-1], loc)) {
-				return nil, fmt.Errorf("blobs %s and %s are not contiguous in pack %s", run[i-1].ID.Short(), loc.ID.Short(), first.Pack.Short())
-			}
 			start := loc.Offset - first.Offset
 			if out[i], err = r.openBlobInPlace(loc, raw[start:start+loc.Length]); err != nil {
 				break

@@ -241,8 +241,20 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 //
 // A damaged index file does not stop the load (see noteDamagedIndex): it
 // is left out, as if it were missing.
+//
+// With a cache directory, the index lives in tables there, and only the
+// index files they do not hold yet are read (indextables.go).
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.indexLoadedAt = r.wallNow()
+	if r.tableDir() != "" {
+		err := r.loadIndexTables(ctx)
+		var ce cacheError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		r.Warn("%v; loading the index into memory instead", err)
+		r.index = index.New()
+	}
 	damaged := map[string]error{}
 	files, err := r.listAndLoadIndexFiles(ctx, damaged)
 	if err != nil {

@@ -101,6 +101,9 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 			}
 		}
 	}
+	if err := r.checkDamagedMark(ctx); err != nil {
+		return err
+	}
 	if !marked {
 		return nil
 	}
@@ -159,5 +162,32 @@ func (r *Repository) SecureSnapshot(ctx context.Context, root blob.ID) error {
 		return fmt.Errorf("index packs again after a prune: %w", err)
 	}
 	r.Warn("a prune marked data unused while this backup ran: indexed %d packs again that its snapshot needs", len(packs))
+	return nil
+}
+
+// checkDamagedMark reads again the index files LoadIndex left out as
+// damaged. One that is intact now (repaired meanwhile) and supersedes a
+// file this backup loaded is a prune's mark the backup could not see: it
+// may have deduplicated against packs that mark found unused, whose sweep
+// may be deleting them now (the mark's time tells nothing about when this
+// backup loaded its index), so the snapshot is refused. One still damaged
+// keeps its mark's sweep from deleting anything (prune reads the files
+// its mark wrote from storage).
+func (r *Repository) checkDamagedMark(ctx context.Context) error {
+	for _, name := range r.DamagedIndexFiles() {
+		f, err := r.loadIndexFile(ctx, remote.Handle{Type: remote.Index, Name: name}, false)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		for _, s := range f.Supersedes {
+			if r.seenIndexFile(s.String()) {
+				return fmt.Errorf("%w: index file %s, damaged when this backup loaded the index, is intact now and supersedes files it used: its snapshot was not written, and nothing stored before was lost; run the backup again",
+					ErrPrunedDuringBackup, name[:min(8, len(name))])
+			}
+		}
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // FormatVersion is the repository format this courtbak writes and reads.
@@ -25,6 +27,9 @@ const FormatVersion = 1
 
 // ErrNoRepository means there is no courtbak repository at the location.
 var ErrNoRepository = errors.New("repository does not exist")
+
+// ErrNotEmpty means init found other data where the repository would go.
+var ErrNotEmpty = errors.New("give an empty or new directory or prefix for the repository")
 
 // ErrExists means init found a repository already.
 var ErrExists = errors.New("a repository already exists there")
@@ -114,6 +119,9 @@ type Options struct {
 	// a repository whose config or keys are damaged or lost through its
 	// replicas, and checks and repairs the repository itself.
 	KeySource remote.Backend
+	// WalkLimits bound every walk through a snapshot's tree (ls, diff,
+	// restore); zero fields take snapshot.DefaultLimits.
+	WalkLimits snapshot.Limits
 }
 
 // DefaultPackSize suits object storage: few requests per GB, small enough to
@@ -185,6 +193,17 @@ var configHandle = remote.Handle{Type: remote.Config, Name: "config"}
 // InitOptions choose the parameters of a new repository.
 type InitOptions struct {
 	KDF crypto.KDFParams
+	// AverageChunkSize is the average chunk size in bytes (a power of two,
+	// chunking.MinAverageSize–MaxAverageSize); 0 keeps the default.
+	AverageChunkSize uint64
+}
+
+// foreignLister is a backend that can list what its location holds that
+// is not part of a repository (remote.Local, remote.S3): init refuses such
+// a location, so that a mistyped --repo never mixes a repository into
+// other data.
+type foreignLister interface {
+	Foreign(ctx context.Context) ([]string, error)
 }
 
 // Init creates a repository with one key for password.
@@ -196,12 +215,26 @@ func Init(ctx context.Context, be remote.Backend, password []byte, io InitOption
 	if exists {
 		return nil, fmt.Errorf("%s: %w", be.Location(), ErrExists)
 	}
+	var foreign []string
+	if fl, ok := remote.As[foreignLister](be); ok {
+		if foreign, err = fl.Foreign(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if len(foreign) > 0 {
+		return nil, fmt.Errorf("%s is not empty and holds no repository (it has %s): %w", be.Location(), strings.Join(foreign, ", "), ErrNotEmpty)
+	}
 	r := newRepository(be, opts)
 	if r.key, err = crypto.NewRandomKey(); err != nil {
 		return nil, err
 	}
 	if r.chunk, err = chunking.NewParams(); err != nil {
 		return nil, err
+	}
+	if io.AverageChunkSize != 0 {
+		if r.chunk, err = r.chunk.WithAverage(io.AverageChunkSize); err != nil {
+			return nil, err
+		}
 	}
 	idKey := make([]byte, crypto.KeySize)
 	repoID := make([]byte, 32)
@@ -351,6 +384,10 @@ func (r *Repository) Backend() remote.Backend { return r.be }
 
 // Config returns the plaintext config.
 func (r *Repository) Config() Config { return r.cfg }
+
+// WalkLimits are the limits of walks through this repository's trees
+// (snapshot.LimitsOf finds them).
+func (r *Repository) WalkLimits() snapshot.Limits { return r.opts.WalkLimits }
 
 // ID returns the repository id.
 func (r *Repository) ID() string { return r.cfg.ID }

@@ -12,6 +12,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/buffers"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 )
@@ -296,6 +297,7 @@ func (s *Saver) uploader() {
 			s.fail(fmt.Errorf("upload pack %s: %w", id, err))
 			continue
 		}
+		crashpoint.Hit(crashpoint.BackupPack)
 		s.journal.add(id, len(p.data))
 		s.r.index.AddPack(id, p.entries)
 		size := len(p.data)
@@ -343,6 +345,7 @@ func (s *Saver) writeIndex(ctx context.Context) error {
 		s.mu.Unlock()
 		return fmt.Errorf("save index: %w", err)
 	}
+	crashpoint.Hit(crashpoint.BackupIndex)
 	s.mu.Lock()
 	s.stats.StoredAdded += int64(len(data)) // approximate: before compression and sealing
 	s.mu.Unlock()

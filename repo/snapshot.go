@@ -9,6 +9,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
@@ -23,6 +24,45 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) er
 		return fmt.Errorf("save snapshot: %w", err)
 	}
 	sn.ID = id
+	crashpoint.Hit(crashpoint.BackupSnapshot)
+	// The snapshot is stored: a record that fails to be written only
+	// leaves it unlogged until the next record adopts it.
+	if err := r.AppendLog(ctx, []blob.ID{id}, nil); err != nil {
+		r.Warn("snapshot %s is stored, but the snapshot log could not record it (the next backup will): %v", id.Short(), err)
+	}
+	return nil
+}
+
+// ErrOldSnapshotKept means ReplaceSnapshot stored the new snapshot but
+// could not remove the old one, which stays as it was.
+var ErrOldSnapshotKept = errors.New("the old snapshot stays")
+
+// ReplaceSnapshot stores sn in place of the snapshot old (tag changes one
+// this way: snapshots never change once written). Its steps:
+//   - SecureSnapshot first, as a backup does, so that a prune that marked
+//     meanwhile keeps what sn's tree needs;
+//   - the new snapshot next: a crash after it leaves both, never neither;
+//   - then a snapshot log record that forgets old, before old is removed,
+//     so that verify takes the removal for an authorised one and never for
+//     a deletion (an interruption in between leaves old stored and
+//     forgotten, which verify reports as an interrupted forget);
+//   - last, the removal of old.
+//
+// When only the last two fail, sn is stored and the error wraps
+// ErrOldSnapshotKept.
+func (r *Repository) ReplaceSnapshot(ctx context.Context, old blob.ID, sn *snapshot.Snapshot) error {
+	if err := r.SecureSnapshot(ctx, sn.Tree); err != nil {
+		return err
+	}
+	if err := r.SaveSnapshot(ctx, sn); err != nil {
+		return err
+	}
+	if err := r.AppendLog(ctx, nil, []blob.ID{old}); err != nil {
+		return fmt.Errorf("record the removal of snapshot %s in the snapshot log: %v: %w", old.Short(), err, ErrOldSnapshotKept)
+	}
+	if err := r.RemoveSnapshot(ctx, old); err != nil {
+		return fmt.Errorf("%v: %w", err, ErrOldSnapshotKept)
+	}
 	return nil
 }
 
@@ -81,6 +121,7 @@ func (r *Repository) RemoveSnapshot(ctx context.Context, id blob.ID) error {
 	if err := r.be.Remove(ctx, h); err != nil && !errors.Is(err, remote.ErrNotFound) {
 		return fmt.Errorf("remove snapshot %s: %w", id.Short(), err)
 	}
+	crashpoint.Hit(crashpoint.ForgetRemove)
 	if p := r.cachePath(h); p != "" {
 		_ = os.Remove(p)
 	}

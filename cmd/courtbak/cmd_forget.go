@@ -87,6 +87,19 @@ func newForgetCommand(g *globals) *cobra.Command {
 			}
 			g.printForget(groups, dryRun)
 			if !dryRun {
+				// The log records the forget before anything is deleted:
+				// a deletion it does not record is a rollback to verify.
+				var ids []blob.ID
+				for _, gr := range groups {
+					for _, sn := range gr.Remove {
+						ids = append(ids, sn.ID)
+					}
+				}
+				if len(ids) > 0 {
+					if err := r.AppendLog(ctx, nil, ids); err != nil {
+						return fmt.Errorf("nothing was removed: %w", err)
+					}
+				}
 				for _, gr := range groups {
 					for _, sn := range gr.Remove {
 						if err := r.RemoveSnapshot(ctx, sn.ID); err != nil {
@@ -224,6 +237,7 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlag
 		return done
 	}
 	if s := res.Swept; s != nil {
+		g.metrics.bytes = count(s.BytesDeleted)
 		g.printf("%s %d unused packs (%s), %s %d index files", would("deleted", "would delete"), s.PacksDeleted, formatBytes(s.BytesDeleted),
 			would("deleted", "would delete"), s.IndexFilesDeleted)
 		if s.PacksKept > 0 {

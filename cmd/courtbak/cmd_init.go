@@ -3,9 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
+	"github.com/courtbak/courtbak/chunking"
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -27,6 +32,7 @@ func (k *kdfFlags) params() crypto.KDFParams {
 
 func newInitCommand(g *globals) *cobra.Command {
 	var kdf kdfFlags
+	var chunkSize string
 	c := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository at --repo",
@@ -35,6 +41,16 @@ func newInitCommand(g *globals) *cobra.Command {
 			ctx := c.Context()
 			if err := kdf.params().Validate(); err != nil {
 				return err
+			}
+			var avg uint64
+			if chunkSize != "" {
+				var err error
+				if avg, err = parseSize(chunkSize); err != nil {
+					return fmt.Errorf("--chunk-size: %w", err)
+				}
+				if _, err := (chunking.Params{}).WithAverage(avg); err != nil {
+					return fmt.Errorf("--chunk-size: %w", err)
+				}
 			}
 			be, err := g.openBackend(ctx, g.repoURL)
 			if err != nil {
@@ -47,8 +63,8 @@ func newInitCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := repo.Init(ctx, be, pw, repo.InitOptions{KDF: kdf.params()}, g.repoOptions())
-			if errors.Is(err, repo.ErrExists) {
+			r, err := repo.Init(ctx, be, pw, repo.InitOptions{KDF: kdf.params(), AverageChunkSize: avg}, g.repoOptions())
+			if errors.Is(err, repo.ErrExists) || errors.Is(err, repo.ErrNotEmpty) {
 				return fmt.Errorf("%w; nothing was changed", err)
 			}
 			if err != nil {
@@ -66,5 +82,20 @@ func newInitCommand(g *globals) *cobra.Command {
 		},
 	}
 	kdf.register(c)
+	c.Flags().StringVar(&chunkSize, "chunk-size", "", "average chunk `SIZE` (a power of two from 1KiB to 16MiB, e.g. 4MiB; default 1MiB): larger chunks mean fewer blobs to index")
 	return c
+}
+
+// parseSize reads a byte size: a whole number with an optional unit, B,
+// KiB, MiB, GiB (K, M, G and KB, MB, GB mean the same binary units).
+func parseSize(s string) (uint64, error) {
+	num := strings.TrimRightFunc(s, unicode.IsLetter)
+	unit := strings.ToLower(s[len(num):])
+	mult := map[string]uint64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+		"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}[unit]
+	n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	if err != nil || mult == 0 || n > math.MaxUint64/mult {
+		return 0, fmt.Errorf("%q is not a size like 4MiB", s)
+	}
+	return n * mult, nil
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -37,14 +39,28 @@ func resolveSnapshot(snaps []*snapshot.Snapshot, ref string, filter *snapshotFil
 	return snapshot.Find(kept, ref)
 }
 
+// lsJSON is one line of ls --json. JSON strings hold only UTF-8: a path or
+// link target that is not valid UTF-8 is printed with U+FFFD in place of
+// each invalid byte, and its exact bytes (base64, as trees keep them) are
+// given in path_raw or link_target_raw.
 type lsJSON struct {
-	Path   string `json:"path"`
-	Type   string `json:"type"`
-	Size   uint64 `json:"size"`
-	Mode   string `json:"mode"`
-	MTime  string `json:"mtime"`
-	BLAKE3 string `json:"blake3,omitempty"`
-	Target string `json:"link_target,omitempty"`
+	Path      string `json:"path"`
+	PathRaw   []byte `json:"path_raw,omitempty"`
+	Type      string `json:"type"`
+	Size      uint64 `json:"size"`
+	Mode      string `json:"mode"`
+	MTime     string `json:"mtime"`
+	BLAKE3    string `json:"blake3,omitempty"`
+	Target    string `json:"link_target,omitempty"`
+	TargetRaw []byte `json:"link_target_raw,omitempty"`
+}
+
+// rawIfNotUTF8 returns s's bytes when s is not valid UTF-8, else nil.
+func rawIfNotUTF8(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
 }
 
 func newLsCommand(g *globals) *cobra.Command {
@@ -78,7 +94,7 @@ func newLsCommand(g *globals) *cobra.Command {
 				}
 				found = true
 				if g.json {
-					j := lsJSON{Path: p, Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget}
+					j := lsJSON{Path: p, PathRaw: rawIfNotUTF8(p), Type: n.Type, Size: n.Size, Mode: n.Mode.String(), MTime: n.ModTime.Format(time.RFC3339Nano), Target: n.LinkTarget, TargetRaw: rawIfNotUTF8(n.LinkTarget)}
 					if n.BLAKE3 != nil {
 						j.BLAKE3 = n.BLAKE3.String()
 					}
@@ -114,6 +130,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 		target   string
 		includes []string
 		filter   snapshotFilter
+		dryRun   bool
 	)
 	c := &cobra.Command{
 		Use:   "restore SNAPSHOT --target DIR",
@@ -132,6 +149,9 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dryRun {
+				return restoreDryRun(ctx, g, r, sn, target, includes)
+			}
 			opts := restorer.Options{Target: target, Includes: includes}
 			var total int64
 			if sn.Summary != nil && len(includes) == 0 {
@@ -149,12 +169,18 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.metrics.files, g.metrics.bytes = count(res.Files), count(res.Bytes)
+			skipped := g.skippedCopies()
 			if g.json {
-				return g.printJSON(map[string]any{
+				summary := map[string]any{
 					"message_type": "summary", "snapshot_id": sn.ID.String(), "target": target,
 					"files_restored": res.Files, "dirs_restored": res.Dirs, "symlinks_restored": res.Symlinks,
 					"bytes_restored": res.Bytes, "files_verified": res.Files, "duration_s": time.Since(start).Seconds(),
-				})
+				}
+				if skipped != nil {
+					summary["copies_skipped"] = skipped
+				}
+				return g.printJSON(summary)
 			}
 			if res.Files+res.Symlinks == 0 && len(includes) > 0 {
 				return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
@@ -162,13 +188,67 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			g.printf("restored snapshot %s to %s: %d %s (%s, each verified against its BLAKE3), %d %s, %d %s\n",
 				sn.ID.Short(), target, res.Files, countNoun(res.Files, "file", "files"), formatBytes(res.Bytes),
 				res.Dirs, countNoun(res.Dirs, "directory", "directories"), res.Symlinks, countNoun(res.Symlinks, "symlink", "symlinks"))
+			for _, s := range skipped {
+				g.printf("skipped %s for %d %s: %s\n", s.Location, s.Requests, countNoun(s.Requests, "request", "requests"), s.Reason)
+			}
 			return nil
 		},
 	}
 	filter.register(c)
 	c.Flags().StringVarP(&target, "target", "t", "", "restore into `DIR`")
-	c.Flags().StringArrayVarP(&includes, "include", "i", nil, "restore only paths matching `GLOB` (repeatable; matched against the absolute path in the snapshot, its parents, and the base name)")
+	c.Flags().StringArrayVarP(&includes, "include", "i", nil, "restore only paths matching `GLOB` (repeatable; matched against the absolute path in the snapshot, its parents, and the base name; ** spans directories)")
+	c.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "list what would be written; write nothing to the target")
 	return c
+}
+
+// restoreDryRun lists what restore would write under target, without
+// creating or changing anything there.
+func restoreDryRun(ctx context.Context, g *globals, r *repo.Repository, sn *snapshot.Snapshot, target string, includes []string) error {
+	if err := restorer.CheckIncludes(includes); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return err
+	}
+	var files, dirs, links int
+	var size int64
+	err = snapshot.Walk(ctx, r, sn.Tree, func(nodePath string, n *snapshot.Node) error {
+		if !restorer.Matches(includes, nodePath) {
+			return nil
+		}
+		dst := filepath.Join(abs, filepath.FromSlash(nodePath))
+		switch n.Type {
+		case snapshot.NodeDir:
+			dirs++
+		case snapshot.NodeFile:
+			files++
+			size += int64(n.Size)
+		case snapshot.NodeSymlink:
+			links++
+		default:
+			return nil
+		}
+		if g.json {
+			return g.printJSON(map[string]any{"message_type": "dry_run", "path": dst, "type": n.Type, "size": n.Size})
+		}
+		g.printf("would write %s %s\n", n.Type, dst)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(map[string]any{"message_type": "summary", "dry_run": true, "snapshot_id": sn.ID.String(), "target": abs,
+			"files_restored": files, "dirs_restored": dirs, "symlinks_restored": links, "bytes_restored": size})
+	}
+	if files+links == 0 && len(includes) > 0 {
+		return fmt.Errorf("no file in snapshot %s matches --include %s", sn.ID.Short(), strings.Join(includes, " --include "))
+	}
+	g.printf("Dry run: would restore snapshot %s to %s: %d %s (%s), %d %s, %d %s; nothing was written\n",
+		sn.ID.Short(), abs, files, countNoun(files, "file", "files"), formatBytes(size),
+		dirs, countNoun(dirs, "directory", "directories"), links, countNoun(links, "symlink", "symlinks"))
+	return nil
 }
 
 func newDumpCommand(g *globals) *cobra.Command {

@@ -114,6 +114,10 @@ credentials only, no repository password.`,
 				sum.ObjectsPresent += res.ObjectsPresent
 				sum.BytesPresent += res.BytesPresent
 				if err == nil {
+					if g.metrics.replicaSynced == nil {
+						g.metrics.replicaSynced = map[string]time.Time{}
+					}
+					g.metrics.replicaSynced[res.Location] = t0 // it holds what the primary had then
 					g.printf("%s: copied %d objects (%s), %d already present%s\n", g.labelled(u, res.Location), res.ObjectsCopied,
 						formatBytes(res.BytesCopied), res.ObjectsPresent, extraNote(res))
 				}
@@ -122,6 +126,7 @@ credentials only, no repository password.`,
 				}
 			}
 			sum.Failed = len(failures)
+			g.metrics.bytes, g.metrics.errors = count(sum.BytesCopied), count(len(failures))
 			sum.DurationSec = time.Since(start).Seconds()
 			if g.json {
 				if err := g.printJSON(sum); err != nil {
@@ -140,7 +145,7 @@ credentials only, no repository password.`,
 		},
 	}
 	c.Flags().StringArrayVar(&to, "to", nil, "replicate to `URL` (repeatable; default: the --replica list)")
-	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "`N` objects copied at once")
+	c.Flags().IntVar(&workers, "workers", replicate.DefaultWorkers, "at most `N` objects copied at once (and at most 64 MiB of them)")
 	return c
 }
 

@@ -90,6 +90,7 @@ type snapshotJSON struct {
 	Tags     []string          `json:"tags"`
 	Tree     string            `json:"tree"`
 	Parent   string            `json:"parent,omitempty"`
+	Original string            `json:"original,omitempty"`
 	Summary  *snapshot.Summary `json:"summary,omitempty"`
 }
 
@@ -104,6 +105,9 @@ func toSnapshotJSON(sn *snapshot.Snapshot) snapshotJSON {
 	}
 	if sn.Parent != nil {
 		j.Parent = sn.Parent.String()
+	}
+	if sn.Original != nil {
+		j.Original = sn.Original.String()
 	}
 	return j
 }
@@ -123,6 +127,9 @@ func newSnapshotsCommand(g *globals) *cobra.Command {
 			snaps, err := r.Snapshots(ctx)
 			if err != nil {
 				return err
+			}
+			if len(snaps) > 0 {
+				g.metrics.latestSnapshot = snaps[len(snaps)-1].Time
 			}
 			out := filter.apply(snaps)
 			if g.json {

@@ -120,7 +120,11 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	if opts.Manifest, err = report.ParseManifestChoice(f.manifest); err != nil {
 		return err
 	}
-	replicaLabels, err := f.labels.replicaLabels(g.replicas)
+	if f.keyless && len(f.manifest) > 0 {
+		return errors.New("--manifest lists snapshots' files, which a --keyless check cannot read: drop --manifest or --keyless")
+	}
+	f.labels.fromProfile(g.profile, g.repoURL)
+	replicaLabels, err := f.labels.replicaLabels(g.replicas, g.profile)
 	if err != nil {
 		return err
 	}
@@ -130,6 +134,9 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 		return err
 	}
 	defer primary.Backend.Close()
+	if err := checkManifestIDs(ctx, primary.Backend, opts.Manifest); err != nil {
+		return err
+	}
 	primary.Label = f.labels.primary
 	var replicas []checker.Target
 	for i, u := range g.replicas {
@@ -195,6 +202,7 @@ func runVerify(ctx context.Context, g *globals, f *verifyFlags) error {
 	} else if !g.quiet {
 		printVerifySummary(g, rep, written, key)
 	}
+	g.metrics.files, g.metrics.bytes, g.metrics.errors = count(rep.Checked.Files), count(rep.Checked.BytesRead), count(rep.Unresolved())
 	if n := rep.Unresolved(); n > 0 {
 		return &exitError{code: exitFatal, err: fmt.Errorf("verify found %d %s (listed above)", n, countNoun(n, "problem", "problems"))}
 	}
@@ -218,18 +226,33 @@ func openVerifyTarget(ctx context.Context, g *globals, keyless bool) (checker.Ta
 	if err != nil {
 		return t, nil, err
 	}
-	exists, err := repo.Exists(ctx, be)
-	if err != nil {
+	if err := checkExists(ctx, be, false); err != nil {
 		be.Close()
-		return t, nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		be.Close()
-		return t, nil, fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+		return t, nil, err
 	}
 	t.Backend = be
 	t.Location = remote.Redact(be.Location())
 	return t, nil, nil
+}
+
+// checkManifestIDs fails at once when a --manifest id names no snapshot,
+// or several, rather than after hours of checking: it matches the ids
+// against the listing of snapshot objects (the checker checks again
+// against the snapshots it could read).
+func checkManifestIDs(ctx context.Context, be remote.Backend, c report.ManifestChoice) error {
+	if len(c.IDs) == 0 {
+		return nil
+	}
+	var snaps []report.Snapshot
+	err := be.List(ctx, remote.Snapshot, func(fi remote.ObjectInfo) error {
+		snaps = append(snaps, report.Snapshot{ID: fi.Name, Status: report.SnapshotUnreadable})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	_, err = report.ManifestChoice{IDs: c.IDs}.Select(snaps)
+	return err
 }
 
 // parseSubsetPercent reads "N%" or "N" with 0 < N <= 100.
@@ -315,7 +338,7 @@ func withoutManifests(rep *report.Report) *report.Report {
 	c := *rep
 	c.Snapshots = make([]report.Snapshot, len(rep.Snapshots))
 	for i, s := range rep.Snapshots {
-		s.Manifest = nil
+		s.Manifest, s.ManifestIncluded = nil, false
 		c.Snapshots[i] = s
 	}
 	if c.ManifestAvailable {

@@ -296,3 +296,103 @@ func TestDamagedConfigAndLostKeysComeFromAReplica(t *testing.T) {
 		restoreWorks()
 	}
 }
+
+// dmgVerifyBoth runs verify with and without the password.
+func dmgVerifyBoth(t *testing.T, e *env, code int, want ...string) {
+	t.Helper()
+	vfyExpect(t, e.run("verify"), code, want...)
+	vfyExpect(t, vfyNoPassword(e, "verify", "--keyless"), code, want...)
+}
+
+func TestDeletedSnapshotIsDetectedAndForgetIsNot(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := generate(t, 51, 1<<20)
+	var ids []string
+	for range 4 {
+		ids = append(ids, e.backup("--tag", "x", src).SnapshotID)
+	}
+	dmgVerifyBoth(t, e, 0)
+	// An authorised deletion.
+	e.must("forget", "--keep-last", "3")
+	dmgVerifyBoth(t, e, 0)
+	// A deletion behind courtbak's back (ransomware, a rollback of the
+	// storage, an operator's mistake).
+	gone := filepath.Join(e.repo, "snapshots", ids[2])
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	dmgVerifyBoth(t, e, 1, "snapshot "+ids[2][:8], "without forget")
+
+	// A deleted log record that a later one names is seen too.
+	e2 := newLocalEnv(t)
+	e2.init()
+	e2.backup(src)
+	records := vfyObjects(t, e2.repo, "log")
+	e2.backup(src)
+	if err := os.Remove(records[0]); err != nil {
+		t.Fatal(err)
+	}
+	dmgVerifyBoth(t, e2, 1, vfyObjectName(records[0]), "missing")
+}
+
+func TestARepositoryWithoutLogVerifiesAndStartsOne(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := generate(t, 52, 1<<20)
+	first := e.backup(src).SnapshotID
+	// As an older courtbak left it: no log.
+	if err := os.RemoveAll(filepath.Join(e.repo, "log")); err != nil {
+		t.Fatal(err)
+	}
+	dmgVerifyBoth(t, e, 0)
+	e.backup(src) // starts the log, with the snapshot made before it
+	if err := os.Remove(filepath.Join(e.repo, "snapshots", first)); err != nil {
+		t.Fatal(err)
+	}
+	dmgVerifyBoth(t, e, 1, "snapshot "+first[:8], "without forget")
+}
+
+// A replica keeps the snapshots its primary forgot, but receives the
+// index the primary's prune wrote: their data is no longer indexed there.
+// The snapshot log tells verify they were forgotten, so the replica
+// verifies (found by the randomized robustness test).
+func TestAReplicaKeepsForgottenSnapshotsAndStillVerifies(t *testing.T) {
+	e := newLocalEnv(t)
+	e.init()
+	src := generate(t, 53, 1<<20)
+	old := e.backup(src).SnapshotID
+	replica := filepath.Join(t.TempDir(), "replica")
+	e.must("replicate", "--to", replica)
+	if err := os.WriteFile(filepath.Join(src, "new-ruling.txt"), []byte("ruling"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range vfyObjects(t, src, ".") {
+		if strings.HasSuffix(p, ".txt") {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	e.backup(src)
+	e.must("forget", "--keep-last", "1")
+	e.must("prune", "--grace", "0")
+	e.must("replicate", "--to", replica)
+	r := e.runEnv(e.environ(), "--repo", replica, "verify", "--json")
+	vfyExpect(t, r, 0)
+	var v struct {
+		Snapshots []struct{ ID, Status string } `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range v.Snapshots {
+		found = found || (s.ID == old && s.Status == "forgotten")
+	}
+	if !found {
+		t.Errorf("the forgotten snapshot is not reported as such: %+v", v.Snapshots)
+	}
+	vfyExpect(t, e.run("verify"), 0)
+}

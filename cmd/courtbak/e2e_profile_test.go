@@ -153,6 +153,9 @@ func TestProfileReplacesTheWrapperScript(t *testing.T) {
 	if n := len(s.snapshots(t)); n != 2 { // keep-last 1 per host and paths: one of each path set
 		t.Fatalf("%d snapshots after forget --keep-last 1 from the profile, want 2", n)
 	}
+	// forget recorded its removals in the snapshot log: the replica
+	// catches up with that record.
+	s.must(nil, append(cfg, "replicate")...)
 
 	// verify writes its report under a name with the date.
 	before := time.Now().Format("2006-01-02")

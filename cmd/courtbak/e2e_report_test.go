@@ -155,7 +155,8 @@ func TestVerifyReportNamesCourtCopiesAndNewestManifests(t *testing.T) {
 	if v := auditDecode(t, one); v.ManifestSelection != "chosen" || !v.Snapshots[0].ManifestIncluded || v.Snapshots[1].ManifestIncluded || v.Snapshots[2].ManifestIncluded {
 		t.Errorf("--manifest %s: %+v", older.ID[:10], v.Snapshots)
 	}
-	vfyExpect(t, e.run("verify", "--manifest", "ffffffff"), 1, "no such snapshot")
+	vfyExpect(t, e.run("verify", "--read-data", "--manifest", "ffffffff"), 1, "no such snapshot")
+	vfyExpect(t, e.run("verify", "--keyless", "--manifest", "all"), 1, "cannot read")
 	vfyExpect(t, e.run("verify", "--manifest", "newest"), 1, "give latest, all, or snapshot ids")
 	vfyExpect(t, e.run("verify", "--replica-label", "Provincial center"), 1, "one label per replica")
 }

@@ -471,6 +471,16 @@ func TestReportVerifyAcceptsSignedAndRejectsEditedOrForeign(t *testing.T) {
 		args = append(args, "--report", p)
 	}
 	vfyExpect(t, e.run(args...), 0)
+	// Reports list every file name: only their owner may read them.
+	for _, p := range reports {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode())
+		}
+	}
 	v := vfyDecode(t, vfyRead(t, reports[0]))
 	fileSum := v.Snapshots[0].Manifest[0].BLAKE3
 	for _, p := range reports {

@@ -24,6 +24,7 @@ import (
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // globals holds the global flags and the process's streams.
@@ -48,10 +49,20 @@ type globals struct {
 	stdin          *os.File
 	storeCtx       context.Context
 	outMu          sync.Mutex
+	retried        map[string]time.Time // failure and attempt → when last reported
+	metricsFile    string
+	// metrics collects what the command counted, for --metrics-file.
+	metrics runMetrics
+
+	// maxTreeDepth and maxEntries bound walks through snapshot trees.
+	maxTreeDepth int
+	maxEntries   int64
 
 	// readOnly is set for the read commands, which fail over to the
 	// replicas.
 	readOnly bool
+	// failover is the read commands' storage when --replica is given.
+	failover *remote.Failover
 }
 
 func (g *globals) register(root *cobra.Command) {
@@ -67,6 +78,9 @@ func (g *globals) register(root *cobra.Command) {
 	f.IntVar(&g.limitDownload, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 	f.StringVar(&g.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for s3:// repositories (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)")
 	f.IntVar(&g.retries, "retries", 8, "`N` attempts per S3 request before giving up (1: no retries)")
+	f.StringVar(&g.metricsFile, "metrics-file", os.Getenv("COURTBAK_METRICS_FILE"), "after the command, write Prometheus metrics to `PATH` for node_exporter's textfile collector (env COURTBAK_METRICS_FILE)")
+	f.IntVar(&g.maxTreeDepth, "max-tree-depth", snapshot.DefaultLimits.MaxDepth, "stop a walk through a snapshot's tree (ls, diff, restore, verify) deeper than `N` directories")
+	f.Int64Var(&g.maxEntries, "max-entries", snapshot.DefaultLimits.MaxEntries, "stop a walk through a snapshot's tree (ls, diff, restore, verify) after `N` entries")
 	f.StringVar(&g.s3Checksum, "s3-checksum", "", "S3 request checksums: `MODE` is when-required (default; works with most self-hosted servers) or when-supported (env COURTBAK_S3_CHECKSUM)")
 	f.StringVar(&g.profileName, "profile", os.Getenv("COURTBAK_PROFILE"), "use the settings of profile `NAME` from the configuration file (env COURTBAK_PROFILE)")
 	f.StringVar(&g.configFile, "config", os.Getenv("COURTBAK_CONFIG"), "configuration `FILE` (env COURTBAK_CONFIG; default "+config.SystemPath+", then the user's config dir)")
@@ -111,12 +125,41 @@ func (g *globals) remoteOptions() remote.Options {
 		Retry:            true,
 		RetryPolicy: remote.RetryPolicy{
 			MaxAttempts: g.retries,
-			OnRetry: func(what string, attempt int, err error, wait time.Duration) {
-				g.warn(fmt.Sprintf("%s failed (attempt %d of %d), retrying in %s: %v", what, attempt, g.retries, wait.Round(time.Millisecond), err))
-			},
+			OnRetry:     g.retryNotice,
 		},
 	}
 }
+
+// retryNotice prints one line per failure mode and attempt: uploads
+// failing together for the same reason give one line, not one each. The
+// same line is printed again once retryQuiet has passed (a later outage).
+func (g *globals) retryNotice(what string, attempt, limit int, err error, wait time.Duration) {
+	why := remote.Describe(err)
+	key := fmt.Sprintf("%s\x00%d", why, attempt)
+	now := time.Now()
+	g.outMu.Lock()
+	if g.retried == nil {
+		g.retried = map[string]time.Time{}
+	}
+	last, seen := g.retried[key]
+	quiet := seen && now.Sub(last) < retryQuiet
+	if !quiet {
+		g.retried[key] = now
+	}
+	g.outMu.Unlock()
+	if quiet {
+		return
+	}
+	if !strings.HasPrefix(why, "cannot reach ") {
+		// The host names the storage; an answer needs the request.
+		why = what + ": " + why
+	}
+	g.warn(fmt.Sprintf("%s; retrying in %s (attempt %d of %d)", why, wait.Round(100*time.Millisecond), attempt+1, limit))
+}
+
+// retryQuiet is how long the same failure at the same attempt is not
+// reported again.
+const retryQuiet = 10 * time.Second
 
 // openBackend opens the storage at url.
 func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, error) {
@@ -128,12 +171,14 @@ func (g *globals) openBackend(ctx context.Context, url string) (remote.Backend, 
 		return nil, fmt.Errorf("--retries %d: give at least 1 (1 means no retries)", g.retries)
 	case g.limitUpload < 0 || g.limitDownload < 0:
 		return nil, errors.New("--limit-upload and --limit-download take a rate in KiB/s, 0 for no limit")
+	case g.maxTreeDepth < 1 || g.maxEntries < 1:
+		return nil, errors.New("--max-tree-depth and --max-entries take a positive number")
 	}
 	return remote.Open(ctx, url, g.remoteOptions())
 }
 
 func (g *globals) repoOptions() repo.Options {
-	return repo.Options{Warn: g.warn, CacheDir: g.cachePath()}
+	return repo.Options{Warn: g.warn, CacheDir: g.cachePath(), WalkLimits: snapshot.Limits{MaxDepth: g.maxTreeDepth, MaxEntries: g.maxEntries}}
 }
 
 // cachePath is --cache-dir, else the user cache directory; "" when there
@@ -157,8 +202,38 @@ func (g *globals) openRepoBackend(ctx context.Context) (remote.Backend, error) {
 	if g.repoURL == "" {
 		return nil, errors.New("no repository given: use --repo URL (the primary) with --replica, or --repo REPLICA_URL")
 	}
-	return remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
+	f, err := remote.OpenFailover(ctx, append([]string{g.repoURL}, g.replicas...), g.remoteOptions(),
 		remote.FailoverOptions{Check: repo.CheckName, Warn: g.warn})
+	if err != nil {
+		return nil, err
+	}
+	g.failover = f
+	return f, nil
+}
+
+// skippedCopy is a copy the failover took out of the rotation, as
+// summaries report it.
+type skippedCopy struct {
+	Location string `json:"location"`
+	Reason   string `json:"reason"`
+	Requests int    `json:"requests_skipped"`
+	Out      bool   `json:"still_out"`
+}
+
+// skippedCopies lists the copies the failover skipped during the run.
+func (g *globals) skippedCopies() []skippedCopy {
+	if g.failover == nil {
+		return nil
+	}
+	var out []skippedCopy
+	for _, s := range g.failover.Skipped() {
+		why := "unavailable"
+		if s.Why != nil {
+			why = s.Why.Error()
+		}
+		out = append(out, skippedCopy{Location: s.Location, Reason: why, Requests: s.Requests, Out: s.Out})
+	}
+	return out
 }
 
 // openRepo opens the repository at --repo with the password.
@@ -185,12 +260,8 @@ func (g *globals) openRepoKeys(ctx context.Context, keysFromReplicas bool) (*rep
 		}
 		opts.KeySource, keySource = fo, fo
 	}
-	exists, err := repo.Exists(ctx, keySource)
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
-	}
-	if !exists {
-		return nil, fmt.Errorf("%s: %w (create it with 'courtbak init')", be.Location(), repo.ErrNoRepository)
+	if err := checkExists(ctx, keySource, true); err != nil {
+		return nil, err
 	}
 	pw, err := g.password(false)
 	if err != nil {
@@ -212,6 +283,35 @@ func (g *globals) openRepoKeys(ctx context.Context, keysFromReplicas bool) (*rep
 		return nil, fmt.Errorf("%w for repository %s", crypto.ErrWrongPassword, be.Location())
 	}
 	return r, err
+}
+
+// checkExists fails unless a repository is stored at be. Only an answer
+// that the repository's config is missing counts as absence (exit 10);
+// refused credentials (an AccessDeniedError, which names the bucket and
+// endpoint) or an unreachable server are reported as what they are, and
+// never suggest 'courtbak init'.
+func checkExists(ctx context.Context, be remote.Backend, suggestInit bool) error {
+	exists, err := repo.Exists(ctx, be)
+	if errors.Is(err, remote.ErrAccessDenied) {
+		var ad *remote.AccessDeniedError
+		if errors.As(err, &ad) {
+			return ad
+		}
+		return err
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), be.Location()) {
+			return fmt.Errorf("open repository: %w", err)
+		}
+		return fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	if !exists {
+		if suggestInit {
+			return fmt.Errorf("%s: %w (create it with 'courtbak init')", be.Location(), repo.ErrNoRepository)
+		}
+		return fmt.Errorf("%s: %w", be.Location(), repo.ErrNoRepository)
+	}
+	return nil
 }
 
 // openRepoIndexed opens the repository and loads its index.
@@ -357,6 +457,8 @@ func (g *globals) bytesBar(n int64, description string) *progressbar.ProgressBar
 		progressbar.OptionSetWriter(g.stderr),
 		progressbar.OptionSetDescription(description),
 		progressbar.OptionShowBytes(true),
+		// MiB and GiB, as every summary prints them.
+		progressbar.OptionUseIECUnits(true),
 		progressbar.OptionThrottle(200_000_000),
 		progressbar.OptionShowCount(),
 		progressbar.OptionClearOnFinish(),

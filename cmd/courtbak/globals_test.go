@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/courtbak/courtbak/remote"
 )
@@ -31,5 +34,30 @@ func TestRemoteOptionsFromFlagsThenEnvironment(t *testing.T) {
 	g.s3Endpoint, g.s3Checksum = "", ""
 	if o := g.remoteOptions(); o.S3Endpoint != "" || o.S3Checksum != "" {
 		t.Errorf("nothing set: endpoint %q, checksum %q", o.S3Endpoint, o.S3Checksum)
+	}
+}
+
+// Retry notices: uploads failing together for one reason give one line per
+// attempt; the same failure is reported again once retryQuiet has passed.
+func TestRetryNoticeOneLinePerFailureAndAttempt(t *testing.T) {
+	var out strings.Builder
+	g := &globals{stderr: &out}
+	slow := errors.New("HTTP 503 SlowDown")
+	for range 4 {
+		g.retryNotice("save data/ab", 1, 8, slow, time.Second)
+	}
+	g.retryNotice("save data/cd", 2, 8, slow, 2*time.Second)
+	g.retryNotice("save data/cd", 1, 8, errors.New("other"), time.Second)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "(attempt 2 of 8)") || !strings.HasSuffix(lines[1], "(attempt 3 of 8)") {
+		t.Fatalf("got %q", out.String())
+	}
+	// A later outage with the same failure is reported again.
+	for k := range g.retried {
+		g.retried[k] = g.retried[k].Add(-retryQuiet)
+	}
+	g.retryNotice("save data/ef", 1, 8, slow, time.Second)
+	if n := strings.Count(out.String(), "\n"); n != 4 {
+		t.Errorf("a later outage was not reported: %q", out.String())
 	}
 }

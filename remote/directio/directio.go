@@ -10,6 +10,7 @@ package directio
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -109,6 +110,35 @@ func (w *Writer) writeBlocks(b []byte, off int64) error {
 	}
 	_, err := w.f.WriteAt(b, off)
 	return err
+}
+
+// Skip leaves a hole of n bytes: the file offset moves on without writing.
+// Holes start and end on block boundaries: the bytes written so far and n
+// must be whole blocks. A file that ends in a hole gets its size from the
+// caller (Truncate).
+func (w *Writer) Skip(n int64) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.stage == nil {
+		if _, err := w.f.Seek(n, io.SeekCurrent); err != nil {
+			w.err = err
+			return err
+		}
+		return nil
+	}
+	if w.n%Block != 0 || n%Block != 0 {
+		return fmt.Errorf("hole of %d bytes after %d staged: not whole blocks", n, w.n)
+	}
+	if w.n > 0 {
+		if err := w.writeBlocks(w.stage[:w.n], w.off); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	w.off += int64(w.n) + n
+	w.n = 0
+	return nil
 }
 
 // Flush writes what is staged, through the page cache, and leaves the file

@@ -71,6 +71,41 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 }
 
+// Holes between and after written blocks read back as zeros, staged or
+// not, and leave the file positioned at the end of the content.
+func TestWriterSkipLeavesHoles(t *testing.T) {
+	dir := t.TempDir()
+	for _, stage := range [][]byte{Buffer(4 * Block), nil} {
+		for _, endHole := range []bool{false, true} {
+			data := pattern(3*Block, 9)
+			want := append(append(append([]byte{}, data[:Block]...), make([]byte, 5*Block)...), data[Block:]...)
+			if endHole {
+				want = append(want, make([]byte, 2*Block)...)
+			}
+			roundTrip(t, dir, want, func(f *os.File) error {
+				w := NewWriter(f, stage)
+				steps := []func() error{
+					func() error { _, err := w.Write(data[:Block]); return err },
+					func() error { return w.Skip(5 * Block) },
+					func() error { _, err := w.Write(data[Block:]); return err },
+				}
+				if endHole {
+					steps = append(steps, func() error { return w.Skip(2 * Block) })
+				}
+				for _, step := range steps {
+					if err := step(); err != nil {
+						return err
+					}
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				return f.Truncate(int64(len(want)))
+			})
+		}
+	}
+}
+
 func TestWriteFileRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	for _, size := range sizes {

@@ -29,16 +29,29 @@ import (
 
 // Options describe one backup.
 type Options struct {
-	Paths    []string
-	Excludes []string
-	Tags     []string
-	Host     string
-	Parent   *snapshot.Snapshot // files unchanged since it are not read again
-	Program  string             // courtbak version, recorded in the snapshot
+	Paths []string
+	// Excludes leave out entries that match (and what is below them); see
+	// pattern for the syntax. IExcludes do the same ignoring case.
+	Excludes, IExcludes []string
+	// ExcludeCaches keeps only the CACHEDIR.TAG of a directory tagged as
+	// a cache; ExcludeIfPresent (NAME or NAME:HEADER) does the same for
+	// directories holding such a file.
+	ExcludeCaches    bool
+	ExcludeIfPresent []string
+	// OneFileSystem stores directories on other file systems than the
+	// source paths' as empty mount points.
+	OneFileSystem bool
+	Tags          []string
+	Host          string
+	Parent        *snapshot.Snapshot // files unchanged since it are not read again
+	Program       string             // courtbak version, recorded in the snapshot
 	// Workers chunk-process in parallel; 0 means one per CPU.
 	Workers int
 	// OnBytes is called as source bytes are processed (progress bars).
 	OnBytes func(n int64)
+	// OnFile is called when a regular file is done with, read or not
+	// (progress bars).
+	OnFile func()
 	// OnError is called for each source file that could not be read.
 	OnError func(path string, err error)
 }
@@ -60,6 +73,7 @@ type archiver struct {
 	r     *repo.Repository
 	saver *repo.Saver
 	opts  Options
+	sel   *selector
 	jobs  chan *chunkJob
 	// window bounds the chunks of one file in flight: enough to keep every
 	// worker busy while the reader runs ahead, few enough to bound memory.
@@ -121,10 +135,9 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 	if len(opts.Paths) == 0 {
 		return nil, errors.New("no paths to back up")
 	}
-	for _, pat := range opts.Excludes {
-		if _, err := filepath.Match(pat, ""); err != nil {
-			return nil, fmt.Errorf("invalid exclude pattern %q: %w", pat, err)
-		}
+	sel, err := newSelector(opts)
+	if err != nil {
+		return nil, err
 	}
 	if n, err := r.RecoverJournal(ctx); err != nil {
 		r.Warn("could not recover packs of an interrupted backup (they will be uploaded again): %v", err)
@@ -139,6 +152,7 @@ func Run(ctx, storeCtx context.Context, r *repo.Repository, opts Options) (*Resu
 		r:       r,
 		saver:   r.NewSaver(storeCtx, 0),
 		opts:    opts,
+		sel:     sel,
 		jobs:    make(chan *chunkJob, workers),
 		window:  workers,
 		workers: workers,
@@ -232,19 +246,6 @@ func (a *archiver) fileError(path string, err error) {
 	if a.opts.OnError != nil {
 		a.opts.OnError(path, err)
 	}
-}
-
-func (a *archiver) excluded(path string) bool {
-	base := filepath.Base(path)
-	for _, pat := range a.opts.Excludes {
-		if ok, _ := filepath.Match(pat, base); ok {
-			return true
-		}
-		if ok, _ := filepath.Match(pat, path); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // vdir is a directory on the way from / to a backed-up path.
@@ -355,7 +356,12 @@ func storableTime(t time.Time) time.Time {
 
 func baseNode(fi fs.FileInfo) snapshot.Node {
 	idn := identity(fi)
+	var links uint64
+	if fi.Mode().IsRegular() && idn.links > 1 {
+		links = idn.links // a hard-linked file; directories always have several
+	}
 	return snapshot.Node{
+		Links:      links,
 		Name:       fi.Name(),
 		Mode:       fi.Mode(),
 		ModTime:    storableTime(fi.ModTime()),
@@ -397,11 +403,8 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 		done chan struct{}
 	}
 	results := make([]*pendingNode, 0, len(entries))
-	for _, de := range entries {
+	for _, de := range a.sel.entries(path, entries) {
 		childPath := filepath.Join(path, de.Name())
-		if a.excluded(childPath) {
-			continue
-		}
 		cfi, err := de.Info()
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) { // vanished since listing: not an error
@@ -412,6 +415,13 @@ func (a *archiver) saveDir(ctx context.Context, path string, fi fs.FileInfo, old
 		p := &pendingNode{done: make(chan struct{})}
 		results = append(results, p)
 		oldChild := oldTree.Find(de.Name())
+		if cfi.IsDir() && a.sel.otherDevice(cfi) {
+			// A mount point of another file system: stored, not entered.
+			p.node, p.err = a.finishDir(cfi, &snapshot.Tree{})
+			p.ok = p.err == nil
+			close(p.done)
+			continue
+		}
 		if cfi.IsDir() {
 			// Subdirectories are walked alongside: waiting for each one's
 			// files before starting the next left one large recording
@@ -481,6 +491,9 @@ func unchanged(old *snapshot.Node, n *snapshot.Node) bool {
 
 func (a *archiver) saveFile(ctx context.Context, path string, fi fs.FileInfo, old *snapshot.Node) (snapshot.Node, bool, error) {
 	a.total.Add(1)
+	if a.opts.OnFile != nil {
+		defer a.opts.OnFile()
+	}
 	n := baseNode(fi)
 	n.Type = snapshot.NodeFile
 	n.Size = uint64(fi.Size())

@@ -12,6 +12,7 @@ type fileIdentity struct {
 	ctime    time.Time
 	inode    uint64
 	device   uint64
+	links    uint64
 	uid, gid uint32
 }
 
@@ -24,6 +25,7 @@ func identity(fi fs.FileInfo) fileIdentity {
 		ctime:  time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)),
 		inode:  uint64(st.Ino),
 		device: uint64(st.Dev),
+		links:  uint64(st.Nlink),
 		uid:    st.Uid,
 		gid:    st.Gid,
 	}

@@ -13,6 +13,7 @@ type fileIdentity struct {
 	ctime    time.Time
 	inode    uint64
 	device   uint64
+	links    uint64
 	uid, gid uint32
 }
 

@@ -98,7 +98,8 @@ func init() {
 		KindIndexDamaged, KindIndexInconsistent, KindObjectMissing, KindObjectDamaged, KindObjectUnreadable,
 		KindPackMissing, KindPackSize, KindPackDamaged, KindPackHeader, KindBlobDamaged, KindSnapshotDamaged,
 		KindTreeDamaged, KindBlobNotIndexed, KindFileDamaged, KindFileUnhashed, KindRepairFailed,
-		KindPackUnindexed, KindObjectsExtra} {
+		KindSnapshotDeleted, KindLogRecordMissing, KindLogRecordDamaged, KindLogRecordForged,
+		KindPackUnindexed, KindObjectsExtra, KindSnapshotUnlogged, KindSnapshotForgotten} {
 		kindOrder[k] = i
 	}
 }
@@ -130,6 +131,10 @@ type checker struct {
 	// forced holds packs read beyond the day's subset (see
 	// ensureSubsetReads).
 	forced map[string]bool
+	// forgotten holds the snapshots the snapshot log says were forgotten
+	// (by records whose MAC verified): still stored at a replica, which
+	// keeps what the primary forgot, or after an interrupted forget.
+	forgotten map[string]bool
 
 	// Keyed state.
 	packs       map[blob.ID][]pack.Entry // indexed packs and their blobs
@@ -209,6 +214,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		trees:       map[blob.ID]*treeResult{},
 		nameChecked: map[blob.ID]bool{},
 		forced:      map[string]bool{},
+		forgotten:   map[string]bool{},
 	}
 	c.subset = NewSubset(opts.SubsetPercent, opts.Now())
 	c.rep = &report.Report{
@@ -233,10 +239,14 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 	for _, cs := range c.replicas {
 		c.listReplica(ctx, cs)
 	}
-	if r != nil {
+	// The log first: the snapshots it says were forgotten are not walked.
+	err = c.checkLog(ctx)
+	switch {
+	case err != nil:
+	case r != nil:
 		c.rep.Repository.ID = r.ID()
 		err = c.checkKeyed(ctx)
-	} else {
+	default:
 		err = c.checkKeyless(ctx)
 	}
 	if err == nil {
@@ -395,8 +405,8 @@ func (c *checker) read(cs *copyState, h remote.Handle, n int64, hashed bool) {
 	}
 }
 
-// repairAction says how to fix a damaged or missing object at the primary.
-func (c *checker) repairAction() string {
+// repairCommand is the command that repairs the primary from a replica.
+func (c *checker) repairCommand() string {
 	url := "URL"
 	if len(c.replicas) > 0 {
 		url = c.replicas[0].Location
@@ -405,7 +415,12 @@ func (c *checker) repairAction() string {
 	if c.r == nil {
 		flag = " --keyless"
 	}
-	return fmt.Sprintf("replace it with an intact copy from a replica: courtbak verify%s --repair --replica %s", flag, url)
+	return fmt.Sprintf("courtbak verify%s --repair --replica %s", flag, url)
+}
+
+// repairAction says how to fix a damaged or missing object at the primary.
+func (c *checker) repairAction() string {
+	return "replace it with an intact copy from a replica: " + c.repairCommand()
 }
 
 // settle orders the findings and sets the copies' statuses and the verdict.

@@ -43,7 +43,7 @@ func (c *checker) checkKeyless(ctx context.Context) error {
 		if h.Type == remote.Data {
 			c.rep.Checked.PackBytes += c.primary.objects[h]
 		}
-		if h != configHandle && c.readsData(h) {
+		if h != configHandle && h.Type != remote.Log && c.readsData(h) { // checkLog reads the log
 			toHash = append(toHash, h)
 			if h.Type == remote.Data {
 				c.rep.Checked.PacksRead++

@@ -399,6 +399,11 @@ type walk struct {
 	sn       *snapshot.Snapshot
 	out      *report.Snapshot
 	problems int
+	// bud bounds the walk (--max-tree-depth, --max-entries): a forged
+	// tree can reuse a directory without end. stopped is set once it is
+	// spent, and the rest of the snapshot is not walked.
+	bud     *snapshot.Budget
+	stopped bool
 }
 
 // checkSnapshots reads every snapshot, chooses the manifests the report
@@ -437,11 +442,17 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 		if sns[i] == nil {
 			return
 		}
-		w := &walk{sn: sns[i], out: &out[i]}
+		if c.forgotten[sns[i].ID.String()] {
+			// Its data may be pruned already: nothing to check, and
+			// nothing a restore may rely on (a notice says so).
+			out[i].Status = report.SnapshotForgotten
+			return
+		}
+		w := &walk{sn: sns[i], out: &out[i], bud: snapshot.NewBudget(c.r)}
 		if keep[i] {
 			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
 		}
-		c.walkTree(ctx, w, sns[i].Tree, "/")
+		c.walkTree(ctx, w, sns[i].Tree, "/", 0)
 		if w.problems > 0 {
 			w.out.Status = report.SnapshotDamaged
 		}
@@ -562,9 +573,19 @@ func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *sn
 	return res.tree
 }
 
-func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string) {
+func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string, depth int) {
+	if w.stopped || ctx.Err() != nil {
+		return
+	}
 	t := c.tree(ctx, w, id, dir)
 	if t == nil {
+		return
+	}
+	if err := w.bud.Tree(dir, depth, len(t.Nodes)); err != nil {
+		w.stopped = true
+		c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: dir, Blob: id.String(),
+			Message: fmt.Sprintf("the snapshot was not walked further: %v", err),
+			Action:  "if the tree is real, verify again with the limit raised; otherwise report it"})
 		return
 	}
 	for i := range t.Nodes {
@@ -584,7 +605,7 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string)
 					Message: "the directory has no tree", Action: "report it"})
 				continue
 			}
-			c.walkTree(ctx, w, *n.Subtree, p)
+			c.walkTree(ctx, w, *n.Subtree, p, depth+1)
 		}
 	}
 }

@@ -50,6 +50,11 @@ type Location struct {
 type Index struct {
 	mu sync.RWMutex
 
+	// base holds what was indexed before this process started, on disk
+	// (package repo/index/table); the fields below hold what was added
+	// since. Nil for a purely in-memory index.
+	base Base
+
 	keys    *keyTable
 	pending map[blob.ID]uint64 // id → record, not yet in keys
 	odd     map[blob.ID]oddEntry
@@ -63,6 +68,23 @@ type Index struct {
 	packs        paged[blob.ID] // by position
 	packOrder    []uint32       // positions of merged packs, sorted by id
 	pendingPacks map[blob.ID]uint32
+}
+
+// Base is a read-only index consulted after the in-memory part: the
+// on-disk tables of the cache directory.
+type Base interface {
+	Has(id blob.ID) bool
+	Lookup(id blob.ID) (Location, bool)
+	HasPack(id blob.ID) bool
+	Len() int
+}
+
+// SetBase makes b the read-only part of the index. Blobs and packs added
+// later are kept in memory in front of it.
+func (x *Index) SetBase(b Base) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.base = b
 }
 
 // oddEntry is a blob the compact form cannot hold.
@@ -329,14 +351,25 @@ func (x *Index) has(id *blob.ID) bool {
 func (x *Index) Has(id blob.ID) bool {
 	x.rlock()
 	ok := x.has(&id)
+	base := x.base
 	x.mu.RUnlock()
-	return ok
+	return ok || (base != nil && base.Has(id))
 }
 
 // Lookup returns where a blob is stored.
 func (x *Index) Lookup(id blob.ID) (Location, bool) {
 	x.rlock()
-	defer x.mu.RUnlock()
+	loc, ok := x.lookup(id)
+	base := x.base
+	x.mu.RUnlock()
+	if !ok && base != nil {
+		return base.Lookup(id) // without the lock: it may read from disk
+	}
+	return loc, ok
+}
+
+// lookup searches the in-memory part. Needs a lock.
+func (x *Index) lookup(id blob.ID) (Location, bool) {
 	if i, ok := x.keys.search(&id); ok {
 		return x.location(id, x.keys.ref(i)), true
 	}
@@ -374,12 +407,17 @@ func (x *Index) record(r int) (int, pack.Entry) {
 	return x.first.rank(r+1) - 1, e
 }
 
-// Len is the number of blobs.
+// Len is the number of blobs (with a base, a blob indexed twice, in the
+// base and in memory or in two tables of the base, counts twice).
 func (x *Index) Len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.settle()
-	return x.keys.n + len(x.odd)
+	n := x.keys.n + len(x.odd)
+	if x.base != nil {
+		n += x.base.Len()
+	}
+	return n
 }
 
 // settle merges pending keys, which may repeat ids of the key table until
@@ -390,7 +428,8 @@ func (x *Index) settle() {
 	}
 }
 
-// PackIDs returns the ids of every indexed pack.
+// PackIDs returns the ids of the packs held in memory (not those of the
+// base).
 func (x *Index) PackIDs() []blob.ID {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -401,6 +440,15 @@ func (x *Index) PackIDs() []blob.ID {
 	return out
 }
 
+// HasPack reports whether a pack is indexed.
+func (x *Index) HasPack(id blob.ID) bool {
+	x.mu.RLock()
+	_, ok := x.findPack(&id)
+	base := x.base
+	x.mu.RUnlock()
+	return ok || (base != nil && base.HasPack(id))
+}
+
 // byOffset orders a pack's blobs; ids break ties, which only odd entries have.
 func byOffset(a, b pack.Entry) int {
 	if c := cmp.Compare(a.Offset, b.Offset); c != 0 {
@@ -409,10 +457,14 @@ func byOffset(a, b pack.Entry) int {
 	return bytes.Compare(a.ID[:], b.ID[:])
 }
 
-// Packs returns, for every indexed pack, its blobs sorted by offset.
+// Packs returns, for every pack held in memory, its blobs sorted by
+// offset. prune and verify, its users, build an index without a base.
 func (x *Index) Packs() map[blob.ID][]pack.Entry {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.base != nil {
+		panic("index: Packs of an index with an on-disk base")
+	}
 	x.settle()
 	out := make(map[blob.ID][]pack.Entry, x.packs.n)
 	for i := 0; i < x.packs.n; i++ {

@@ -19,6 +19,7 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/snapshot"
@@ -335,6 +336,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		if err := repackPacks(ctx, r, d.keep, d.repack, own.owns); err != nil {
 			return nil, nil, err
 		}
+		crashpoint.Hit(crashpoint.PruneMarkRepack)
 		lastStored = time.Now()
 		for _, p := range d.repack {
 			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
@@ -604,6 +606,7 @@ func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlo
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("write the new index: %w", err)
 		}
+		crashpoint.Hit(crashpoint.PruneMarkIndex)
 		written = append(written, id)
 		last = time.Now()
 		keep = keep[n:]
@@ -639,10 +642,12 @@ func commitMark(ctx context.Context, r *repo.Repository, dir string, plan *Plan)
 	if err := savePlan(dir, plan); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.PruneMarkPlan)
 	id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: plan.Superseded}))
 	if err != nil {
 		return fmt.Errorf("write the superseding index file: %w", err)
 	}
+	crashpoint.Hit(crashpoint.PruneMarkSupersede)
 	plan.Written = append(plan.Written, id)
 	plan.Marked = r.Now()
 	return savePlan(dir, plan)
@@ -657,6 +662,9 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	}
 	inEffect, _ := effective(files)
 	if err := checkPlanCurrent(plan, files, inEffect); err != nil {
+		return nil, err
+	}
+	if err := checkWrittenStored(ctx, r, plan); err != nil {
 		return nil, err
 	}
 	r.ResetIndex()
@@ -707,6 +715,33 @@ func checkPlanCurrent(plan *Plan, files, inEffect map[string]*index.File) error 
 	for _, id := range plan.Superseded {
 		if _, ok := inEffect[id.String()]; ok {
 			return fmt.Errorf("%w: index file %s that the mark superseded is in effect", errStalePlan, id.Short())
+		}
+	}
+	return nil
+}
+
+// checkWrittenStored reads the index files the mark wrote from storage,
+// not from this host's cache. Safety: other hosts see the mark only
+// through those files; one damaged in storage is left out by their
+// backups (indexdamage.go), for which the superseded files then stay in
+// effect, so they deduplicate against the packs the mark found unused and
+// no check of theirs sees that a mark happened. Until the file is intact
+// in storage again, the sweep deletes nothing and the plan waits.
+func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) error {
+	for _, id := range plan.Written {
+		h := remote.Handle{Type: remote.Index, Name: id.String()}
+		data, err := remote.ReadAll(ctx, r.Backend(), h)
+		if err == nil {
+			err = repo.CheckName(h, data)
+		}
+		if err == nil {
+			_, err = r.OpenFile(h, data)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("index file %s that the mark wrote cannot be read intact from storage (%v): backups on other hosts do not see the mark, so nothing was deleted; repair it (courtbak verify --repair --replica URL) and prune again", id.Short(), err)
 		}
 	}
 	return nil
@@ -826,6 +861,7 @@ func deletePacks(ctx context.Context, r *repo.Repository, candidates map[blob.ID
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Data, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepPack)
 			sw.PacksDeleted++
 			sw.BytesDeleted += p.Size
 		case ctx.Err() != nil:
@@ -872,6 +908,7 @@ func deleteIndexFiles(ctx context.Context, r *repo.Repository, order []blob.ID, 
 		err := r.Backend().Remove(ctx, remote.Handle{Type: remote.Index, Name: id.String()})
 		switch {
 		case err == nil || errors.Is(err, remote.ErrNotFound):
+			crashpoint.Hit(crashpoint.PruneSweepIndex)
 			sw.IndexFilesDeleted++
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -881,3 +881,146 @@ func TestListingsShowingOnlyTheSupersedingFileAreCompleted(t *testing.T) {
 		t.Errorf("restore from a replica made through such a listing: %v", err)
 	}
 }
+
+// The prune host keeps a verified copy of every index file it read; the
+// other hosts read storage. If the mark's superseding index file is
+// damaged in storage after the prune host cached it, backups elsewhere
+// leave it out, so for them the superseded files are still in effect and
+// they deduplicate against the packs the mark found unused, without any
+// sign that a mark happened. The sweep must then delete nothing: it checks
+// the files the mark wrote in storage, not in its cache.
+func TestSweepRefusesWhileTheMarkIsDamagedInStorage(t *testing.T) {
+	t.Parallel()
+	f, old, _, _, _ := forgottenOld(t)
+	ctx := context.Background()
+	mark := f.prune(prune.Options{Grace: prune.DefaultGrace})
+	if mark.Marked == nil || mark.Marked.PacksUnused+mark.Marked.PacksRepacked == 0 {
+		t.Fatalf("nothing marked: %+v", mark)
+	}
+	// The prune host has read (and cached) the mark's files when the
+	// superseding one is damaged in storage.
+	superseding, intact := damageSuperseding(t, f)
+
+	// A backup on another host (its own cache) loads the index now.
+	be, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options()
+	opts.CacheDir = t.TempDir()
+	elsewhere, err := repo.Open(ctx, be, []byte("pw"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := elsewhere.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(elsewhere.DamagedIndexFiles()) != 1 {
+		t.Fatalf("the backup host found %d damaged index files, want the superseding one", len(elsewhere.DamagedIndexFiles()))
+	}
+
+	// The grace period passes; the backup stores its snapshot while the
+	// sweep runs (after the sweep walked the snapshots stored since the mark).
+	f.advance(prune.DefaultGrace + time.Hour)
+	var sn *snapshot.Snapshot
+	backup := func() {
+		res, err := archiver.Run(ctx, ctx, elsewhere, archiver.Options{Paths: []string{old}, Host: "court-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn = res.Snapshot
+	}
+	_, err = prune.Run(ctx, f.open(), prune.Options{Grace: prune.DefaultGrace, Progress: func(step string) {
+		if strings.HasPrefix(step, "sweep: deleting") && sn == nil {
+			backup()
+		}
+	}})
+	if sn == nil {
+		if err == nil {
+			t.Fatal("the sweep neither deleted packs nor refused")
+		}
+		backup()
+	}
+	// Once the file is repaired, the sweep keeps what the backup's
+	// snapshot needs (it was stored after the mark) and indexes it again.
+	if err := os.WriteFile(superseding, intact, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	f.mustRestore(sn, old)
+}
+
+// A backup that left the mark's damaged superseding file out and finds it
+// repaired when it is about to store its snapshot may have deduplicated
+// against packs the mark found unused, and a sweep may be deleting them:
+// it refuses, as a backup that outlived a mark does.
+func TestBackupRefusesWhenADamagedMarkWasRepairedMeanwhile(t *testing.T) {
+	t.Parallel()
+	f, old, _, _, _ := forgottenOld(t)
+	ctx := context.Background()
+	f.prune(prune.Options{Grace: prune.DefaultGrace})
+	superseding, intact := damageSuperseding(t, f)
+
+	be, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options()
+	opts.CacheDir = t.TempDir()
+	elsewhere, err := repo.Open(ctx, be, []byte("pw"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := elsewhere.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(superseding, intact, 0o600); err != nil { // verify --repair
+		t.Fatal(err)
+	}
+	res, err := archiver.Run(ctx, ctx, elsewhere, archiver.Options{Paths: []string{old}, Host: "court-b"})
+	if errors.Is(err, repo.ErrPrunedDuringBackup) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustRestore(res.Snapshot, old) // only if every blob it needs is in the index in effect
+}
+
+// damageSuperseding damages the mark's superseding index file in storage
+// and returns its path and intact bytes.
+func damageSuperseding(t *testing.T, f *fixture) (string, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	r := f.open()
+	var superseding string
+	err := filepath.WalkDir(filepath.Join(f.dir, "index"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		plain, err := r.LoadFile(ctx, remote.Handle{Type: remote.Index, Name: d.Name()})
+		if err != nil {
+			return err
+		}
+		if file, err := index.Decode(plain); err == nil && len(file.Supersedes) > 0 {
+			superseding = p
+		}
+		return nil
+	})
+	if err != nil || superseding == "" {
+		t.Fatalf("no superseding index file found: %v", err)
+	}
+	b, err := os.ReadFile(superseding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intact := slices.Clone(b)
+	b[len(b)/2] ^= 0xff
+	if err := os.Chmod(superseding, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(superseding, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return superseding, intact
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/replicate"
 	"github.com/courtbak/courtbak/repo/repotest"
+	"github.com/courtbak/courtbak/repo/snaplog"
 )
 
 func newLocal(t *testing.T) *remote.Local {
@@ -227,7 +229,7 @@ func TestReplicateStopsBeforeTheIndexWhenAPackHasNoIntactCopy(t *testing.T) {
 	h, _ := damagePack(t, primary)
 	replica := newLocal(t)
 	res, err := run(t, primary, replica, replicate.Options{Workers: 1})
-	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots were not copied") {
+	if err == nil || !errors.Is(err, repo.ErrDamaged) || !strings.Contains(err.Error(), h.Name) || !strings.Contains(err.Error(), "index, snapshots, log were not copied") {
 		t.Fatalf("replicating a damaged pack: %v", err)
 	}
 	got := contents(t, replica)
@@ -250,8 +252,10 @@ func TestReplicateResumesAfterFailures(t *testing.T) {
 	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 7, FailRate: 0.3})
 	failures := 0
 	for run := 0; ; run++ {
-		if run == 50 {
-			t.Fatal("replication did not finish in 50 runs")
+		// Each run lists six types before it copies anything: at a 30%
+		// failure rate, about one run in twelve gets that far.
+		if run == 200 {
+			t.Fatal("replication did not finish in 200 runs")
 		}
 		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{})
 		checkConsistent(t, primary, base)
@@ -335,5 +339,164 @@ func TestReplicateCopiesIndexFilesInStoredOrder(t *testing.T) {
 	}
 	if copied != 12 {
 		t.Errorf("%d index files copied, want 12", copied)
+	}
+}
+
+// slowReplica stores each object after a delay, like a distant server,
+// and records the most objects and bytes it was storing at once.
+type slowReplica struct {
+	remote.Backend
+	mu               sync.Mutex
+	n, bytes         int
+	mostN, mostBytes int
+}
+
+func (s *slowReplica) Save(ctx context.Context, h remote.Handle, data []byte) error {
+	s.mu.Lock()
+	s.n++
+	s.bytes += len(data)
+	s.mostN, s.mostBytes = max(s.mostN, s.n), max(s.mostBytes, s.bytes)
+	s.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	s.mu.Lock()
+	s.n--
+	s.bytes -= len(data)
+	s.mu.Unlock()
+	return s.Backend.Save(ctx, h, data)
+}
+
+// Small objects are copied many at once, large ones as many as the memory
+// bound allows, and the replica ends up the same either way.
+func TestCopiesAtOnceFollowTheMemoryBound(t *testing.T) {
+	primary := newLocal(t)
+	repotest.Init(t, primary, repo.Options{})
+	for i := range 40 {
+		data := bytes.Repeat([]byte{byte(i)}, 100_000+i)
+		save(t, primary, remote.Handle{Type: remote.Data, Name: hashName(data)}, data)
+	}
+
+	replica := &slowReplica{Backend: newLocal(t)}
+	if _, err := run(t, primary, replica, replicate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, replica.Backend)
+	if replica.mostN < 8 {
+		t.Errorf("at most %d objects of 100 kB stored at once, want more than 4 with the defaults", replica.mostN)
+	}
+
+	replica = &slowReplica{Backend: newLocal(t)}
+	if _, err := run(t, primary, replica, replicate.Options{Memory: 350_000}); err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, replica.Backend)
+	if replica.mostBytes > 350_000 || replica.mostN > 3 {
+		t.Errorf("%d objects, %d bytes stored at once with a memory bound of 350,000 bytes", replica.mostN, replica.mostBytes)
+	}
+}
+
+// rangedPrimary records the ranged reads of large objects, and lists one
+// object with a wrong size.
+type rangedPrimary struct {
+	remote.Backend
+	mu             sync.Mutex
+	inFlight, most int
+	ranged         int
+	lie            string
+}
+
+func (p *rangedPrimary) Load(ctx context.Context, h remote.Handle, offset, length int64, fn func(io.Reader) error) error {
+	p.mu.Lock()
+	if length > 0 {
+		p.ranged++
+	}
+	p.inFlight++
+	p.most = max(p.most, p.inFlight)
+	p.mu.Unlock()
+	defer func() { p.mu.Lock(); p.inFlight--; p.mu.Unlock() }()
+	time.Sleep(10 * time.Millisecond)
+	return p.Backend.Load(ctx, h, offset, length, fn)
+}
+
+func (p *rangedPrimary) List(ctx context.Context, t remote.Type, fn func(remote.ObjectInfo) error) error {
+	return p.Backend.List(ctx, t, func(fi remote.ObjectInfo) error {
+		if fi.Name == p.lie {
+			fi.Size -= 1000
+		}
+		return fn(fi)
+	})
+}
+
+// A large object is read in several ranges at once; one listed with a
+// wrong size is read again whole rather than called damaged.
+func TestLargeObjectsAreReadInRanges(t *testing.T) {
+	base := newLocal(t)
+	repotest.Init(t, base, repo.Options{})
+	var names []string
+	for i := range 2 {
+		data := bytes.Repeat([]byte{byte(i), 1, 2}, (20<<20)/3)
+		h := remote.Handle{Type: remote.Data, Name: hashName(data)}
+		save(t, base, h, data)
+		names = append(names, h.Name)
+	}
+	primary := &rangedPrimary{Backend: base, lie: names[1]}
+	replica := newLocal(t)
+	var warned []string
+	res, err := run(t, primary, replica, replicate.Options{Workers: 1, Warn: func(s string) { warned = append(warned, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, base, replica)
+	if primary.ranged < 4 || primary.most < 2 {
+		t.Errorf("%d ranged reads, at most %d at once: want a 20 MiB object read in ranges at once", primary.ranged, primary.most)
+	}
+	if res.ObjectsFromReplicas != 0 || len(warned) != 0 {
+		t.Errorf("the object listed with a wrong size was taken for damaged: %+v %q", res, warned)
+	}
+}
+
+// A replica never holds a snapshot log record without its predecessors,
+// however often replication fails part-way: verify would take the gap for
+// a deleted record.
+func TestReplicateCopiesTheLogPredecessorsFirst(t *testing.T) {
+	primary := newPrimary(t)
+	var prev []string
+	for i := range 12 {
+		rec := &snaplog.Record{Time: time.Unix(int64(i), 0).UTC(), Prev: prev}
+		data, err := snaplog.Encode(rec, func([]byte) string { return hashName([]byte{byte(i)}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := remote.Handle{Type: remote.Log, Name: hashName(data)}
+		save(t, primary, h, data)
+		prev = []string{h.Name}
+	}
+	base := newLocal(t)
+	flaky := remote.NewFaulty(base, remote.FaultConfig{Seed: 11, FailRate: 0.2})
+	for run := 0; ; run++ {
+		if run == 200 {
+			t.Fatal("replication did not finish in 200 runs")
+		}
+		_, err := replicate.Run(context.Background(), context.Background(), primary, flaky, replicate.Options{Workers: 4})
+		records := map[string]*snaplog.Record{}
+		for name, data := range contents(t, base) {
+			if strings.HasPrefix(name, "log/") {
+				rec, perr := snaplog.Parse([]byte(data))
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				records[strings.TrimPrefix(name, "log/")] = rec
+			}
+		}
+		for _, f := range snaplog.Check(records, nil) {
+			if f.Kind == snaplog.KindRecordMissing {
+				t.Fatalf("run %d left a record without its predecessor: %s", run, f.Message)
+			}
+		}
+		if err == nil {
+			if len(records) != 12 {
+				t.Fatalf("replica has %d records, want 12", len(records))
+			}
+			return
+		}
 	}
 }

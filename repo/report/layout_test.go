@@ -153,6 +153,9 @@ func TestHundredThousandFilesOpenInChromium(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) || len(b) < 20000 {
 		t.Fatalf("screenshot: %v, %d bytes", err, len(b))
 	}
+	if keep := os.Getenv("COURTBAK_KEEP_SCREENSHOTS"); keep != "" {
+		_ = os.WriteFile(filepath.Join(keep, "report-100k.png"), b, 0o644)
+	}
 	if took > 60*time.Second {
 		t.Errorf("Chromium took %s to render %d files", took, n)
 	}
@@ -186,4 +189,34 @@ func chromium(t *testing.T, timeout time.Duration, args ...string) []byte {
 		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
 	}
 	return out
+}
+
+func TestBannerKeepsTheVerdictShortAndSaysWhatWasNotRead(t *testing.T) {
+	r := bigReport(3)
+	r.Scope.Unchecked = "pack contents not read (17 packs, 2.50 MiB); run with --read-data to read them"
+	if got := r.Headline(); got != "ALL COPIES INTACT AS FAR AS CHECKED: "+r.Scope.Unchecked {
+		t.Errorf("headline %q", got)
+	}
+	html, err := Render(HTML, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := Render(Markdown, r)
+	for _, want := range []string{"<h1>ALL COPIES INTACT AS FAR AS CHECKED</h1>", "<strong>Not read in this run:</strong> pack contents not read (17 packs"} {
+		if !bytes.Contains(html, []byte(want)) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if !bytes.Contains(md, []byte("## ALL COPIES INTACT AS FAR AS CHECKED\n")) || !bytes.Contains(md, []byte("**Not read in this run:** pack contents not read")) {
+		t.Errorf("Markdown banner:\n%.400s", md)
+	}
+}
+
+func TestReportsNameTheirZoneEvenWhenNotSet(t *testing.T) {
+	r := sample() // no SetLocation: times are UTC
+	html, _ := Render(HTML, r)
+	js, _ := Render(JSON, r)
+	if !bytes.Contains(html, []byte("Times are UTC (UTC&#43;00:00).")) || !bytes.Contains(js, []byte(`"time_zone": "UTC (UTC+00:00)"`)) {
+		t.Error("a report without a zone does not say its times are UTC")
+	}
 }

@@ -23,8 +23,12 @@ func renderMarkdown(r *Report) []byte {
 	} else {
 		p("# %s\n\n", mdText(title))
 	}
-	p("## %s\n\n", r.Headline())
-	p("**%s** %s\n\nChecked %s", r.Headline()+".", mdText(r.Summary()), at(r.Finished))
+	p("## %s\n\n", r.VerdictWords())
+	p("**%s** %s\n\n", r.VerdictWords()+".", mdText(r.Summary()))
+	if r.Scope.Unchecked != "" {
+		p("**Not read in this run:** %s.\n\n", mdText(r.Scope.Unchecked))
+	}
+	p("Checked %s", at(r.Finished))
 	if r.Repository.Label != "" {
 		p(" for %s", mdText(r.Repository.Label))
 	}
@@ -44,7 +48,7 @@ func renderMarkdown(r *Report) []byte {
 		}
 		p(", holding %d files (%s; a file kept in several snapshots counts in each).\n", r.Checked.Files, BinarySize(r.Checked.FileBytes))
 	} else {
-		p("- **Backups:** %d %s stored; %s\n", r.Checked.Snapshots, plural(r.Checked.Snapshots, "snapshot", "snapshots"), mdText(r.ManifestNote))
+		p("- **Backups:** %d %s stored (their contents cannot be listed without the password; see Snapshots).\n", r.Checked.Snapshots, plural(r.Checked.Snapshots, "snapshot", "snapshots"))
 	}
 	if c := r.CoverageSummary(); c != "" {
 		p("- **Rotating check:** %s\n", mdText(c))
@@ -61,7 +65,11 @@ func renderMarkdown(r *Report) []byte {
 		}
 		p("| %s | **%s** | %d objects, %s | %s | %d | %d | %d |\n", name, c.Status, c.Objects, BinarySize(c.Bytes), mdText(c.ReadSummary()), len(c.Missing), len(c.Damaged), len(c.Extra))
 	}
-	p("\n%s\n", copiesExplained)
+	explained := copiesExplained
+	if r.Scope.Keyless {
+		explained = strings.Replace(explained, " The primary's config is read when the repository is opened and is not counted.", "", 1)
+	}
+	p("\n%s\n", explained)
 	for _, c := range r.Copies {
 		if c.Role != "replica" {
 			continue

@@ -61,6 +61,9 @@ func MarshalJSON(r *Report) ([]byte, error) {
 // that JSON readers always find arrays.
 func normalized(r *Report) *Report {
 	c := *r
+	if c.TimeZone == "" {
+		c.TimeZone = ZoneName(c.loc, c.Finished)
+	}
 	c.Copies = nonNil(c.Copies)
 	for i := range c.Copies {
 		c.Copies[i].Missing = nonNil(c.Copies[i].Missing)
@@ -178,9 +181,6 @@ func (c Copy) Name() string {
 	}
 	return c.Location
 }
-
-// Unread counts the copy's objects that this run did not read back.
-func (c Copy) Unread() int { return max(0, c.Objects-c.Hashed) }
 
 // ReadSummary says in words what was read back at the copy.
 func (c Copy) ReadSummary() string {

@@ -37,6 +37,9 @@ const (
 	SnapshotIntact     = "intact"
 	SnapshotDamaged    = "damaged"
 	SnapshotUnreadable = "unreadable"
+	// SnapshotForgotten: the snapshot log says forget removed it, yet it
+	// is stored (a replica keeps what the primary forgot); not checked.
+	SnapshotForgotten = "forgotten"
 )
 
 // Report is everything one verify run found.
@@ -161,6 +164,7 @@ type Counts struct {
 	FileBytes  int64 `json:"file_bytes"`
 	Trees      int   `json:"trees"`
 	IndexFiles int   `json:"index_files"`
+	LogRecords int   `json:"log_records"`
 	Keys       int   `json:"keys"`
 	Packs      int   `json:"packs"`
 	PacksRead  int   `json:"packs_read"`
@@ -281,6 +285,13 @@ func (r *Report) Headline() string {
 	if r.Verdict != VerdictProblems && r.Scope.Unchecked != "" {
 		h += " AS FAR AS CHECKED: " + r.Scope.Unchecked
 	}
+	return h
+}
+
+// VerdictWords is the headline without what was not checked, for the
+// large banner; the renderings show Scope.Unchecked in a sentence below.
+func (r *Report) VerdictWords() string {
+	h, _, _ := strings.Cut(r.Headline(), ": ")
 	return h
 }
 

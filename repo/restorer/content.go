@@ -3,6 +3,7 @@ package restorer
 import (
 	"context"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -220,8 +221,7 @@ func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapsh
 		}
 	}()
 
-	h := crypto.NewHasher()
-	var size uint64
+	v := newVerifier(n)
 	fill()
 	for len(pending) > 0 {
 		f := <-pending[0]
@@ -235,8 +235,7 @@ func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapsh
 				fe.done(f)
 				return err
 			}
-			_, _ = h.Write(data)
-			size += uint64(len(data))
+			v.add(data)
 			if onBytes != nil {
 				onBytes(int64(len(data)))
 			}
@@ -244,14 +243,33 @@ func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapsh
 		fe.done(f)
 		fill()
 	}
-	if size != n.Size {
-		return fmt.Errorf("%w: %d bytes, recorded size %d", ErrMismatch, size, n.Size)
+	return v.check()
+}
+
+// verifier checks a file's content as it is written against the size and
+// whole-file BLAKE3 recorded at backup.
+type verifier struct {
+	n    snapshot.Node
+	h    hash.Hash
+	size uint64
+}
+
+func newVerifier(n snapshot.Node) *verifier { return &verifier{n: n, h: crypto.NewHasher()} }
+
+func (v *verifier) add(data []byte) {
+	_, _ = v.h.Write(data)
+	v.size += uint64(len(data))
+}
+
+func (v *verifier) check() error {
+	if v.size != v.n.Size {
+		return fmt.Errorf("%w: %d bytes, recorded size %d", ErrMismatch, v.size, v.n.Size)
 	}
-	if n.BLAKE3 != nil {
+	if v.n.BLAKE3 != nil {
 		var got blob.ID
-		h.Sum(got[:0])
-		if got != *n.BLAKE3 {
-			return fmt.Errorf("%w: got %s, recorded %s", ErrMismatch, got, n.BLAKE3)
+		v.h.Sum(got[:0])
+		if got != *v.n.BLAKE3 {
+			return fmt.Errorf("%w: got %s, recorded %s", ErrMismatch, got, v.n.BLAKE3)
 		}
 	}
 	return nil

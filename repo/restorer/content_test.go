@@ -20,17 +20,25 @@ import (
 // a fast key derivation, for this package's tests inside and outside it.
 func BackupForTest(t *testing.T, opts gen.Options) (r *repo.Repository, sn *snapshot.Snapshot, src, repoDir string) {
 	t.Helper()
-	ctx := context.Background()
-	r, repoDir = repotest.NewLocal(t, repo.Options{})
 	src = filepath.Join(t.TempDir(), "src")
 	if _, err := gen.Generate(src, opts); err != nil {
 		t.Fatal(err)
 	}
-	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: []string{src}, Host: "h"})
+	r, sn, repoDir = BackupPathsForTest(t, src)
+	return r, sn, src, repoDir
+}
+
+// BackupPathsForTest backs up paths into a new local repository with a
+// fast key derivation.
+func BackupPathsForTest(t *testing.T, paths ...string) (r *repo.Repository, sn *snapshot.Snapshot, repoDir string) {
+	t.Helper()
+	ctx := context.Background()
+	r, repoDir = repotest.NewLocal(t, repo.Options{})
+	res, err := archiver.Run(ctx, ctx, r, archiver.Options{Paths: paths, Host: "h"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, res.Snapshot, src, repoDir
+	return r, res.Snapshot, repoDir
 }
 
 // Many large files restored at once through a budget that holds only two

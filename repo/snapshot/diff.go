@@ -25,11 +25,11 @@ type Change struct {
 // in path order. Identical subtrees are skipped without being read.
 func Diff(ctx context.Context, l TreeLoader, a, b blob.ID) ([]Change, error) {
 	var out []Change
-	err := diff(ctx, l, &a, &b, "/", &out)
+	err := diff(ctx, l, NewBudget(l), 0, &a, &b, "/", &out)
 	return out, err
 }
 
-func diff(ctx context.Context, l TreeLoader, a, b *blob.ID, dir string, out *[]Change) error {
+func diff(ctx context.Context, l TreeLoader, bud *Budget, depth int, a, b *blob.ID, dir string, out *[]Change) error {
 	if a != nil && b != nil && *a == *b {
 		return nil
 	}
@@ -44,6 +44,9 @@ func diff(ctx context.Context, l TreeLoader, a, b *blob.ID, dir string, out *[]C
 		if tb, err = l.LoadTree(ctx, *b); err != nil {
 			return err
 		}
+	}
+	if err := bud.Tree(dir, depth, len(ta.Nodes)+len(tb.Nodes)); err != nil {
+		return err
 	}
 	names := map[string]bool{}
 	for _, n := range ta.Nodes {
@@ -64,21 +67,21 @@ func diff(ctx context.Context, l TreeLoader, a, b *blob.ID, dir string, out *[]C
 		case na == nil:
 			*out = append(*out, Change{p, ChangeAdded})
 			if nb.Type == NodeDir {
-				if err := diff(ctx, l, nil, nb.Subtree, p, out); err != nil {
+				if err := diff(ctx, l, bud, depth+1, nil, nb.Subtree, p, out); err != nil {
 					return err
 				}
 			}
 		case nb == nil:
 			*out = append(*out, Change{p, ChangeRemoved})
 			if na.Type == NodeDir {
-				if err := diff(ctx, l, na.Subtree, nil, p, out); err != nil {
+				if err := diff(ctx, l, bud, depth+1, na.Subtree, nil, p, out); err != nil {
 					return err
 				}
 			}
 		case na.Type != nb.Type:
 			*out = append(*out, Change{p, ChangeModified})
 		case na.Type == NodeDir:
-			if err := diff(ctx, l, na.Subtree, nb.Subtree, p, out); err != nil {
+			if err := diff(ctx, l, bud, depth+1, na.Subtree, nb.Subtree, p, out); err != nil {
 				return err
 			}
 		case !sameContent(na, nb):

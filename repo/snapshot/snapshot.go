@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,11 @@ type Snapshot struct {
 	Excludes []string  `json:"excludes,omitempty"`
 	Tree     blob.ID   `json:"tree"`
 	Parent   *blob.ID  `json:"parent,omitempty"`
-	Program  string    `json:"program_version"`
-	Summary  *Summary  `json:"summary,omitempty"`
+	// Original is the snapshot a backup wrote, when this one replaced it
+	// with other tags ('courtbak tag'); nil for a backup's own snapshot.
+	Original *blob.ID `json:"original,omitempty"`
+	Program  string   `json:"program_version"`
+	Summary  *Summary `json:"summary,omitempty"`
 
 	ID blob.ID `json:"-"` // the name of the snapshot object
 }
@@ -54,6 +58,36 @@ func (s *Snapshot) HasTag(t string) bool {
 		}
 	}
 	return false
+}
+
+// Retag returns a copy of s whose tags are set (all of them replaced,
+// when replace is true), then add, then without remove; each tag once, in
+// the order first given. The copy's Original names the backup's own
+// snapshot (s, or the one s already replaced), so a chain of retaggings
+// always points back to it; its ID is unset until it is stored. changed
+// is false when the tags stay as they are.
+func (s *Snapshot) Retag(set []string, replace bool, add, remove []string) (c *Snapshot, changed bool) {
+	tags := s.Tags
+	if replace {
+		tags = set
+	}
+	var out []string
+	for _, t := range append(slices.Clone(tags), add...) {
+		if !slices.Contains(out, t) && !slices.Contains(remove, t) {
+			out = append(out, t)
+		}
+	}
+	if slices.Equal(out, s.Tags) || (len(out) == 0 && len(s.Tags) == 0) {
+		return s, false
+	}
+	cp := *s
+	cp.Tags = out
+	cp.ID = blob.ID{}
+	if cp.Original == nil {
+		orig := s.ID
+		cp.Original = &orig
+	}
+	return &cp, true
 }
 
 // Encode serialises a snapshot for storage (the plaintext of the sealed

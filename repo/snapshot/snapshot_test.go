@@ -279,3 +279,46 @@ func TestSnapshotEncodingKeepsIDOutside(t *testing.T) {
 		t.Error("decoded a truncated snapshot")
 	}
 }
+
+func TestRetag(t *testing.T) {
+	orig := &Snapshot{Hostname: "city-a", Tags: []string{"nightly", "room-3"}, ID: blob.ID{1}}
+	for _, c := range []struct {
+		set         []string
+		replace     bool
+		add, remove []string
+		want        []string
+		changed     bool
+	}{
+		{add: []string{"legal-hold"}, want: []string{"nightly", "room-3", "legal-hold"}, changed: true},
+		{add: []string{"nightly"}, want: []string{"nightly", "room-3"}},
+		{remove: []string{"nightly"}, want: []string{"room-3"}, changed: true},
+		{remove: []string{"absent"}, want: []string{"nightly", "room-3"}},
+		{set: []string{"legal-hold", "legal-hold"}, replace: true, want: []string{"legal-hold"}, changed: true},
+		{replace: true, want: nil, changed: true},
+		{set: []string{"a"}, replace: true, add: []string{"b"}, remove: []string{"a"}, want: []string{"b"}, changed: true},
+	} {
+		got, changed := orig.Retag(c.set, c.replace, c.add, c.remove)
+		if changed != c.changed || !slices.Equal(got.Tags, c.want) {
+			t.Errorf("Retag(%v, %v, %v, %v) = %v, %v; want %v, %v", c.set, c.replace, c.add, c.remove, got.Tags, changed, c.want, c.changed)
+			continue
+		}
+		if !changed {
+			if got != orig {
+				t.Error("an unchanged retag returned a copy")
+			}
+			continue
+		}
+		if got.Original == nil || *got.Original != orig.ID || got.ID != (blob.ID{}) || got.Hostname != "city-a" {
+			t.Errorf("copy: original %v, id %v, host %q", got.Original, got.ID, got.Hostname)
+		}
+		// Retagging the copy again still points to the backup's snapshot.
+		got.ID = blob.ID{2}
+		again, _ := got.Retag(nil, false, []string{"x"}, nil)
+		if *again.Original != orig.ID {
+			t.Errorf("second retag: original %v, want %v", again.Original, orig.ID)
+		}
+	}
+	if !slices.Equal(orig.Tags, []string{"nightly", "room-3"}) {
+		t.Errorf("Retag changed the original's tags: %v", orig.Tags)
+	}
+}

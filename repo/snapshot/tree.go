@@ -28,9 +28,13 @@ type Node struct {
 	ChangeTime time.Time   `json:"ctime,omitzero"`
 	Inode      uint64      `json:"inode,omitempty"`
 	DeviceID   uint64      `json:"device,omitempty"`
-	UID        uint32      `json:"uid"`
-	GID        uint32      `json:"gid"`
-	Size       uint64      `json:"size,omitempty"`
+	// Links is a file's link count when it has other names (hard links):
+	// restore links the names of one inode and device within a snapshot.
+	// Absent (0) in trees written before it existed.
+	Links uint64 `json:"links,omitempty"`
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+	Size  uint64 `json:"size,omitempty"`
 	// Content lists a file's data blobs in order.
 	Content []blob.ID `json:"content,omitempty"`
 	// BLAKE3 is the plain BLAKE3-256 of a file's whole content, as b3sum

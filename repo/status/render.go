@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,22 @@ func (s *Summary) JSON() ([]byte, error) {
 		return nil, fmt.Errorf("encode status: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// ByAttention returns the courts that need attention first, each group in
+// the order given, as people read the page; JSON keeps the given order.
+func (s *Summary) ByAttention() []CourtStatus {
+	out := slices.Clone(s.Courts)
+	slices.SortStableFunc(out, func(a, b CourtStatus) int {
+		switch {
+		case a.OK == b.OK:
+			return 0
+		case !a.OK:
+			return -1
+		}
+		return 1
+	})
+	return out
 }
 
 // Headline is the summary in words.
@@ -65,33 +82,39 @@ func (c CopyStatus) LagText() string {
 	return s
 }
 
-// VerifyText says in words what the last verification of a copy found.
+// VerifyText says in words what the last verification that checked the
+// copy found, and how much data the copy's own last run has covered.
 func (c CopyStatus) VerifyText(now time.Time) string {
-	v := c.LastVerification
-	if v == nil {
+	lc := c.LastCheck
+	if lc == nil {
 		if c.StateError != "" {
 			return "unknown: " + c.StateError
 		}
-		return "never verified here"
+		return "never verified"
 	}
 	kind := "with the password"
-	if v.Keyless {
+	if lc.Keyless {
 		kind = "keyless"
 	}
-	data := "no data read"
-	switch v.ReadData {
-	case "all":
-		data = "all data read"
-	case "subset":
-		data = fmt.Sprintf("%g%% subset", v.SubsetPercent)
-		if v.Coverage != nil {
-			data += fmt.Sprintf(", %.0f%% covered", v.Coverage.CoveredPercent)
-			if !v.Coverage.CompleteBy.IsZero() {
-				data += " (all by " + v.Coverage.CompleteBy.Format("2006-01-02") + ")"
+	s := fmt.Sprintf("%s %s ago (%s", lc.Status, Age(lc.Finished, now), kind)
+	if lc.RecordedAt != c.Name() {
+		s += ", by the run recorded at " + lc.RecordedAt
+	}
+	if v := c.LastVerification; v != nil {
+		switch v.ReadData {
+		case "all":
+			s += "; all data read " + Age(v.Finished, now) + " ago"
+		case "subset":
+			s += fmt.Sprintf("; %g%% daily subset", v.SubsetPercent)
+			if v.Coverage != nil {
+				s += fmt.Sprintf(", %.0f%% covered", v.Coverage.CoveredPercent)
+				if !v.Coverage.CompleteBy.IsZero() {
+					s += ", all by " + v.Coverage.CompleteBy.Format("2006-01-02")
+				}
 			}
 		}
 	}
-	return fmt.Sprintf("%s %s ago (%s, %s)", v.Verdict, Age(v.Finished, now), kind, data)
+	return s + ")"
 }
 
 // Duration shows a threshold as people write it: "26h", "90m", "1h30m".

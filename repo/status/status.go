@@ -117,8 +117,10 @@ type CopyStatus struct {
 	Location  string `json:"location"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
-	Objects   int    `json:"objects"`
-	Bytes     int64  `json:"bytes"`
+	// RepositoryID is the id in the copy's config ("" without one).
+	RepositoryID string `json:"repository_id,omitempty"`
+	Objects      int    `json:"objects"`
+	Bytes        int64  `json:"bytes"`
 	// NewestSnapshotStored is when this copy stored its newest snapshot
 	// object.
 	NewestSnapshotStored time.Time `json:"newest_snapshot_stored,omitzero"`
@@ -132,6 +134,55 @@ type CopyStatus struct {
 	// LastVerification is the newest verify run recorded at this copy.
 	LastVerification *Run   `json:"last_verification"`
 	StateError       string `json:"state_error,omitempty"`
+	// LastCheck is the newest verify run that checked this copy, wherever
+	// it was recorded: the city's run with --replica checks the center's
+	// copy and records it at the city's repository.
+	LastCheck *Check `json:"last_check"`
+}
+
+// Check is what one verify run found at one copy.
+type Check struct {
+	Finished time.Time `json:"finished"`
+	Host     string    `json:"host"`
+	Keyless  bool      `json:"keyless"`
+	// Status is the copy's status in that run: intact, repaired, problems
+	// or unreachable.
+	Status  string `json:"status"`
+	Missing int    `json:"missing"`
+	Damaged int    `json:"damaged"`
+	// RecordedAt names the copy whose verification state holds the run.
+	RecordedAt string `json:"recorded_at"`
+}
+
+// lastChecks sets each copy's LastCheck from the runs every copy's state
+// records, matching copies by location.
+func lastChecks(copies []CopyStatus, states []*State) {
+	for i := range copies {
+		cp := &copies[i]
+		for j, st := range states {
+			if st == nil {
+				continue
+			}
+			for k := len(st.Runs) - 1; k >= 0; k-- {
+				run := &st.Runs[k]
+				if cp.LastCheck != nil && !run.Finished.After(cp.LastCheck.Finished) {
+					break
+				}
+				found := false
+				for _, rc := range run.Copies {
+					if rc.Location == cp.Location {
+						cp.LastCheck = &Check{Finished: run.Finished, Host: run.Host, Keyless: run.Keyless, Status: rc.Status,
+							Missing: rc.Missing, Damaged: rc.Damaged, RecordedAt: copies[j].Name()}
+						found = true
+						break
+					}
+				}
+				if found {
+					break
+				}
+			}
+		}
+	}
 }
 
 // Collect looks at every court, several at a time. It never fails as a
@@ -172,6 +223,22 @@ func Collect(ctx context.Context, courts []Court, opts Options) *Summary {
 // errNoRepository is the error of a copy that lists no objects at all.
 const errNoRepository = "no repository here"
 
+// NewestSnapshot is the time of the court's newest snapshot: of the
+// snapshots read with the password, else when the newest snapshot object
+// was stored.
+func (c CourtStatus) NewestSnapshot() time.Time {
+	var t time.Time
+	for _, s := range c.Snapshots {
+		if s.Time.After(t) {
+			t = s.Time
+		}
+	}
+	if t.IsZero() {
+		return c.NewestSnapshotStored
+	}
+	return t
+}
+
 // listing is what one copy's listing tells.
 type listing struct {
 	objects map[remote.Handle]remote.ObjectInfo
@@ -183,12 +250,13 @@ type listing struct {
 func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) CourtStatus {
 	cs := CourtStatus{Label: c.Label, MaxAgeSec: c.MaxAge.Seconds(), Snapshots: []Snapshot{}, Breaches: []string{}}
 	if cs.Label == "" {
-		cs.Label = c.Primary.URL
+		cs.Label = remote.Redact(c.Primary.URL) // credentials typed into the URL stay out of every output
 	}
 	sites := append([]Site{c.Primary}, c.Replicas...)
 	cs.Copies = make([]CopyStatus, len(sites))
 	backends := make([]remote.Backend, len(sites))
 	lists := make([]listing, len(sites))
+	states := make([]*State, len(sites))
 	var wg sync.WaitGroup
 	for i, site := range sites {
 		cp := &cs.Copies[i]
@@ -214,8 +282,9 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			if err != nil {
 				cp.StateError = err.Error()
 			} else {
-				cp.LastVerification = st.Last()
+				cp.LastVerification, states[i] = st.Last(), st
 			}
+			cp.RepositoryID = repositoryID(ctx, be, lists[i].objects)
 		}()
 	}
 	wg.Wait()
@@ -227,6 +296,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 		}
 	}()
 	breach := func(format string, args ...any) { cs.Breaches = append(cs.Breaches, fmt.Sprintf(format, args...)) }
+	lastChecks(cs.Copies, states)
 
 	primary := lists[0].objects
 	for i := range sites {
@@ -243,6 +313,10 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 			continue
 		}
 		cp.Reachable = true
+		if i > 0 && cp.RepositoryID != "" && cs.Copies[0].RepositoryID != "" && cp.RepositoryID != cs.Copies[0].RepositoryID {
+			breach("%s holds another repository (%s), not a copy of %s: check its URL", copyName(cp), cp.RepositoryID, cs.Copies[0].RepositoryID)
+			continue
+		}
 		for h, fi := range l.objects {
 			cp.Objects++
 			cp.Bytes += fi.Size
@@ -250,8 +324,13 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 				cp.NewestSnapshotStored = fi.ModTime.UTC()
 			}
 		}
-		if lv := cp.LastVerification; lv != nil && lv.Verdict == "problems" {
-			breach("the last verification of %s (%s) found %d problems", copyName(cp), lv.Finished.Format(time.RFC3339), lv.Problems)
+		switch lc := cp.LastCheck; {
+		case lc == nil:
+		case lc.Status == "problems":
+			breach("the last verification of %s (%s, on %s) found problems: %d objects missing, %d damaged", copyName(cp),
+				lc.Finished.Format(time.RFC3339), lc.Host, lc.Missing, lc.Damaged)
+		case lc.Status == "unreachable":
+			breach("the last verification of %s (%s, on %s) could not reach it", copyName(cp), lc.Finished.Format(time.RFC3339), lc.Host)
 		}
 		if i == 0 || primary == nil {
 			continue
@@ -280,13 +359,7 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 	p := cs.Copies[0]
 	cs.Objects, cs.Bytes, cs.NewestSnapshotStored = p.Objects, p.Bytes, p.NewestSnapshotStored
 	cs.GrowthPerDay, cs.GrowthDays = growth(primary, now, opts.GrowthWindow)
-	if cfg, ok := primary[remote.Handle{Type: remote.Config, Name: "config"}]; ok && cfg.Size > 0 {
-		if data, err := remote.ReadAll(ctx, backends[0], cfg.Handle); err == nil {
-			if conf, err := repo.ParseConfig(data); err == nil {
-				cs.RepositoryID = conf.ID
-			}
-		}
-	}
+	cs.RepositoryID = p.RepositoryID
 
 	if opts.Snapshots != nil {
 		snaps, err := opts.Snapshots(ctx, c, backends[0])
@@ -319,6 +392,24 @@ func collectCourt(ctx context.Context, c Court, opts Options, now time.Time) Cou
 	}
 	cs.OK = len(cs.Breaches) == 0
 	return cs
+}
+
+// repositoryID reads a copy's config (one request) for the repository id
+// it holds; "" when it has none that parses.
+func repositoryID(ctx context.Context, be remote.Backend, objects map[remote.Handle]remote.ObjectInfo) string {
+	h := remote.Handle{Type: remote.Config, Name: "config"}
+	if _, ok := objects[h]; !ok {
+		return ""
+	}
+	data, err := remote.ReadAll(ctx, be, h)
+	if err != nil {
+		return ""
+	}
+	conf, err := repo.ParseConfig(data)
+	if err != nil {
+		return ""
+	}
+	return conf.ID
 }
 
 // listCopy lists every object of a copy: one listing per object type (the

@@ -2,6 +2,8 @@ package status
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,18 +60,11 @@ func (f *fakeRepo) put(h remote.Handle, data string, age time.Duration) {
 }
 
 // copyTo copies every object of f into other, keeping their times.
-func (f *fakeRepo) copyTo(other *fakeRepo, except ...string) {
+func (f *fakeRepo) copyTo(other *fakeRepo) {
 	f.t.Helper()
 	ctx := context.Background()
-	skip := map[string]bool{}
-	for _, e := range except {
-		skip[e] = true
-	}
 	for _, typ := range remote.AllTypes {
 		_ = f.be.List(ctx, typ, func(fi remote.ObjectInfo) error {
-			if skip[fi.Handle.String()] {
-				return nil
-			}
 			data, err := remote.ReadAll(ctx, f.be, fi.Handle)
 			if err != nil {
 				f.t.Fatal(err)
@@ -108,7 +103,17 @@ func opener(sites map[string]*fakeRepo) Opener {
 
 func TestCollectMeasuresLagAgeGrowthAndVerification(t *testing.T) {
 	primary, replica := court(t)
-	if err := SaveState(context.Background(), replica.be, &State{Runs: []Run{{Finished: now.Add(-time.Hour), Verdict: "problems", Problems: 2, Keyless: true}}}); err != nil {
+	// The city's run checked both copies; the center's later keyless run
+	// found its own copy damaged.
+	ctx := context.Background()
+	city := Run{Finished: now.Add(-3 * time.Hour), Host: "city", Verdict: "intact", Copies: []RunCopy{
+		{Location: primary.be.Location(), Status: "intact"}, {Location: replica.be.Location(), Status: "intact"}}}
+	center := Run{Finished: now.Add(-time.Hour), Host: "center", Verdict: "problems", Problems: 2, Keyless: true,
+		Copies: []RunCopy{{Location: replica.be.Location(), Status: "problems", Damaged: 2}}}
+	if err := SaveState(ctx, primary.be, &State{Runs: []Run{city}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveState(ctx, replica.be, &State{Runs: []Run{center}}); err != nil {
 		t.Fatal(err)
 	}
 	c := Court{Label: "City court of A", Primary: Site{Label: "City", URL: "p"}, Replicas: []Site{{Label: "Center", URL: "r"}}, MaxAge: 26 * time.Hour}
@@ -126,11 +131,27 @@ func TestCollectMeasuresLagAgeGrowthAndVerification(t *testing.T) {
 		t.Errorf("replica lag: %+v", r)
 	}
 	// A fresh lag is no breach; the replica's failed verification is.
-	if cs.OK || sum.OK || sum.Breached != 1 || len(cs.Breaches) != 1 || !strings.Contains(cs.Breaches[0], "Center") || !strings.Contains(cs.Breaches[0], "found 2 problems") {
+	if cs.OK || sum.OK || sum.Breached != 1 || len(cs.Breaches) != 1 || !strings.Contains(cs.Breaches[0], "Center") || !strings.Contains(cs.Breaches[0], "0 objects missing, 2 damaged") {
 		t.Errorf("breaches: %q", cs.Breaches)
 	}
-	if r.LastVerification == nil || !r.LastVerification.Keyless || cs.Copies[0].LastVerification != nil {
+	if r.LastVerification == nil || !r.LastVerification.Keyless || cs.Copies[0].LastVerification.Host != "city" {
 		t.Errorf("last verification: %+v / %+v", r.LastVerification, cs.Copies[0].LastVerification)
+	}
+	// Each copy's last check is the newest run that checked it, wherever
+	// it is recorded.
+	if lc := cs.Copies[0].LastCheck; lc == nil || lc.Host != "city" || lc.Status != "intact" || lc.RecordedAt != "City" {
+		t.Errorf("primary's last check: %+v", lc)
+	}
+	if lc := r.LastCheck; lc == nil || lc.Host != "center" || lc.Status != "problems" || lc.RecordedAt != "Center" {
+		t.Errorf("replica's last check: %+v", lc)
+	}
+	// Without the center's run, the city's run is the replica's last check.
+	if err := SaveState(ctx, replica.be, &State{}); err != nil {
+		t.Fatal(err)
+	}
+	sum = Collect(ctx, []Court{c}, Options{Open: opener(map[string]*fakeRepo{"p": primary, "r": replica}), Now: func() time.Time { return now }})
+	if lc := sum.Courts[0].Copies[1].LastCheck; !sum.OK || lc == nil || lc.Host != "city" || lc.RecordedAt != "City" || sum.Courts[0].Copies[1].LastVerification != nil {
+		t.Errorf("replica checked by the city's run: %+v, breaches %q", lc, sum.Courts[0].Breaches)
 	}
 }
 
@@ -152,11 +173,11 @@ func TestCollectBreaches(t *testing.T) {
 		{"newest snapshot stored too long ago", func(c Court) Court { c.MaxAge = time.Hour; return c }, Options{}, "newest snapshot was stored 2h00m ago, more than 1h"},
 		{"replica lags behind the threshold", func(c Court) Court { c.MaxAge = 90 * time.Minute; return c }, Options{}, "lacks 2 objects"},
 		{"replica unreachable", func(c Court) Court { c.Replicas = []Site{{Label: "DR pool", URL: "gone"}}; return c }, Options{}, "DR pool cannot be listed: gone: connection refused"},
-		{"an empty replica", func(c Court) Court {
-			sites["empty"] = newFakeRepo(t, "x")
-			c.Replicas = []Site{{URL: "empty"}}
+		{"a replica of another repository", func(c Court) Court {
+			sites["other"] = newFakeRepo(t, strings.Repeat("cd", 32))
+			c.Replicas = []Site{{Label: "DR pool", URL: "other"}}
 			return c
-		}, Options{}, ""},
+		}, Options{}, "DR pool holds another repository (cdcd"},
 		{"keyed: one host's backups stopped", func(c Court) Court { c.MaxAge = 26 * time.Hour; return c },
 			Options{Snapshots: func(context.Context, Court, remote.Backend) ([]Snapshot, error) {
 				return []Snapshot{{Host: "court", Paths: []string{"/rec"}, Time: now.Add(-50 * time.Hour)}, {Host: "court", Paths: []string{"/rec"}, Time: now.Add(-30 * time.Hour)},
@@ -171,11 +192,6 @@ func TestCollectBreaches(t *testing.T) {
 	} {
 		cs := run(tc.court(base), tc.opts)
 		got := strings.Join(cs.Breaches, "; ")
-		if tc.name == "an empty replica" {
-			// The config alone is a repository; a replica with no objects
-			// at all is not (covered below).
-			tc.breach = got
-		}
 		if (tc.breach == "") != cs.OK || !strings.Contains(got, tc.breach) {
 			t.Errorf("%s: ok %v, breaches %q, want %q", tc.name, cs.OK, got, tc.breach)
 		}
@@ -239,7 +255,7 @@ func (c *counting) Save(ctx context.Context, h remote.Handle, data []byte) error
 
 // TestCollectIsBoundedToListings proves the request count per court that
 // usage.md states: per copy one listing per object type, a stat and a read
-// of the verification state; one read of the primary's config; no object
+// of the verification state, and a read of the config; no other object
 // read, nothing written.
 func TestCollectIsBoundedToListings(t *testing.T) {
 	primary, replica := court(t)
@@ -258,8 +274,8 @@ func TestCollectIsBoundedToListings(t *testing.T) {
 	if cp.lists != types || cp.stats != 1 || cp.loads != 2 || cp.saves != 0 {
 		t.Errorf("primary: %d lists, %d stats, %d loads, %d saves; want %d, 1, 2 (state, config), 0", cp.lists, cp.stats, cp.loads, cp.saves, types)
 	}
-	if cr.lists != types || cr.stats != 1 || cr.loads != 0 || cr.saves != 0 {
-		t.Errorf("replica: %d lists, %d stats, %d loads, %d saves; want %d, 1, 0 (no state), 0", cr.lists, cr.stats, cr.loads, cr.saves, types)
+	if cr.lists != types || cr.stats != 1 || cr.loads != 1 || cr.saves != 0 {
+		t.Errorf("replica: %d lists, %d stats, %d loads, %d saves; want %d, 1, 1 (config; no state), 0", cr.lists, cr.stats, cr.loads, cr.saves, types)
 	}
 }
 
@@ -331,5 +347,43 @@ func fabricate(b *testing.B, root string) {
 		if err := os.WriteFile(filepath.Join(root, "snapshots", hexName('b', i)), nil, 0o600); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestPagesListCourtsNeedingAttentionFirst(t *testing.T) {
+	s := &Summary{Courts: []CourtStatus{{Label: "A", OK: true}, {Label: "B"}, {Label: "C", OK: true}, {Label: "D"}}}
+	var got []string
+	for _, c := range s.ByAttention() {
+		got = append(got, c.Label)
+	}
+	if strings.Join(got, "") != "BDAC" || s.Courts[0].Label != "A" {
+		t.Errorf("order %v; the summary's own order changed: %v", got, s.Courts[0].Label)
+	}
+	page, err := s.HTML(time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, d, a := strings.Index(string(page), ">B<"), strings.Index(string(page), ">D<"), strings.Index(string(page), ">A<"); b < 0 || !(b < d && d < a) {
+		t.Errorf("page order: B at %d, D at %d, A at %d", b, d, a)
+	}
+}
+
+// A court without a label is named by its URL; credentials typed into that
+// URL must not reach the summary (printed, --json, the HTML page).
+func TestCollectUnlabelledCourtHidesCredentials(t *testing.T) {
+	url := "s3:http://AKIAEXAMPLE:SuperSecret99@127.0.0.1:1/bucket"
+	c := Court{Primary: Site{URL: url}}
+	sum := Collect(context.Background(), []Court{c}, Options{Open: func(context.Context, string) (remote.Backend, error) {
+		return nil, errors.New("refused")
+	}, Now: func() time.Time { return now }})
+	b, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "SuperSecret99") {
+		t.Errorf("the status summary shows the secret: %s", b)
+	}
+	if got := sum.Courts[0].Label; got != "s3:http://127.0.0.1:1/bucket" {
+		t.Errorf("label %q, want the URL without its credentials", got)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -110,6 +111,12 @@ type Schedule struct {
 func Load(path string, schema Schema) (*File, error) {
 	var raw map[string]any
 	if _, err := toml.DecodeFile(path, &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			// The parser quotes the text it stopped at, which may be a
+			// password or secret typed into the file: it is not shown.
+			return nil, fmt.Errorf("configuration file %s: line %d (key %s): %s (the text there is not shown: it may be a secret)", path, pe.Position.Line, pe.LastKey, quotedRE.ReplaceAllString(pe.Message, `"…"`))
+		}
 		return nil, fmt.Errorf("configuration file %s: %w", path, err)
 	}
 	f := &File{Path: path, Profiles: map[string]*Profile{}}
@@ -135,6 +142,9 @@ func Load(path string, schema Schema) (*File, error) {
 	}
 	return f, nil
 }
+
+// quotedRE matches the quoted text in a TOML parser's message.
+var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
 
 func (f *File) errorf(format string, args ...any) error {
 	return fmt.Errorf("configuration file %s: %s", f.Path, fmt.Sprintf(format, args...))

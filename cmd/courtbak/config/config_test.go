@@ -170,3 +170,20 @@ func TestFindTakesTheFirstExistingFile(t *testing.T) {
 		t.Fatalf("Find = %q, %v", got, err)
 	}
 }
+
+// A value TOML cannot parse is not echoed: it may be a password or an S3
+// secret typed into the file, and the error reaches logs (the journal of
+// a scheduled job).
+func TestParseErrorsDoNotEchoValues(t *testing.T) {
+	for _, text := range []string{
+		"[profile.a]\npassword = hunterSecretValue\n",
+		"[profile.a]\npassword-command = hunterSecretValue --flag\n",
+		"[profile.a]\nrepo = \"/x\"\naws-secret = 'hunterSecretValue\n",
+	} {
+		path := write(t, text)
+		_, err := Load(path, schema)
+		if err == nil || strings.Contains(err.Error(), "hunterSecretValue") || !strings.Contains(err.Error(), "line ") || !strings.Contains(err.Error(), path) {
+			t.Errorf("%q: error %v, want one naming the file and line, without the value", text, err)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package repo_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/courtbak/courtbak/crypto"
+	"github.com/courtbak/courtbak/remote"
+	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/pack"
+)
+
+// BenchmarkStartupWarm1M measures what a command pays to load the index of
+// a repository with a million blobs (in 1000 index files of 64 packs)
+// when the host's tables are up to date: list index/, read the manifest,
+// open the tables. ns/op is one such start-up; heap-bytes/blob is the heap
+// it leaves behind, divided by the blobs. The cold start (building the
+// tables from every index file) is reported once as cold-ms.
+func BenchmarkStartupWarm1M(b *testing.B) {
+	const files, packsPerFile, blobsPerPack = 1000, 64, 16
+	ctx := context.Background()
+	local, err := remote.OpenLocal(filepath.Join(b.TempDir(), "repo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := repo.Options{CacheDir: b.TempDir()}
+	kdf := crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	r, err := repo.Init(ctx, local, []byte("pw"), repo.InitOptions{KDF: kdf}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	randID := func() (id blob.ID) {
+		for i := range id {
+			id[i] = byte(rng.Uint32())
+		}
+		return id
+	}
+	var probe blob.ID
+	for range files {
+		f := &index.File{}
+		for range packsPerFile {
+			p := index.PackBlobs{ID: randID(), Size: 16 << 20}
+			var off uint32
+			for range blobsPerPack {
+				e := pack.Entry{ID: randID(), Offset: off, Length: 1 << 20, RawLength: 1<<20 - crypto.Overhead}
+				off += e.Length
+				p.Blobs = append(p.Blobs, e)
+			}
+			probe = p.Blobs[0].ID
+			f.Packs = append(f.Packs, p)
+		}
+		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(f)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	open := func() *repo.Repository {
+		r, err := repo.Open(ctx, local, []byte("pw"), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.LoadIndex(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if !r.Index().Has(probe) {
+			b.Fatal("a stored blob is not found")
+		}
+		return r
+	}
+	start := time.Now()
+	open()
+	cold := time.Since(start)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var keep *repo.Repository
+	for b.Loop() {
+		keep = open()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	n := files * packsPerFile * blobsPerPack
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heap-bytes/blob")
+	b.ReportMetric(float64(cold.Milliseconds()), "cold-ms")
+}
