@@ -51,8 +51,14 @@ dr=$work/dr-pool
 env -u COURTBAK_PASSWORD_FILE "$bin" replicate --to "$center" --to "$dr"
 
 step "verify the city repository and both replicas, read all data, write a report"
-"$bin" verify --read-data --replica "$center" --replica "$dr" --report "$work/verification-report.html" --report "$work/verification-report.json"
+labels=(--court "City court A" --label "City court server" --replica-label "Provincial center" --replica-label "DR pool")
+"$bin" verify --read-data --replica "$center" --replica "$dr" "${labels[@]}" --title "Demo audit" \
+	--report "$work/verification-report.html" --report "$work/verification-report.json"
 echo "report for the clerk: $work/verification-report.html"
+
+step "the provincial center's morning check: is the court protected? (no password needed)"
+env -u COURTBAK_PASSWORD_FILE "$bin" status --replica "$center" --replica "$dr" "${labels[@]}" --max-age 26h --report "$work/status.html"
+echo "dashboard: $work/status.html"
 
 step "what changed"
 first_id=$("$bin" snapshots --json | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4)

@@ -101,7 +101,7 @@ func when(t time.Time, loc *time.Location) string {
 		return u.Format("2006-01-02 15:04:05 UTC")
 	}
 	l := t.In(loc)
-	if _, off := l.Zone(); off == 0 && l.Location().String() == "UTC" {
+	if name, off := l.Zone(); off == 0 && (name == "UTC" || l.Location().String() == "UTC") {
 		return u.Format("2006-01-02 15:04:05 UTC")
 	}
 	utc := u.Format("15:04:05 UTC")
