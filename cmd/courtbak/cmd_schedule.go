@@ -262,26 +262,6 @@ func writeUnits(dir string, jobs []systemd.Job) ([]string, error) {
 	return written, nil
 }
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".courtbak-unit-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // isOurs reports whether the unit file at path starts with the marker.
 func isOurs(path string) (bool, error) {
 	f, err := os.Open(path)
