@@ -24,6 +24,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/buffers"
 	"github.com/courtbak/courtbak/repo/crashpoint"
 	"github.com/courtbak/courtbak/repo/snaplog"
 )
@@ -343,7 +344,7 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 		next    atomic.Int64
 		wg      sync.WaitGroup
 		fromAlt atomic.Int64
-		mem     = newBudget(opts.Memory)
+		mem     = buffers.NewBudget(opts.Memory)
 		bufs    = &bufferList{}
 	)
 	stored = true
@@ -357,9 +358,9 @@ func copyAll(ctx, storeCtx context.Context, t remote.Type, objs []remote.ObjectI
 				if i >= len(objs) || ctx.Err() != nil || !ok {
 					return
 				}
-				held := mem.acquire(objs[i].Size)
+				held := mem.Acquire(objs[i].Size)
 				c, err := copyObject(storeCtx, objs[i].Handle, objs[i].Size, srcs, dst, bufs)
-				mem.release(held)
+				mem.Release(held)
 				if err == nil {
 					crashpoint.Hit(crashpoint.ReplicateObject)
 				}
@@ -527,41 +528,6 @@ func readObject(ctx context.Context, src remote.Backend, h remote.Handle, size i
 
 // errNoIntactCopy means no source holds h with bytes matching its name.
 var errNoIntactCopy = errors.New("no intact copy")
-
-// budget is a counting semaphore over bytes held in memory.
-type budget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	free int64
-	max  int64
-}
-
-func newBudget(n int64) *budget {
-	b := &budget{free: n, max: n}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// acquire waits until n bytes are free (at most the whole budget, so that
-// an object larger than it is copied alone) and takes them. A worker holds
-// at most one object's bytes, so waiting cannot deadlock.
-func (b *budget) acquire(n int64) int64 {
-	n = min(max(n, 0), b.max)
-	b.mu.Lock()
-	for b.free < n {
-		b.cond.Wait()
-	}
-	b.free -= n
-	b.mu.Unlock()
-	return n
-}
-
-func (b *budget) release(n int64) {
-	b.mu.Lock()
-	b.free += n
-	b.mu.Unlock()
-	b.cond.Broadcast()
-}
 
 // bufferList recycles the buffers of large objects: allocated afresh for
 // every pack, they were garbage that let the heap grow past the bytes in

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"sync"
 
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/repo"
@@ -27,54 +26,6 @@ const (
 	// did, with 40 MB less peak memory.
 	restoreBudget = 32 << 20
 )
-
-// budget is a counting semaphore over bytes in flight.
-type budget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	free int64
-	max  int64
-}
-
-func newBudget(n int64) *budget {
-	b := &budget{free: n, max: n}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// acquire waits for n bytes (at most the whole budget, so a huge run
-// cannot wait forever). Only a caller that holds none of the budget may
-// wait: one holding some while waiting for more could deadlock with others
-// doing the same; they use tryAcquire.
-func (b *budget) acquire(n int64) int64 {
-	n = min(n, b.max)
-	b.mu.Lock()
-	for b.free < n {
-		b.cond.Wait()
-	}
-	b.free -= n
-	b.mu.Unlock()
-	return n
-}
-
-// tryAcquire takes n bytes (at most the whole budget) if they are free.
-func (b *budget) tryAcquire(n int64) (int64, bool) {
-	n = min(n, b.max)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.free < n {
-		return 0, false
-	}
-	b.free -= n
-	return n, true
-}
-
-func (b *budget) release(n int64) {
-	b.mu.Lock()
-	b.free += n
-	b.mu.Unlock()
-	b.cond.Broadcast()
-}
 
 type run struct {
 	locs []index.Location
@@ -114,7 +65,7 @@ type fetched struct {
 // written, shared by all files restored at once. Reused read buffers spare
 // the page faults of fresh allocations, which cost more than the reads.
 type fetcher struct {
-	bud    *budget
+	bud    *buffers.Budget
 	bufs   *buffers.List
 	maxRun int64
 	// big recycles the buffers of runs larger than maxRun: single chunks
@@ -128,7 +79,7 @@ type fetcher struct {
 func newFetcher(r *repo.Repository, budget, maxRun int64) *fetcher {
 	bigRun := max(int64(r.Chunking().MaxSize)+crypto.Overhead, maxRun)
 	return &fetcher{
-		bud:    newBudget(budget),
+		bud:    buffers.NewBudget(budget),
 		bufs:   buffers.New(int(budget/maxRun), int(maxRun)),
 		maxRun: maxRun,
 		big:    buffers.New(2, int(bigRun)),
@@ -150,8 +101,8 @@ func (fe *fetcher) get(size int64, wait bool) (int64, []byte, bool) {
 	}
 	var held int64
 	if wait {
-		held = fe.bud.acquire(size)
-	} else if n, ok := fe.bud.tryAcquire(size); ok {
+		held = fe.bud.Acquire(size)
+	} else if n, ok := fe.bud.TryAcquire(size); ok {
 		held = n
 	} else {
 		return 0, nil, false
@@ -170,7 +121,7 @@ func (fe *fetcher) done(f fetched) {
 	case cap(f.buf) > 0:
 		fe.bufs.Put(&f.buf)
 	}
-	fe.bud.release(f.held)
+	fe.bud.Release(f.held)
 }
 
 // WriteContent writes a file node's content to w, checking the whole-file
