@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/zeebo/blake3"
 
@@ -91,7 +92,18 @@ type Table struct {
 	bits  uint32
 	// first blocks of the sections
 	packStart, recStart, dirStart uint64
+
+	// blocks keeps the payloads of recently read single blocks, already
+	// authenticated: the file never changes once written, so a cached
+	// block is as good as a fresh read, and an unchanged re-backup, which
+	// checks every blob of every unchanged file, reads each block once
+	// instead of once per blob. At most cachedBlocks are kept.
+	blocksMu sync.Mutex
+	blocks   map[uint64][]byte
 }
+
+// cachedBlocks bounds a table's block cache: 512 KiB of payloads.
+const cachedBlocks = 128
 
 // Len is the number of records.
 func (t *Table) Len() int { return int(t.n) }
@@ -129,6 +141,14 @@ func (t *Table) blockMAC(no uint64, payload []byte) [macSize]byte {
 // readBlocks reads count blocks from block first, checks each, and returns
 // their payloads concatenated (MACs removed).
 func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
+	if count == 1 {
+		t.blocksMu.Lock()
+		p, ok := t.blocks[first]
+		t.blocksMu.Unlock()
+		if ok {
+			return p, nil
+		}
+	}
 	buf := make([]byte, count*blockSize)
 	if _, err := t.f.ReadAt(buf, int64(first*blockSize)); err != nil {
 		return nil, fmt.Errorf("%w: read blocks %d+%d: %v", ErrDamaged, first, count, err)
@@ -142,7 +162,27 @@ func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
 		}
 		out = append(out, b[macSize:]...) // moves left within buf: never overlaps ahead
 	}
+	if count == 1 {
+		t.cacheBlock(first, out)
+	}
 	return out, nil
+}
+
+// cacheBlock keeps payload p of block no, evicting an arbitrary block when
+// the cache is full. Callers only read the payloads they are given.
+func (t *Table) cacheBlock(no uint64, p []byte) {
+	t.blocksMu.Lock()
+	defer t.blocksMu.Unlock()
+	if t.blocks == nil {
+		t.blocks = make(map[uint64][]byte, cachedBlocks)
+	}
+	if len(t.blocks) >= cachedBlocks {
+		for k := range t.blocks {
+			delete(t.blocks, k)
+			break
+		}
+	}
+	t.blocks[no] = p
 }
 
 func sectionBlocks(n, per uint64) uint64 { return (n + per - 1) / per }

@@ -317,3 +317,43 @@ func TestConcurrentLookups(t *testing.T) {
 		}
 	}
 }
+
+// A block read once is served from the table's cache: a second lookup of
+// the same blob reads nothing from the file (here: a closed file), and the
+// cache stays within its bound however many blocks are read.
+func TestRepeatedLookupsAreServedFromTheBlockCache(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	dir := t.TempDir()
+	files := genFiles(rng, 20000, 11)
+	in := build(t, dir, files)
+	tb, err := Open(filepath.Join(dir, in.Name), testKey, in.Nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := want(files)
+	for _, e := range w {
+		if _, ok, err := tb.Find(e.ID); !ok || err != nil {
+			t.Fatalf("Find(%s): %v, %v", e.ID.Short(), ok, err)
+		}
+	}
+	tb.blocksMu.Lock()
+	n := len(tb.blocks)
+	tb.blocksMu.Unlock()
+	if n == 0 || n > cachedBlocks {
+		t.Fatalf("%d blocks cached, want 1 to %d", n, cachedBlocks)
+	}
+	var id blob.ID
+	for k := range w {
+		id = k
+		break
+	}
+	if _, ok, err := tb.Find(id); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := tb.Find(id); !ok || err != nil || r.ID != id {
+		t.Fatalf("second Find with the file closed: %v, %v: the blocks were not cached", ok, err)
+	}
+}
