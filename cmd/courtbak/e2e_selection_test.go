@@ -7,22 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, data := range files {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+	"github.com/courtbak/courtbak/repo/repotest"
+)
 
 // lsFiles returns the files of the latest snapshot below root.
 func lsFiles(t *testing.T, e *env, root string) map[string]bool {
@@ -45,7 +32,7 @@ func lsFiles(t *testing.T, e *env, root string) map[string]bool {
 func TestBackupFileSelection(t *testing.T) {
 	e := newLocalEnv(t)
 	e.init()
-	root := writeTree(t, map[string]string{
+	root := repotest.WriteTree(t, map[string]string{
 		"room1/hearing.mp4":         "v",
 		"room1/hearing.MP4.part":    "p",
 		"room1/deep/a/b/thumb.jpg":  "j",
@@ -95,7 +82,7 @@ func TestBackupDryRunWritesNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, newEnv func(*testing.T) *env) {
 		e := newEnv(t)
 		e.init()
-		root := writeTree(t, map[string]string{"a/one.mp4": "11111", "a/two.tmp": "2", "b/three.txt": "333"})
+		root := repotest.WriteTree(t, map[string]string{"a/one.mp4": "11111", "a/two.tmp": "2", "b/three.txt": "333"})
 		before := storedObjects(t, e)
 		r := e.must("backup", "--dry-run", "--exclude", "*.tmp", root)
 		after := storedObjects(t, e)
@@ -135,7 +122,7 @@ func TestBackupDryRunWritesNothing(t *testing.T) {
 func TestRestoreDryRunWritesNothing(t *testing.T) {
 	e := newLocalEnv(t)
 	e.init()
-	root := writeTree(t, map[string]string{"r1/a.mp4": "aaaa", "r1/sub/b.mp4": "bb", "r2/c.txt": "c"})
+	root := repotest.WriteTree(t, map[string]string{"r1/a.mp4": "aaaa", "r1/sub/b.mp4": "bb", "r2/c.txt": "c"})
 	e.backup(root)
 	target := filepath.Join(t.TempDir(), "restore-here")
 	r := e.must("restore", "latest", "--target", target, "--dry-run", "--include", "**/sub/*.mp4", "--include", "c.txt")

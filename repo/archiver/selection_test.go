@@ -10,24 +10,9 @@ import (
 	"testing"
 
 	"github.com/courtbak/courtbak/repo/archiver"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
-
-// tree writes files (path → contents) under a new directory.
-func tree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, data := range files {
-		full := filepath.Join(root, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 // scanned returns the regular files Scan lists, relative to root.
 func scanned(t *testing.T, root string, opts archiver.Options) []string {
@@ -68,7 +53,7 @@ var selectionTree = map[string]string{
 }
 
 func TestSelection(t *testing.T) {
-	root := tree(t, selectionTree)
+	root := repotest.WriteTree(t, selectionTree)
 	all := scanned(t, root, archiver.Options{})
 	if len(all) != len(selectionTree) {
 		t.Fatalf("without options Scan lists %d files, want %d: %v", len(all), len(selectionTree), all)
@@ -110,7 +95,7 @@ func TestSelection(t *testing.T) {
 // totals tell the truth.
 func TestBackupStoresWhatScanLists(t *testing.T) {
 	ctx := context.Background()
-	root := tree(t, selectionTree)
+	root := repotest.WriteTree(t, selectionTree)
 	opts := archiver.Options{Paths: []string{root}, Host: "h", Excludes: []string{"**/deep/**/*.bin"}, IExcludes: []string{"NOTES.*"}, ExcludeCaches: true, ExcludeIfPresent: []string{".nobackup"}}
 	want := scanned(t, root, opts)
 	r := newRepo(t)
@@ -136,7 +121,7 @@ func TestBackupStoresWhatScanLists(t *testing.T) {
 }
 
 func TestFilesFromAndExcludeFile(t *testing.T) {
-	root := tree(t, map[string]string{"a/1.mp4": "1", "a/2.mp4": "2", "b/3.txt": "3"})
+	root := repotest.WriteTree(t, map[string]string{"a/1.mp4": "1", "a/2.mp4": "2", "b/3.txt": "3"})
 	list := filepath.Join(t.TempDir(), "list")
 	content := "# recordings of courtroom 3\n\n" + root + "/a/*.mp4\n  " + root + "/b/3.txt  \n"
 	if err := os.WriteFile(list, []byte(content), 0o644); err != nil {

@@ -902,19 +902,7 @@ func TestSweepRefusesWhileTheMarkIsDamagedInStorage(t *testing.T) {
 	superseding, intact := damageSuperseding(t, f)
 
 	// A backup on another host (its own cache) loads the index now.
-	be, err := remote.OpenLocal(f.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := f.options()
-	opts.CacheDir = t.TempDir()
-	elsewhere, err := repo.Open(ctx, be, []byte("pw"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := elsewhere.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := f.openElsewhere(t)
 	if len(elsewhere.DamagedIndexFiles()) != 1 {
 		t.Fatalf("the backup host found %d damaged index files, want the superseding one", len(elsewhere.DamagedIndexFiles()))
 	}
@@ -930,7 +918,7 @@ func TestSweepRefusesWhileTheMarkIsDamagedInStorage(t *testing.T) {
 		}
 		sn = res.Snapshot
 	}
-	_, err = prune.Run(ctx, f.open(), prune.Options{Grace: prune.DefaultGrace, Progress: func(step string) {
+	_, err := prune.Run(ctx, f.open(), prune.Options{Grace: prune.DefaultGrace, Progress: func(step string) {
 		if strings.HasPrefix(step, "sweep: deleting") && sn == nil {
 			backup()
 		}
@@ -961,19 +949,7 @@ func TestBackupRefusesWhenADamagedMarkWasRepairedMeanwhile(t *testing.T) {
 	f.prune(prune.Options{Grace: prune.DefaultGrace})
 	superseding, intact := damageSuperseding(t, f)
 
-	be, err := remote.OpenLocal(f.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := f.options()
-	opts.CacheDir = t.TempDir()
-	elsewhere, err := repo.Open(ctx, be, []byte("pw"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := elsewhere.LoadIndex(ctx); err != nil {
-		t.Fatal(err)
-	}
+	elsewhere := f.openElsewhere(t)
 	if err := os.WriteFile(superseding, intact, 0o600); err != nil { // verify --repair
 		t.Fatal(err)
 	}
@@ -1023,4 +999,25 @@ func damageSuperseding(t *testing.T, f *fixture) (string, []byte) {
 		t.Fatal(err)
 	}
 	return superseding, intact
+}
+
+// openElsewhere opens the repository as a backup on another host would:
+// its own cache directory, the index loaded now.
+func (f *fixture) openElsewhere(t *testing.T) *repo.Repository {
+	t.Helper()
+	ctx := context.Background()
+	be, err := remote.OpenLocal(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options()
+	opts.CacheDir = t.TempDir()
+	r, err := repo.Open(ctx, be, []byte("pw"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -1,11 +1,9 @@
 package restorer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
 )
@@ -49,33 +48,6 @@ func reopen(t *testing.T, repoDir string) (*repo.Repository, *countingBackend) {
 	return r, cb
 }
 
-// compareRestored counts the files of src restored identically under
-// target and those missing there; a file that is present but differs
-// fails the test.
-func compareRestored(t *testing.T, src, target string) (same, missing int) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		want, _ := os.ReadFile(p)
-		got, rerr := os.ReadFile(filepath.Join(target, p))
-		switch {
-		case rerr != nil:
-			missing++
-		case !bytes.Equal(got, want):
-			t.Errorf("%s restored wrong", p)
-		default:
-			same++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return same, missing
-}
-
 // Hundreds of small case files come back with a few reads of the packs
 // that hold them, not one read per file.
 func TestSmallFilesAreFetchedInBatches(t *testing.T) {
@@ -92,7 +64,7 @@ func TestSmallFilesAreFetchedInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	fileReads := cb.loads.Load() - treeReads
-	same, missing := compareRestored(t, src, target)
+	same, missing := repotest.CompareRestored(t, src, target)
 	if missing != 0 || same != res.Files || same < 400 {
 		t.Fatalf("%d files restored identically (result %d), %d missing", same, res.Files, missing)
 	}
@@ -139,7 +111,7 @@ func TestADamagedBlobCostsOnlyItsFile(t *testing.T) {
 	if !errors.Is(err, repo.ErrDamaged) {
 		t.Fatalf("restore with a damaged blob: %v", err)
 	}
-	same, missing := compareRestored(t, src, target)
+	same, missing := repotest.CompareRestored(t, src, target)
 	if missing != 1 || same < 200 {
 		t.Errorf("%d files restored, %d missing: want only %s missing", same, missing, victim.Name)
 	}

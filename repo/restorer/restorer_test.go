@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/courtbak/courtbak/repo"
+	"github.com/courtbak/courtbak/repo/repotest"
 	"github.com/courtbak/courtbak/repo/restorer"
 	"github.com/courtbak/courtbak/repo/snapshot"
 	"github.com/courtbak/courtbak/testdata/gen"
@@ -73,23 +74,7 @@ func TestRestoreNeverLeavesADamagedFile(t *testing.T) {
 	if !errors.Is(err, repo.ErrDamaged) {
 		t.Fatalf("restore from a damaged pack: %v", err)
 	}
-	restored, failedPaths := 0, 0
-	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		want, _ := os.ReadFile(p)
-		got, rerr := os.ReadFile(filepath.Join(target, p))
-		switch {
-		case rerr != nil:
-			failedPaths++
-		case !bytes.Equal(got, want):
-			t.Errorf("%s was left damaged at its destination", p)
-		default:
-			restored++
-		}
-		return nil
-	})
+	restored, failedPaths := repotest.CompareRestored(t, src, target)
 	if failedPaths == 0 || restored != res.Files {
 		t.Errorf("%d files restored (result says %d), %d missing", restored, res.Files, failedPaths)
 	}
