@@ -550,13 +550,11 @@ type storeError struct{ err error }
 func (e *storeError) Error() string { return e.err.Error() }
 func (e *storeError) Unwrap() error { return e.err }
 
+// allStored reports whether every blob of an unchanged file is still
+// indexed (or being stored by this run), so its content list can be
+// reused (design.md §18.1); it asks the index once for the whole file.
 func (a *archiver) allStored(ids []blob.ID) bool {
-	for _, id := range ids {
-		if !a.saver.Known(id) {
-			return false
-		}
-	}
-	return true
+	return a.saver.KnownAll(ids)
 }
 
 // chunkFile reads f once. This goroutine only reads and finds chunk

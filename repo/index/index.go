@@ -77,6 +77,11 @@ type Base interface {
 	Lookup(id blob.ID) (Location, bool)
 	HasPack(id blob.ID) bool
 	Len() int
+	// Missing returns the ids the base does not hold, and LookupMany
+	// fills in locs[i] and found[i] where found[i] is false and the base
+	// holds ids[i]: batches, which the base answers in sorted order.
+	Missing(ids []blob.ID) []blob.ID
+	LookupMany(ids []blob.ID, locs []Location, found []bool)
 }
 
 // SetBase makes b the read-only part of the index. Blobs and packs added
@@ -366,6 +371,51 @@ func (x *Index) Lookup(id blob.ID) (Location, bool) {
 		return base.Lookup(id) // without the lock: it may read from disk
 	}
 	return loc, ok
+}
+
+// Missing returns the ids of ids that are not stored (in no particular
+// order). With a base on disk it asks the base once for all the ids the
+// memory does not hold, which it answers reading each block once.
+func (x *Index) Missing(ids []blob.ID) []blob.ID {
+	x.rlock()
+	var rest []blob.ID
+	for i := range ids {
+		if !x.has(&ids[i]) {
+			rest = append(rest, ids[i])
+		}
+	}
+	base := x.base
+	x.mu.RUnlock()
+	if len(rest) == 0 || base == nil {
+		return rest
+	}
+	return base.Missing(rest) // without the lock: it may read from disk
+}
+
+// LookupAll returns the location of every id, in the order of ids, and
+// the position of an id that is not stored, or -1 if every one is. With a
+// base on disk it asks the base once for all the ids the memory does not
+// hold.
+func (x *Index) LookupAll(ids []blob.ID) ([]Location, int) {
+	locs := make([]Location, len(ids))
+	found := make([]bool, len(ids))
+	x.rlock()
+	rest := false
+	for i, id := range ids {
+		locs[i], found[i] = x.lookup(id)
+		rest = rest || !found[i]
+	}
+	base := x.base
+	x.mu.RUnlock()
+	if rest && base != nil {
+		base.LookupMany(ids, locs, found) // without the lock: it may read from disk
+	}
+	for i, ok := range found {
+		if !ok {
+			return locs, i
+		}
+	}
+	return locs, -1
 }
 
 // lookup searches the in-memory part. Needs a lock.

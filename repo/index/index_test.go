@@ -182,6 +182,36 @@ func checkSame(t *testing.T, x *Index, ref *refIndex, rng *rand.Rand) {
 			break
 		}
 	}
+	// Batches: every stored id, some twice, and unknown ones.
+	var batch, unknown []blob.ID
+	for id := range ref.blobs {
+		batch = append(batch, id)
+	}
+	batch = append(batch, batch[:min(10, len(batch))]...)
+	for range 20 {
+		id := randID(rng)
+		unknown = append(unknown, id)
+		batch = append(batch, id)
+	}
+	rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+	miss := x.Missing(batch)
+	slices.SortFunc(miss, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(unknown, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(miss, unknown) {
+		t.Fatalf("Missing returned %d ids, want the %d unknown ones", len(miss), len(unknown))
+	}
+	locs, at := x.LookupAll(batch)
+	if at < 0 || !slices.Contains(unknown, batch[at]) {
+		t.Fatalf("LookupAll reported position %d as missing", at)
+	}
+	for i, id := range batch {
+		if want, ok := ref.blobs[id]; ok && locs[i] != want {
+			t.Fatalf("LookupAll[%d] = %+v, want %+v", i, locs[i], want)
+		}
+	}
+	if _, at := x.LookupAll(slices.DeleteFunc(batch, func(id blob.ID) bool { return slices.Contains(unknown, id) })); at != -1 {
+		t.Fatalf("LookupAll of stored ids reported position %d as missing", at)
+	}
 	if !reflect.DeepEqual(x.PackIDs(), ref.packs) {
 		t.Fatalf("PackIDs differ: %d packs, want %d", len(x.PackIDs()), len(ref.packs))
 	}

@@ -33,14 +33,15 @@ type run struct {
 }
 
 // planRuns groups a file's blobs into runs that are contiguous in a pack
-// and at most maxRun bytes, unless one blob is larger.
+// and at most maxRun bytes, unless one blob is larger. The index finds
+// the whole file's blobs in one batch.
 func planRuns(r *repo.Repository, content []blob.ID, maxRun int64) ([]run, error) {
+	locs, missing := r.Index().LookupAll(content)
+	if missing >= 0 {
+		return nil, fmt.Errorf("data blob %s: %w", content[missing].Short(), repo.ErrBlobNotIndexed)
+	}
 	var runs []run
-	for _, id := range content {
-		loc, ok := r.Index().Lookup(id)
-		if !ok {
-			return nil, fmt.Errorf("data blob %s: %w", id.Short(), repo.ErrBlobNotIndexed)
-		}
+	for _, loc := range locs {
 		if n := len(runs); n > 0 {
 			last := &runs[n-1]
 			if repo.Contiguous(last.locs[len(last.locs)-1], loc) && last.size+int64(loc.Length) <= maxRun {

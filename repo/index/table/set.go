@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -228,6 +229,77 @@ func (s *Set) Has(id blob.ID) bool {
 	}
 	return false
 }
+
+// Missing returns the ids of ids that no table holds, sorted and each
+// once. It looks them up in ascending order, table by table, so that ids
+// whose records share a block (the blobs of a large file, or of a
+// directory's files, in a table small enough) cost one read and one
+// authentication of that block, not one each.
+func (s *Set) Missing(ids []blob.ID) []blob.ID {
+	left := slices.Clone(ids)
+	slices.SortFunc(left, compareIDs)
+	left = slices.Compact(left)
+	for i := len(s.tables) - 1; i >= 0 && len(left) > 0; i-- {
+		rd := reader{t: s.tables[i]}
+		kept := left[:0]
+		for _, id := range left {
+			_, ok, err := rd.find(&id)
+			if err != nil {
+				s.fail(err)
+			}
+			if !ok {
+				kept = append(kept, id)
+			}
+		}
+		left = kept
+	}
+	return left
+}
+
+// LookupMany finds, for every i with found[i] false, the location of
+// ids[i]; it sets locs[i] and found[i] for each one a table holds. Like
+// Missing it reads the tables in ascending order of id.
+func (s *Set) LookupMany(ids []blob.ID, locs []index.Location, found []bool) {
+	var order []int
+	for i := range ids {
+		if !found[i] {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareIDs(ids[a], ids[b]) })
+	for ti := len(s.tables) - 1; ti >= 0 && len(order) > 0; ti-- {
+		t := s.tables[ti]
+		rd := reader{t: t}
+		kept := order[:0]
+		for _, i := range order {
+			loc, ok, err := rd.lookup(&ids[i])
+			if err != nil {
+				s.fail(err)
+			}
+			if !ok {
+				kept = append(kept, i)
+				continue
+			}
+			locs[i], found[i] = loc, true
+		}
+		order = kept
+	}
+}
+
+// lookup finds id's record and its pack.
+func (rd *reader) lookup(id *blob.ID) (index.Location, bool, error) {
+	r, ok, err := rd.find(id)
+	if err != nil || !ok {
+		return index.Location{}, false, err
+	}
+	p, err := rd.t.Pack(r.Pack)
+	if err != nil {
+		return index.Location{}, false, err
+	}
+	return index.Location{Pack: p.ID, Entry: r.Entry()}, true, nil
+}
+
+func compareIDs(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }
 
 // HasPack reports whether a pack is in a table.
 func (s *Set) HasPack(id blob.ID) bool {

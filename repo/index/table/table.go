@@ -32,6 +32,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zeebo/blake3"
 
@@ -93,17 +94,62 @@ type Table struct {
 	// first blocks of the sections
 	packStart, recStart, dirStart uint64
 
-	// blocks keeps the payloads of recently read single blocks, already
-	// authenticated: the file never changes once written, so a cached
-	// block is as good as a fresh read, and an unchanged re-backup, which
-	// checks every blob of every unchanged file, reads each block once
-	// instead of once per blob. At most cachedBlocks are kept.
-	blocksMu sync.Mutex
-	blocks   map[uint64][]byte
+	// Authenticated payloads of blocks read before: the file never changes
+	// once written, so a cached block is as good as a fresh read. The dir
+	// has a cache of its own, as every lookup reads a dir block first and
+	// the dir is 1/192 of the records' size: up to 4 million records, all
+	// of it stays cached, and record blocks do not push it out.
+	recs, dirs blockCache
+	// reads counts the blocks read from the file and authenticated.
+	reads atomic.Uint64
 }
 
-// cachedBlocks bounds a table's block cache: 512 KiB of payloads.
-const cachedBlocks = 128
+// Cache bounds, in blocks of 4080 bytes of payload: 512 KiB of record and
+// pack blocks and 1 MiB of dir blocks per table, whatever its size.
+const (
+	cachedBlocks    = 128
+	cachedDirBlocks = 256
+)
+
+// blockCache keeps the payloads of up to max single blocks, already
+// authenticated. When full, an arbitrary block makes room: lookups of
+// hashed ids have no recency to exploit beyond what a sorted batch's
+// reader keeps itself.
+type blockCache struct {
+	mu     sync.Mutex
+	max    int
+	blocks map[uint64][]byte
+}
+
+func (c *blockCache) get(no uint64) ([]byte, bool) {
+	c.mu.Lock()
+	p, ok := c.blocks[no]
+	c.mu.Unlock()
+	return p, ok
+}
+
+// put keeps payload p of block no. Payloads are never written to once
+// cached: an evicted one may still be in use by a lookup.
+func (c *blockCache) put(no uint64, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blocks == nil {
+		c.blocks = make(map[uint64][]byte, c.max)
+	}
+	if len(c.blocks) >= c.max {
+		for k := range c.blocks {
+			delete(c.blocks, k)
+			break
+		}
+	}
+	c.blocks[no] = p
+}
+
+func (c *blockCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.blocks)
+}
 
 // Len is the number of records.
 func (t *Table) Len() int { return int(t.n) }
@@ -139,16 +185,10 @@ func (t *Table) blockMAC(no uint64, payload []byte) [macSize]byte {
 }
 
 // readBlocks reads count blocks from block first, checks each, and returns
-// their payloads concatenated (MACs removed).
+// their payloads concatenated (MACs removed). It bypasses the caches: for
+// the header and for sequential scans.
 func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
-	if count == 1 {
-		t.blocksMu.Lock()
-		p, ok := t.blocks[first]
-		t.blocksMu.Unlock()
-		if ok {
-			return p, nil
-		}
-	}
+	t.reads.Add(count)
 	buf := make([]byte, count*blockSize)
 	if _, err := t.f.ReadAt(buf, int64(first*blockSize)); err != nil {
 		return nil, fmt.Errorf("%w: read blocks %d+%d: %v", ErrDamaged, first, count, err)
@@ -162,27 +202,55 @@ func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
 		}
 		out = append(out, b[macSize:]...) // moves left within buf: never overlaps ahead
 	}
-	if count == 1 {
-		t.cacheBlock(first, out)
-	}
 	return out, nil
 }
 
-// cacheBlock keeps payload p of block no, evicting an arbitrary block when
-// the cache is full. Callers only read the payloads they are given.
-func (t *Table) cacheBlock(no uint64, p []byte) {
-	t.blocksMu.Lock()
-	defer t.blocksMu.Unlock()
-	if t.blocks == nil {
-		t.blocks = make(map[uint64][]byte, cachedBlocks)
+// block returns the authenticated payload of block no, from a cache or
+// read and checked now. Callers only read the payloads they are given.
+func (t *Table) block(no uint64) ([]byte, error) {
+	c := &t.recs
+	if no >= t.dirStart {
+		c = &t.dirs
 	}
-	if len(t.blocks) >= cachedBlocks {
-		for k := range t.blocks {
-			delete(t.blocks, k)
-			break
+	if p, ok := c.get(no); ok {
+		return p, nil
+	}
+	p, err := t.readBlocks(no, 1)
+	if err != nil {
+		return nil, err
+	}
+	c.put(no, p)
+	return p, nil
+}
+
+// reader reads the blocks of one lookup, or of a batch of lookups in
+// ascending order of id, and keeps the last few it was given. Sorted ids
+// ask for dir and record blocks in ascending order, so a batch reads and
+// authenticates each block once even where the table's caches are too
+// small to keep it: the blobs of a batch that share a block cost one read.
+type reader struct {
+	t    *Table
+	memo [4]struct {
+		no uint64
+		p  []byte // nil: empty
+	}
+	next int
+}
+
+func (rd *reader) block(no uint64) ([]byte, error) {
+	for i := range rd.memo {
+		if m := &rd.memo[i]; m.p != nil && m.no == no {
+			return m.p, nil
 		}
 	}
-	t.blocks[no] = p
+	p, err := rd.t.block(no)
+	if err != nil {
+		return nil, err
+	}
+	m := &rd.memo[rd.next]
+	m.no, m.p = no, p
+	rd.next = (rd.next + 1) % len(rd.memo)
+	return p, nil
 }
 
 func sectionBlocks(n, per uint64) uint64 { return (n + per - 1) / per }
@@ -208,6 +276,7 @@ func open(f *os.File, key []byte, nonce [32]byte) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{f: f, key: key, nonce: nonce, mac: mac}
+	t.recs.max, t.dirs.max = cachedBlocks, cachedDirBlocks
 	h, err := t.readBlocks(0, 1)
 	if err != nil {
 		return nil, err
@@ -235,24 +304,37 @@ func open(f *os.File, key []byte, nonce [32]byte) (*Table, error) {
 	return t, nil
 }
 
-// dir returns the record range of bucket b.
-func (t *Table) dir(b uint64) (lo, hi uint64, err error) {
-	first := t.dirStart + b/perDirBlock
-	count := uint64(1)
-	if (b+1)/perDirBlock != b/perDirBlock {
-		count = 2
-	}
-	p, err := t.readBlocks(first, count)
+// dirEntry returns entry b of the dir.
+func (rd *reader) dirEntry(b uint64) (uint64, error) {
+	p, err := rd.block(rd.t.dirStart + b/perDirBlock)
 	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(p[(b%perDirBlock)*8:]), nil
+}
+
+// dir returns the record range of bucket b.
+func (rd *reader) dir(b uint64) (lo, hi uint64, err error) {
+	if lo, err = rd.dirEntry(b); err != nil {
 		return 0, 0, err
 	}
-	i := b % perDirBlock
-	lo = binary.LittleEndian.Uint64(p[i*8:])
-	hi = binary.LittleEndian.Uint64(p[(i+1)*8:])
-	if lo > hi || hi > t.n || hi-lo > maxBucket {
+	if hi, err = rd.dirEntry(b + 1); err != nil {
+		return 0, 0, err
+	}
+	if lo > hi || hi > rd.t.n || hi-lo > maxBucket {
 		return 0, 0, fmt.Errorf("%w: dir entry %d", ErrDamaged, b)
 	}
 	return lo, hi, nil
+}
+
+// record returns record i.
+func (rd *reader) record(i uint64) ([]byte, error) {
+	p, err := rd.block(rd.t.recStart + i/perRecBlock)
+	if err != nil {
+		return nil, err
+	}
+	o := (i % perRecBlock) * recordSize
+	return p[o : o+recordSize], nil
 }
 
 func bucketOf(id *blob.ID, bits uint32) uint64 {
@@ -264,30 +346,40 @@ func bucketOf(id *blob.ID, bits uint32) uint64 {
 
 // Find returns the record of id.
 func (t *Table) Find(id blob.ID) (Record, bool, error) {
+	rd := reader{t: t}
+	return rd.find(&id)
+}
+
+// find looks id up: the dir entry of its bucket, then a binary search over
+// the bucket's records (usually in one block, two at a boundary).
+func (rd *reader) find(id *blob.ID) (Record, bool, error) {
+	t := rd.t
 	if t.n == 0 {
 		return Record{}, false, nil
 	}
-	lo, hi, err := t.dir(bucketOf(&id, t.bits))
+	lo, hi, err := rd.dir(bucketOf(id, t.bits))
 	if err != nil || lo == hi {
 		return Record{}, false, err
 	}
-	fb, lb := lo/perRecBlock, (hi-1)/perRecBlock
-	p, err := t.readBlocks(t.recStart+fb, lb-fb+1)
-	if err != nil {
-		return Record{}, false, err
+	var ferr error
+	k := sort.Search(int(hi-lo), func(k int) bool {
+		rec, err := rd.record(lo + uint64(k))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		return bytes.Compare(rec[:32], id[:]) >= 0
+	})
+	if ferr != nil {
+		return Record{}, false, ferr
 	}
-	base := fb * perRecBlock
-	at := func(i uint64) []byte {
-		j := i - base
-		blk, slot := j/perRecBlock, j%perRecBlock
-		o := blk*payloadSize + slot*recordSize
-		return p[o : o+recordSize]
-	}
-	k := sort.Search(int(hi-lo), func(k int) bool { return bytes.Compare(at(lo + uint64(k))[:32], id[:]) >= 0 })
 	if uint64(k) == hi-lo {
 		return Record{}, false, nil
 	}
-	rec := at(lo + uint64(k))
+	rec, err := rd.record(lo + uint64(k))
+	if err != nil {
+		return Record{}, false, err
+	}
 	if !bytes.Equal(rec[:32], id[:]) {
 		return Record{}, false, nil
 	}
@@ -303,7 +395,7 @@ func (t *Table) Pack(i uint32) (Pack, error) {
 	if uint64(i) >= t.packs {
 		return Pack{}, fmt.Errorf("%w: pack %d of %d", ErrDamaged, i, t.packs)
 	}
-	p, err := t.readBlocks(t.packStart+uint64(i)/perPackBlk, 1)
+	p, err := t.block(t.packStart + uint64(i)/perPackBlk)
 	if err != nil {
 		return Pack{}, err
 	}
@@ -319,7 +411,7 @@ func (t *Table) HasPack(id blob.ID) (bool, error) {
 		if ferr != nil {
 			return true
 		}
-		p, err := t.readBlocks(t.packStart+uint64(k), 1)
+		p, err := t.block(t.packStart + uint64(k))
 		if err != nil {
 			ferr = err
 			return true
@@ -331,7 +423,7 @@ func (t *Table) HasPack(id blob.ID) (bool, error) {
 	if ferr != nil || uint64(i) == nb {
 		return false, ferr
 	}
-	p, err := t.readBlocks(t.packStart+uint64(i), 1)
+	p, err := t.block(t.packStart + uint64(i))
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/courtbak/courtbak/repo/blob"
@@ -318,39 +319,27 @@ func TestConcurrentLookups(t *testing.T) {
 	}
 }
 
-// A block read once is served from the table's cache: a second lookup of
-// the same blob reads nothing from the file (here: a closed file), and the
-// cache stays within its bound however many blocks are read.
+// A block read once is served from the table's caches: a second lookup
+// of any blob, even one whose bucket spans two blocks, reads nothing from
+// the file (here: a closed file), and the caches stay within their bounds
+// however many blocks are read.
 func TestRepeatedLookupsAreServedFromTheBlockCache(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	open := func(n int) (*Table, map[blob.ID]index.Location) {
-		dir := t.TempDir()
-		files := genFiles(rng, n, 11)
-		in := build(t, dir, files)
-		tb, err := Open(filepath.Join(dir, in.Name), testKey, in.Nonce)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tb.Close() })
-		return tb, want(files)
-	}
-
-	big, w := open(20000)
+	big, w := openTable(t, rng, 20000)
 	for id := range w {
 		if _, ok, err := big.Find(id); !ok || err != nil {
 			t.Fatalf("Find(%s): %v, %v", id.Short(), ok, err)
 		}
 	}
-	big.blocksMu.Lock()
-	n := len(big.blocks)
-	big.blocksMu.Unlock()
-	if n == 0 || n > cachedBlocks {
-		t.Fatalf("%d blocks cached, want 1 to %d", n, cachedBlocks)
+	if n := big.recs.len(); n == 0 || n > cachedBlocks {
+		t.Fatalf("%d record blocks cached, want 1 to %d", n, cachedBlocks)
+	}
+	if n := big.dirs.len(); n == 0 || n > cachedDirBlocks {
+		t.Fatalf("%d dir blocks cached, want 1 to %d", n, cachedDirBlocks)
 	}
 
-	// Ten blobs: one dir block and one record block, no read spans two
-	// blocks (those are not cached), so every lookup is single blocks.
-	small, w := open(10)
+	// 2000 blobs: 24 record blocks, so many buckets span two blocks.
+	small, w := openTable(t, rng, 2000)
 	for id := range w {
 		if _, ok, err := small.Find(id); !ok || err != nil {
 			t.Fatal(ok, err)
@@ -362,6 +351,86 @@ func TestRepeatedLookupsAreServedFromTheBlockCache(t *testing.T) {
 	for id := range w {
 		if r, ok, err := small.Find(id); !ok || err != nil || r.ID != id {
 			t.Fatalf("second Find with the file closed: %v, %v: the blocks were not cached", ok, err)
+		}
+	}
+}
+
+func openTable(t *testing.T, rng *rand.Rand, n int) (*Table, map[blob.ID]index.Location) {
+	t.Helper()
+	dir := t.TempDir()
+	files := genFiles(rng, n, 11)
+	in := build(t, dir, files)
+	tb, err := Open(filepath.Join(dir, in.Name), testKey, in.Nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	return tb, want(files)
+}
+
+// Batches answer exactly what single lookups answer, over several tables
+// (newest first, as Lookup), with ids repeated, unknown, or in memory
+// order; and a sorted batch reads each block of a table once, even with
+// caches too small to keep any: 20,000 blobs cost about as many block
+// reads as the table has blocks, not two per blob.
+func TestBatchesAnswerLikeSingleLookups(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	dir := t.TempDir()
+	var infos []Info
+	var all []*index.File
+	for _, n := range []int{20000, 3000, 500} {
+		files := genFiles(rng, n, 11)
+		infos = append(infos, build(t, dir, files))
+		all = append(all, files...)
+	}
+	s, err := OpenSet(dir, testKey, infos, func(err error) { t.Fatalf("damage: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := want(all)
+	var ids, unknown []blob.ID
+	for id := range w {
+		ids = append(ids, id)
+	}
+	for range 100 {
+		unknown = append(unknown, randID(rng))
+	}
+	batch := append(append(append([]blob.ID{}, ids...), unknown...), ids[:50]...)
+	rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+
+	for _, tb := range s.tables {
+		tb.recs.max, tb.dirs.max = 1, 1
+	}
+	before := s.tables[0].reads.Load()
+	miss := s.Missing(batch)
+	bigReads := s.tables[0].reads.Load() - before
+	slices.SortFunc(unknown, compareIDs)
+	if !slices.Equal(miss, unknown) {
+		t.Fatalf("Missing: %d ids, want the %d unknown ones", len(miss), len(unknown))
+	}
+	big := s.tables[0]
+	if blocks := big.dirStart + sectionBlocks(1<<big.bits+1, perDirBlock); bigReads > blocks {
+		t.Fatalf("a sorted batch read %d blocks of a table of %d", bigReads, blocks)
+	}
+
+	locs := make([]index.Location, len(batch))
+	found := make([]bool, len(batch))
+	found[0] = true // taken as known already: left as it is
+	s.LookupMany(batch, locs, found)
+	for i, id := range batch {
+		loc, ok := s.Lookup(id)
+		if i == 0 {
+			if locs[0] != (index.Location{}) {
+				t.Fatal("LookupMany changed an entry found already")
+			}
+			continue
+		}
+		if ok != found[i] || loc != locs[i] {
+			t.Fatalf("id %s: LookupMany %v %+v, Lookup %v %+v", id.Short(), found[i], locs[i], ok, loc)
+		}
+		if wl, known := w[id]; ok != known || (ok && wl != loc) {
+			t.Fatalf("id %s: Lookup %v %+v, want %v %+v", id.Short(), ok, loc, known, wl)
 		}
 	}
 }
