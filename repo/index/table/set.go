@@ -2,6 +2,7 @@ package table
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -258,7 +259,10 @@ func (s *Set) Missing(ids []blob.ID) []blob.ID {
 
 // LookupMany finds, for every i with found[i] false, the location of
 // ids[i]; it sets locs[i] and found[i] for each one a table holds. Like
-// Missing it reads the tables in ascending order of id.
+// Missing it reads each table's records in ascending order of id (an id
+// asked for twice is found twice, from the blocks just read), then their
+// packs in ascending order: a file's blobs are usually in a few packs,
+// whose blocks are then read once.
 func (s *Set) LookupMany(ids []blob.ID, locs []index.Location, found []bool) {
 	var order []int
 	for i := range ids {
@@ -266,37 +270,45 @@ func (s *Set) LookupMany(ids []blob.ID, locs []index.Location, found []bool) {
 			order = append(order, i)
 		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return compareIDs(ids[a], ids[b]) })
+	byID := func(a, b int) int { return compareIDs(ids[a], ids[b]) }
+	slices.SortFunc(order, byID)
+	type hit struct {
+		i int
+		r Record
+	}
+	var hits []hit
 	for ti := len(s.tables) - 1; ti >= 0 && len(order) > 0; ti-- {
-		t := s.tables[ti]
-		rd := reader{t: t}
+		rd := reader{t: s.tables[ti]}
 		kept := order[:0]
+		hits = hits[:0]
 		for _, i := range order {
-			loc, ok, err := rd.lookup(&ids[i])
+			r, ok, err := rd.find(&ids[i])
 			if err != nil {
 				s.fail(err)
 			}
-			if !ok {
+			if ok {
+				hits = append(hits, hit{i, r})
+			} else {
 				kept = append(kept, i)
+			}
+		}
+		slices.SortFunc(hits, func(a, b hit) int { return cmp.Compare(a.r.Pack, b.r.Pack) })
+		rd = reader{t: s.tables[ti]}
+		failed := false
+		for _, h := range hits {
+			p, err := rd.pack(h.r.Pack)
+			if err != nil {
+				s.fail(err)
+				kept, failed = append(kept, h.i), true // perhaps in an older table
 				continue
 			}
-			locs[i], found[i] = loc, true
+			locs[h.i], found[h.i] = index.Location{Pack: p.ID, Entry: h.r.Entry()}, true
+		}
+		if failed {
+			slices.SortFunc(kept, byID)
 		}
 		order = kept
 	}
-}
-
-// lookup finds id's record and its pack.
-func (rd *reader) lookup(id *blob.ID) (index.Location, bool, error) {
-	r, ok, err := rd.find(id)
-	if err != nil || !ok {
-		return index.Location{}, false, err
-	}
-	p, err := rd.t.Pack(r.Pack)
-	if err != nil {
-		return index.Location{}, false, err
-	}
-	return index.Location{Pack: p.ID, Entry: r.Entry()}, true, nil
 }
 
 func compareIDs(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }

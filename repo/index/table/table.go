@@ -392,10 +392,15 @@ func (rd *reader) find(id *blob.ID) (Record, bool, error) {
 
 // Pack returns pack number i.
 func (t *Table) Pack(i uint32) (Pack, error) {
-	if uint64(i) >= t.packs {
-		return Pack{}, fmt.Errorf("%w: pack %d of %d", ErrDamaged, i, t.packs)
+	rd := reader{t: t}
+	return rd.pack(i)
+}
+
+func (rd *reader) pack(i uint32) (Pack, error) {
+	if uint64(i) >= rd.t.packs {
+		return Pack{}, fmt.Errorf("%w: pack %d of %d", ErrDamaged, i, rd.t.packs)
 	}
-	p, err := t.block(t.packStart + uint64(i)/perPackBlk)
+	p, err := rd.block(rd.t.packStart + uint64(i)/perPackBlk)
 	if err != nil {
 		return Pack{}, err
 	}

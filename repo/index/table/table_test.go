@@ -201,6 +201,32 @@ func TestDamage(t *testing.T) {
 		if damaged != 1 || missing == 0 {
 			t.Fatalf("byte %d: damage reported %d times, %d blobs missing", at, damaged, missing)
 		}
+		// Batches, too, answer "not found" for what they cannot read.
+		damaged = 0
+		if s, err = OpenSet(dir, testKey, []Info{in}, func(error) { damaged++ }); err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]blob.ID, 0, len(w))
+		for id := range w {
+			ids = append(ids, id)
+		}
+		locs, found := make([]index.Location, len(ids)), make([]bool, len(ids))
+		s.LookupMany(ids, locs, found)
+		notFound := 0
+		for i, ok := range found {
+			if !ok {
+				notFound++
+			} else if locs[i] != w[ids[i]] {
+				t.Fatalf("byte %d: LookupMany found %+v for %s", at, locs[i], ids[i].Short())
+			}
+		}
+		miss := s.Missing(ids)
+		// Missing reads no pack block: damage there hides nothing from it.
+		inPacks := uint64(at)/blockSize < s.tables[0].recStart
+		s.Close()
+		if damaged != 1 || notFound == 0 || len(miss) > notFound || (len(miss) == 0) != inPacks {
+			t.Fatalf("byte %d: batches: damage reported %d times, %d not found, %d missing", at, damaged, notFound, len(miss))
+		}
 	}
 	// A table opened with another key or nonce does not open.
 	if err := os.WriteFile(path, orig, 0o600); err != nil {
