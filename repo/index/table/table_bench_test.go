@@ -30,6 +30,10 @@ func heapAlloc() uint64 {
 // the wall time of one Lookup of a stored blob.
 func BenchmarkTable1M(b *testing.B) { benchTable(b, 1_000_000) }
 
+// BenchmarkTable5K is a table the size of bench/run.sh's 3 GiB repository
+// (about 4,000 blobs): its blocks all fit in a table's caches.
+func BenchmarkTable5K(b *testing.B) { benchTable(b, 5_000) }
+
 func BenchmarkTable10M(b *testing.B) {
 	benchTable(b, 10_000_000)
 }
