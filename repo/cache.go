@@ -58,6 +58,16 @@ func (r *Repository) cache(h remote.Handle, data []byte) {
 // pruneCache removes cached files of type t that storage no longer lists
 // (after a prune), so the cache does not grow without bound.
 func (r *Repository) pruneCache(t remote.Type, listed []remote.ObjectInfo) {
+	keep := make(map[string]bool, len(listed))
+	for _, fi := range listed {
+		keep[fi.Name] = true
+	}
+	r.pruneCacheExcept(t, func(name string) bool { return keep[name] })
+}
+
+// pruneCacheExcept removes the cached files of type t whose names keep
+// rejects.
+func (r *Repository) pruneCacheExcept(t remote.Type, keep func(name string) bool) {
 	dir := r.cachePath(remote.Handle{Type: t, Name: "x"})
 	if dir == "" {
 		return
@@ -67,12 +77,8 @@ func (r *Repository) pruneCache(t remote.Type, listed []remote.ObjectInfo) {
 	if err != nil {
 		return
 	}
-	keep := make(map[string]bool, len(listed))
-	for _, fi := range listed {
-		keep[fi.Name] = true
-	}
 	for _, e := range entries {
-		if !keep[e.Name()] {
+		if !keep(e.Name()) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -72,6 +72,9 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
+	if ok := r.openUnchangedTables(dir, key, m, infos); ok {
+		return nil
+	}
 	r.pruneCache(remote.Index, infos)
 	listed := make(map[string]bool, len(infos))
 	var fresh []string
@@ -219,6 +222,49 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 	}
 	r.noteDamagedIndex(b.damaged)
 	return nil
+}
+
+// openUnchangedTables is the usual warm start: index/ lists exactly the
+// files the manifest knows, so nothing changed since the manifest was
+// written and the steps below would keep every table and write the same
+// manifest again. It opens the manifest's tables, notes which files are in
+// effect (those in a table; the others are superseded) and reports true.
+// It reports false, and does nothing, where the full start-up is needed:
+// a listed file is new or a known one is gone, a listed file supersedes
+// another listed one (a prune's mark whose sweep is pending: the full
+// start-up lists again, design.md §20.3), or a table fails to open (it is
+// rebuilt). The local copies of index files are pruned against the
+// manifest's names, which are the listed ones.
+func (r *Repository) openUnchangedTables(dir string, key []byte, m *table.Manifest, infos []remote.ObjectInfo) bool {
+	if len(infos) != len(m.Files) || len(m.Tables) == 0 {
+		return false
+	}
+	for _, fi := range infos {
+		if _, ok := m.Files[fi.Name]; !ok {
+			return false
+		}
+	}
+	for _, f := range m.Files {
+		for _, s := range f.Supersedes {
+			if _, ok := m.Files[s.String()]; ok {
+				return false
+			}
+		}
+	}
+	set, err := table.OpenSet(dir, key, m.Tables, func(err error) {
+		r.Warn("index cache in %s is damaged (%v): it is rebuilt by the next run; blobs it should know are stored again", dir, err)
+		_ = table.RemoveManifest(dir)
+	})
+	if err != nil {
+		return false
+	}
+	r.pruneCacheExcept(remote.Index, func(name string) bool { _, ok := m.Files[name]; return ok })
+	r.index.SetBase(set)
+	for name, f := range m.Files {
+		r.noteIndexFile(name, f.Table >= 0)
+	}
+	r.noteDamagedIndex(nil)
+	return true
 }
 
 // settleListing applies the rule of LoadIndexFiles for listings that are

@@ -16,6 +16,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/archiver"
 	"github.com/courtbak/courtbak/repo/blob"
+	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/restorer"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
@@ -344,5 +345,48 @@ func TestIndexTablesAnswerBatches(t *testing.T) {
 	}
 	if _, at := r.Index().LookupAll(append(batch[:3:3], unknown)); at != 3 {
 		t.Fatalf("LookupAll with an unknown id at 3 reported %d", at)
+	}
+}
+
+// The usual warm start (index/ lists what the manifest knows) opens the
+// manifest's tables without rebuilding anything, and still notes every
+// index file for the prune guard: a prune's mark written afterwards, which
+// supersedes a file the start-up relied on, makes SecureSnapshot index the
+// snapshot's packs again.
+func TestIndexTablesWarmStartKeepsThePruneGuard(t *testing.T) {
+	f := newTableFixture(t)
+	f.backup(20)
+	f.backup(5)
+	f.open() // reads the second backup's index files, writes the manifest
+	r, n := f.open()
+	if n != 0 {
+		t.Fatalf("a warm start read %d index files", n)
+	}
+	f.restoreAll(r)
+	listed, err := r.List(context.Background(), remote.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	other, _ := f.open()
+	var sup []blob.ID
+	for _, fi := range listed {
+		id, err := blob.ParseID(fi.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sup = append(sup, id)
+	}
+	if _, err := other.SaveFile(ctx, remote.Index, index.Encode(&index.File{Supersedes: sup})); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.warnings)
+	if err := r.SecureSnapshot(ctx, f.snaps[1].Tree); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.warnings) == before || !strings.Contains(f.warnings[len(f.warnings)-1], "indexed") {
+		t.Fatalf("SecureSnapshot after a mark did not index the snapshot's packs again; warnings: %q", f.warnings[before:])
 	}
 }
