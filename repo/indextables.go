@@ -217,9 +217,13 @@ func (r *Repository) loadIndexTables(ctx context.Context) error {
 		return cacheError{err}
 	}
 	r.index.SetBase(set)
-	for name := range listed {
-		r.noteIndexFile(name, inEffect(name))
-	}
+	r.noteIndexFiles(func(yield func(string, bool) bool) {
+		for name := range listed {
+			if !yield(name, inEffect(name)) {
+				return
+			}
+		}
+	})
 	r.noteDamagedIndex(b.damaged)
 	return nil
 }
@@ -260,9 +264,13 @@ func (r *Repository) openUnchangedTables(dir string, key []byte, m *table.Manife
 	}
 	r.pruneCacheExcept(remote.Index, func(name string) bool { _, ok := m.Files[name]; return ok })
 	r.index.SetBase(set)
-	for name, f := range m.Files {
-		r.noteIndexFile(name, f.Table >= 0)
-	}
+	r.noteIndexFiles(func(yield func(string, bool) bool) {
+		for name, f := range m.Files {
+			if !yield(name, f.Table >= 0) {
+				return
+			}
+		}
+	})
 	r.noteDamagedIndex(nil)
 	return true
 }

@@ -262,9 +262,13 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	r.noteDamagedIndex(damaged)
 	superseded := index.Superseded(files)
-	for name := range files {
-		r.noteIndexFile(name, !superseded[name])
-	}
+	r.noteIndexFiles(func(yield func(string, bool) bool) {
+		for name := range files {
+			if !yield(name, !superseded[name]) {
+				return
+			}
+		}
+	})
 	for name, f := range files {
 		if !superseded[name] {
 			r.index.AddFile(f)

@@ -1,9 +1,13 @@
 package repo
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"time"
 
 	"github.com/courtbak/courtbak/remote"
@@ -29,30 +33,136 @@ var ErrPrunedDuringBackup = errors.New("a prune marked data unused while this ba
 func (r *Repository) noteIndexFile(name string, reliedOn bool) {
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
-	if r.indexSeen == nil {
-		r.indexSeen = map[string]bool{}
-	}
-	r.indexSeen[name] = r.indexSeen[name] || reliedOn
+	r.indexSeen.add(name, reliedOn)
+}
+
+// noteIndexFiles records the index files of a start-up, as noteIndexFile.
+func (r *Repository) noteIndexFiles(files iter.Seq2[string, bool]) {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	r.indexSeen.addAll(files)
 }
 
 func (r *Repository) seenIndexFile(name string) bool {
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
-	_, ok := r.indexSeen[name]
-	return ok
+	return r.indexSeen.has(name)
 }
 
 // reliedOnIndexFileGone reports whether an index file this process relies on
 // is missing from listed.
 func (r *Repository) reliedOnIndexFileGone(listed []remote.ObjectInfo) bool {
-	names := make(map[string]bool, len(listed))
-	for _, fi := range listed {
-		names[fi.Name] = true
-	}
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
-	for name, reliedOn := range r.indexSeen {
+	return r.indexSeen.reliedOnGone(listed)
+}
+
+// seenIndex is the set of index files a process has seen, each with
+// whether it relies on it. A start-up adds every listed file, about 10^5
+// in a court's repository between prunes, so those are kept as ids sorted
+// in a slice, 33 bytes each, where a map of their names took about 100.
+// Files noted one at a time (written, damaged), and names that are not
+// ids, are kept in a map of names.
+type seenIndex struct {
+	sorted []seenFile
+	names  map[string]bool
+}
+
+type seenFile struct {
+	id       blob.ID
+	reliedOn bool
+}
+
+func (s *seenIndex) find(id blob.ID) (int, bool) {
+	return slices.BinarySearchFunc(s.sorted, id, func(f seenFile, id blob.ID) int { return bytes.Compare(f.id[:], id[:]) })
+}
+
+func (s *seenIndex) add(name string, reliedOn bool) {
+	if id, ok := fileID(name); ok {
+		if i, ok := s.find(id); ok {
+			s.sorted[i].reliedOn = s.sorted[i].reliedOn || reliedOn
+			return
+		}
+	}
+	if s.names == nil {
+		s.names = map[string]bool{}
+	}
+	s.names[name] = s.names[name] || reliedOn
+}
+
+func (s *seenIndex) addAll(files iter.Seq2[string, bool]) {
+	for name, reliedOn := range files {
+		id, ok := fileID(name)
+		if !ok {
+			s.add(name, reliedOn)
+			continue
+		}
+		s.sorted = append(s.sorted, seenFile{id, reliedOn})
+	}
+	slices.SortFunc(s.sorted, func(a, b seenFile) int {
+		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(btoi(b.reliedOn), btoi(a.reliedOn)) // relied on first: kept by Compact
+	})
+	s.sorted = slices.CompactFunc(s.sorted, func(a, b seenFile) bool { return a.id == b.id })
+	s.sorted = slices.Clip(s.sorted)
+}
+
+// fileID is the id that an index file's name spells in lower-case hex, as
+// courtbak names them; any other name is kept as a name, so that two
+// names never stand for one file.
+func fileID(name string) (blob.ID, bool) {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; 'A' <= c && c <= 'F' {
+			return blob.ID{}, false
+		}
+	}
+	id, err := blob.ParseID(name)
+	return id, err == nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *seenIndex) has(name string) bool {
+	if _, ok := s.names[name]; ok {
+		return true
+	}
+	id, ok := fileID(name)
+	if !ok {
+		return false
+	}
+	_, ok = s.find(id)
+	return ok
+}
+
+func (s *seenIndex) reliedOnGone(listed []remote.ObjectInfo) bool {
+	names := make(map[string]bool, len(s.names))
+	ids := make([]blob.ID, 0, len(listed))
+	for _, fi := range listed {
+		if _, ok := s.names[fi.Name]; ok {
+			names[fi.Name] = true
+		}
+		if id, ok := fileID(fi.Name); ok {
+			ids = append(ids, id)
+		}
+	}
+	for name, reliedOn := range s.names {
 		if reliedOn && !names[name] {
+			return true
+		}
+	}
+	slices.SortFunc(ids, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	for _, f := range s.sorted {
+		if !f.reliedOn {
+			continue
+		}
+		if _, ok := slices.BinarySearchFunc(ids, f.id, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }); !ok {
 			return true
 		}
 	}

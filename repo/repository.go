@@ -145,7 +145,7 @@ type Repository struct {
 	// process loaded or wrote (true: relied on), and when (wall clock) it
 	// loaded the index.
 	indexMu       sync.Mutex
-	indexSeen     map[string]bool
+	indexSeen     seenIndex
 	indexLoadedAt time.Time
 	// indexDamaged names the index files LoadIndex left out as damaged.
 	indexDamaged []string
