@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,18 +102,22 @@ func (r *Repository) NewSaver(ctx context.Context, uploaders int) *Saver {
 // sorted order, reading each block of its tables once), so checking the
 // blobs of an unchanged file costs one read per block, not per blob.
 func (s *Saver) KnownAll(ids []blob.ID) bool {
+	return len(s.Unknown(ids)) == 0
+}
+
+// Unknown returns the blobs of ids that are neither stored nor being
+// stored, asking the index in one batch as KnownAll does.
+func (s *Saver) Unknown(ids []blob.ID) []blob.ID {
 	missing := s.r.index.Missing(ids)
 	if len(missing) == 0 {
-		return true
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range missing {
-		if _, ok := s.pending[id]; !ok {
-			return false
-		}
-	}
-	return true
+	return slices.DeleteFunc(missing, func(id blob.ID) bool {
+		_, ok := s.pending[id]
+		return ok
+	})
 }
 
 // SaveBlob stores plaintext as a blob with the given id (from BlobID) unless
