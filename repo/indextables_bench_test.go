@@ -15,6 +15,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/internal/cputime"
 	"github.com/courtbak/courtbak/repo/pack"
 )
 
@@ -104,9 +105,11 @@ func benchStartup(b *testing.B, be remote.Backend, files, packsPerFile, blobsPer
 	start := time.Now()
 	open()
 	cold := time.Since(start)
+	cpu := cputime.Process()
 	for b.Loop() {
 		open()
 	}
+	cpu = cputime.Process() - cpu
 	// The heap one warm start leaves behind while its repository is open.
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -119,4 +122,5 @@ func benchStartup(b *testing.B, be remote.Backend, files, packsPerFile, blobsPer
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heap-bytes/blob")
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(files), "heap-bytes/file")
 	b.ReportMetric(float64(cold.Milliseconds()), "cold-ms")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 }

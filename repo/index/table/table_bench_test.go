@@ -11,6 +11,7 @@ import (
 
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/internal/cputime"
 )
 
 func heapAlloc() uint64 {
@@ -43,7 +44,7 @@ func benchTable(b *testing.B, n int) {
 	rng := rand.New(rand.NewPCG(10, 10))
 	dir := b.TempDir()
 	var hits []blob.ID
-	start := cpuTime()
+	start := cputime.Process()
 	var runs []*Table
 	for left := n; left > 0; left -= run {
 		files := genFiles(rng, min(run, left), 11)
@@ -63,7 +64,7 @@ func benchTable(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	build := cpuTime() - start
+	build := cputime.Process() - start
 	for _, t := range runs {
 		_ = t.Close()
 	}
@@ -105,10 +106,10 @@ func benchTable(b *testing.B, n int) {
 	var metrics []metric // reported after the loop, which resets them
 	measure := func(unit string, queries int, f func()) {
 		fresh()
-		t, r0 := cpuTime(), s.tables[0].reads.Load()
+		t, r0 := cputime.Process(), s.tables[0].reads.Load()
 		f()
 		metrics = append(metrics,
-			metric{float64((cpuTime() - t).Nanoseconds()) / float64(queries), unit + "-cpu-ns"},
+			metric{float64((cputime.Process() - t).Nanoseconds()) / float64(queries), unit + "-cpu-ns"},
 			metric{float64(s.tables[0].reads.Load()-r0) / float64(queries), unit + "-blocks"})
 	}
 	single := func(f func(blob.ID) bool, ids []blob.ID, want bool) func() {
