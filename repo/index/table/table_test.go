@@ -315,7 +315,8 @@ func TestFixtureFromAMD64(t *testing.T) {
 	checkSet(t, s, want(files), rand.New(rand.NewPCG(1, 1)))
 }
 
-// Lookups are safe from many goroutines at once (a backup's workers).
+// Lookups and batches are safe from many goroutines at once (a backup's
+// workers).
 func TestConcurrentLookups(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 9))
 	dir := t.TempDir()
@@ -327,6 +328,10 @@ func TestConcurrentLookups(t *testing.T) {
 	}
 	defer s.Close()
 	w := want(files)
+	var ids []blob.ID
+	for id := range w {
+		ids = append(ids, id)
+	}
 	done := make(chan bool)
 	for range 4 {
 		go func() {
@@ -338,7 +343,18 @@ func TestConcurrentLookups(t *testing.T) {
 			done <- ok
 		}()
 	}
-	for range 4 {
+	for range 2 { // batches, sharing the caches with the single lookups
+		go func() {
+			ok := len(s.Missing(ids)) == 0
+			locs, found := make([]index.Location, len(ids)), make([]bool, len(ids))
+			s.LookupMany(ids, locs, found)
+			for i, id := range ids {
+				ok = ok && found[i] && locs[i] == w[id]
+			}
+			done <- ok
+		}()
+	}
+	for range 6 {
 		if !<-done {
 			t.Error("a concurrent lookup failed")
 		}
