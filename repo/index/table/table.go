@@ -100,7 +100,8 @@ type Table struct {
 	// the dir is 1/192 of the records' size: up to 4 million records, all
 	// of it stays cached, and record blocks do not push it out.
 	recs, dirs blockCache
-	// reads counts the blocks read from the file and authenticated.
+	// reads counts the blocks read from the file and authenticated (the
+	// benchmarks report it per query).
 	reads atomic.Uint64
 }
 
