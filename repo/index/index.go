@@ -399,9 +399,25 @@ func (x *Index) Missing(ids []blob.ID) []blob.ID {
 func (x *Index) LookupAll(ids []blob.ID) ([]Location, int) {
 	locs := make([]Location, len(ids))
 	found := make([]bool, len(ids))
+	x.LookupMany(ids, locs, found)
+	for i, ok := range found {
+		if !ok {
+			return locs, i
+		}
+	}
+	return locs, -1
+}
+
+// LookupMany sets locs[i] and found[i] for every i with found[i] false
+// whose id is stored, as LookupAll does; with it an Index can be the Base
+// of another.
+func (x *Index) LookupMany(ids []blob.ID, locs []Location, found []bool) {
 	x.rlock()
 	rest := false
 	for i, id := range ids {
+		if found[i] {
+			continue
+		}
 		locs[i], found[i] = x.lookup(id)
 		rest = rest || !found[i]
 	}
@@ -410,12 +426,6 @@ func (x *Index) LookupAll(ids []blob.ID) ([]Location, int) {
 	if rest && base != nil {
 		base.LookupMany(ids, locs, found) // without the lock: it may read from disk
 	}
-	for i, ok := range found {
-		if !ok {
-			return locs, i
-		}
-	}
-	return locs, -1
 }
 
 // lookup searches the in-memory part. Needs a lock.

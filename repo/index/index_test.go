@@ -461,3 +461,44 @@ func TestEncodeDecode(t *testing.T) {
 		t.Fatalf("round trip differs")
 	}
 }
+
+// An Index can be the base of another (prune checks a repository's index
+// against the files in effect this way): batches go through both.
+func TestIndexAsBaseAnswersBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 7))
+	g := &gen{rng: rng}
+	base, top := New(), New()
+	refBase, refTop := newRef(), newRef()
+	for range 50 {
+		id, es := g.pack()
+		base.AddPack(id, es)
+		refBase.addPack(id, es)
+	}
+	for range 50 {
+		id, es := g.pack()
+		top.AddPack(id, es)
+		refTop.addPack(id, es)
+	}
+	top.SetBase(base)
+	want := refBase.blobs // the top's location wins where both hold a blob
+	for id, loc := range refTop.blobs {
+		want[id] = loc
+	}
+	var ids []blob.ID
+	for id := range want {
+		ids = append(ids, id)
+	}
+	unknown := randID(rng)
+	if miss := top.Missing(append(ids, unknown)); len(miss) != 1 || miss[0] != unknown {
+		t.Fatalf("Missing = %d ids, want the unknown one", len(miss))
+	}
+	locs, at := top.LookupAll(ids)
+	if at != -1 {
+		t.Fatalf("LookupAll: position %d not found", at)
+	}
+	for i, id := range ids {
+		if locs[i] != want[id] {
+			t.Fatalf("LookupAll[%d] = %+v, want %+v", i, locs[i], want[id])
+		}
+	}
+}
