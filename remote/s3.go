@@ -177,6 +177,17 @@ const s3Connections = 4
 // Connections is how many uploads at once suit an S3 server.
 func (be *S3) Connections() int { return s3Connections }
 
+// s3ReadSize is a whole pack of the default size (16 MiB and its slack).
+// Every request costs a round trip, the server's work to authenticate it
+// and open the object (on AWS, a fee too), and versitygw copies a ranged
+// read through a buffer of its own where it sends a whole object straight
+// from the file: a restore that read packs in 4 MiB parts made the server
+// work 3.8 times as hard as one reading whole packs.
+const s3ReadSize = 18 << 20
+
+// ReadSize is how large a read suits an S3 server: a whole pack.
+func (be *S3) ReadSize() int64 { return s3ReadSize }
+
 // key maps a handle to its object key.
 func (be *S3) key(h Handle) string {
 	switch {
