@@ -48,6 +48,9 @@ const smallPack = 4 << 20
 type packCache struct {
 	r    *repo.Repository
 	bufs *buffers.List
+	// smallPack is the largest pack read whole again (smallPack; tests
+	// lower it).
+	smallPack int
 
 	mu    sync.Mutex
 	freed *sync.Cond // signalled when a pack's last user is done
@@ -74,7 +77,7 @@ func newPackCache(r *repo.Repository) *packCache {
 	if remote.ReadSize(r.Backend()) < int64(size) {
 		return nil
 	}
-	c := &packCache{r: r, bufs: buffers.New(cachePacks, size), seen: map[blob.ID]seen{}, packs: map[blob.ID]*cachedPack{}}
+	c := &packCache{r: r, bufs: buffers.New(cachePacks, size), smallPack: smallPack, seen: map[blob.ID]seen{}, packs: map[blob.ID]*cachedPack{}}
 	c.freed = sync.NewCond(&c.mu)
 	return c
 }
@@ -172,7 +175,7 @@ func (c *packCache) acquire(pack blob.ID) (p *cachedPack, load bool) {
 		}
 		c.seen[pack] = seen{}
 		return nil, false
-	case s.whole && s.size > smallPack:
+	case s.whole && s.size > c.smallPack:
 		return nil, false
 	}
 	// Users hold a pack only while they copy a run out of it or wait for
