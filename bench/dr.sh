@@ -9,7 +9,8 @@
 # Environment: SIZE (default 1G), KEEP=1 (keep WORK), WORK (scratch dir),
 # OUT (results file), COURTBAK (a courtbak binary to use instead of
 # building ./cmd/courtbak), VERSITYGW (the server binary; default: PATH or
-# GOPATH/bin, installed by .ci/start-s3.sh when missing).
+# GOPATH/bin, installed by .ci/start-s3.sh when missing), WEED (a SeaweedFS
+# `weed` binary; default: PATH; see bench/README.md to build one).
 #
 # Two versitygw servers stand for the provincial center (C) and the DR pool
 # (D); the city's repository is a local directory. Phases, each timed by
@@ -24,6 +25,9 @@
 #   5xx-restore    the primary answers HTTP 500 to every request: restore
 #                  through --repo FAILING --replica D, against the same
 #                  restore from D alone
+# With a SeaweedFS binary (WEED), a third server W (SeaweedFS, the second
+# S3 implementation) gets the backup, restore and replicate phases too:
+#   s3-backup-W, s3-restore-W, replicate-W
 set -euo pipefail
 
 SIZE=${SIZE:-1G}
@@ -62,6 +66,7 @@ fi
 if [ -z "${VERSITYGW:-}" ]; then
 	VERSITYGW=$(command -v versitygw || echo "$(go env GOPATH | cut -d: -f1)/bin/versitygw")
 fi
+WEED=${WEED:-$(command -v weed || true)}
 if [ ! -x "$VERSITYGW" ]; then
 	log "installing versitygw"
 	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
@@ -103,6 +108,32 @@ start_gw() {
 	printf -v "${name}_PID" '%s' "$pid"
 }
 
+# start_weed: starts a SeaweedFS server (master, volume, filer, S3 gateway
+# in one process) on free ports of 127.0.0.1, with the bench credentials
+# (from the environment) as its admin identity; sets W_EP and W_PID.
+start_weed() {
+	local args=() p
+	for p in master volume filer s3; do
+		args+=("-$p.port=$(free_port)" "-$p.port.grpc=$(free_port)")
+	done
+	mkdir -p "$WORK/W-root"
+	"$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$WORK/W-root" -filer -s3 "${args[@]}" \
+		-s3.port.iceberg=0 -s3.port.lance=0 -master.volumeSizeLimitMB=256 -volume.max=400 \
+		>"$WORK/W.log" 2>&1 </dev/null &
+	W_PID=$!
+	PIDS+=("$W_PID")
+	local port
+	port=$(printf '%s\n' "${args[@]}" | sed -n 's/^-s3.port=//p')
+	W_EP="http://127.0.0.1:$port"
+	# The gateway answers once the filer is up; a bucket can be made once
+	# the master has a volume server.
+	for _ in $(seq 300); do
+		"$AWS" --endpoint-url "$W_EP" s3 mb s3://probe >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	"$AWS" --endpoint-url "$W_EP" s3 rb s3://probe >/dev/null
+}
+
 # A server that answers 500 to every request, as one shutting down does.
 start_500() {
 	local port
@@ -142,7 +173,7 @@ bytes_of() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f
 # server_ticks: CPU time (clock ticks) the S3 servers still running used.
 server_ticks() {
 	local sum=0 p
-	for p in "$C_PID" "$D_PID"; do
+	for p in "$C_PID" "$D_PID" ${W_PID:-}; do
 		if [ -r "/proc/$p/stat" ]; then sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat"))); fi
 	done
 	echo "$sum"
@@ -189,6 +220,10 @@ start_gw C
 start_gw D
 start_500
 log "center $C_EP, DR pool $D_EP, failing server $FAIL_EP"
+if [ -n "$WEED" ]; then
+	start_weed
+	log "SeaweedFS $W_EP"
+fi
 s3aws() { "$AWS" --endpoint-url "$1" "${@:2}"; }
 for b in courtbak restic center awscenter; do s3aws "$C_EP" s3 mb "s3://$b" >/dev/null; done
 for b in drpool awsdr; do s3aws "$D_EP" s3 mb "s3://$b" >/dev/null; done
@@ -214,6 +249,23 @@ measure restic s3-restore "$SRC" restic -q -r "$RSC" --cache-dir "$WORK/restic-c
 check_restore "$WORK/restore-restic" "$SRC"
 rm -rf "$WORK/restore-restic"
 
+# The same on the second S3 implementation.
+if [ -n "$WEED" ]; then
+	for b in courtbak restic center awscenter; do s3aws "$W_EP" s3 mb "s3://$b" >/dev/null; done
+	CBW="s3:$W_EP/courtbak/repo"
+	"$CB" -q -r "$CBW" --cache-dir "$WORK/cbw-cache" init
+	measure courtbak s3-backup-W "$SRC" "$CB" -q -r "$CBW" --cache-dir "$WORK/cbw-cache" backup --host bench "$DATA"
+	RSW="s3:$W_EP/restic/repo"
+	restic -q -r "$RSW" --cache-dir "$WORK/resticw-cache" init --repository-version 2 >/dev/null
+	measure restic s3-backup-W "$SRC" restic -q -r "$RSW" --cache-dir "$WORK/resticw-cache" --compression auto backup --host bench "$DATA"
+	measure courtbak s3-restore-W "$SRC" "$CB" -q -r "$CBW" --cache-dir "$WORK/cbw-cache-fresh" restore latest --target "$WORK/restore-cb"
+	check_restore "$WORK/restore-cb" "$SRC"
+	rm -rf "$WORK/restore-cb"
+	measure restic s3-restore-W "$SRC" restic -q -r "$RSW" --cache-dir "$WORK/resticw-cache-fresh" restore latest --target "$WORK/restore-restic"
+	check_restore "$WORK/restore-restic" "$SRC"
+	rm -rf "$WORK/restore-restic"
+fi
+
 # --- replicate the city's repository: courtbak replicate and aws s3 sync ------------
 CITY=$WORK/city
 "$CB" -q -r "$CITY" --cache-dir "$WORK/city-cache" init
@@ -227,6 +279,10 @@ for site in C D; do
 	measure courtbak "replicate-$site" "$REPO_BYTES" "$CB" -q -r "$CITY" replicate --to "s3:$ep/$bucket/repo"
 	measure aws "replicate-$site" "$REPO_BYTES" "$AWS" --endpoint-url "$ep" s3 sync --only-show-errors "$CITY" "s3://$awsbucket/repo"
 done
+if [ -n "$WEED" ]; then
+	measure courtbak replicate-W "$REPO_BYTES" "$CB" -q -r "$CITY" replicate --to "s3:$W_EP/center/repo"
+	measure aws replicate-W "$REPO_BYTES" "$AWS" --endpoint-url "$W_EP" s3 sync --only-show-errors "$CITY" "s3://awscenter/repo"
+fi
 measure courtbak noop-replicate 0 "$CB" -q -r "$CITY" replicate --to "s3:$C_EP/center/repo" --to "s3:$D_EP/drpool/repo"
 measure aws noop-replicate 0 sh -c '"$1" --endpoint-url "$2" s3 sync --only-show-errors "$3" "s3://awscenter/repo" && "$1" --endpoint-url "$4" s3 sync --only-show-errors "$3" "s3://awsdr/repo"' \
 	sync "$AWS" "$C_EP" "$CITY" "$D_EP"
@@ -267,6 +323,9 @@ done
 	echo "tools:    $("$CB" version 2>/dev/null | awk 'NR == 1'), $(restic version | cut -d' ' -f1-2), $("$AWS" --version 2>&1 | cut -d' ' -f1), versitygw $("$VERSITYGW" --version 2>/dev/null | awk 'NR == 1' | tr -s ' ' | cut -d' ' -f2-3)"
 	echo "data:     $SIZE requested: $FILES files, $SRC bytes; the city repository: $REPO_OBJECTS objects, $REPO_BYTES bytes"
 	echo "servers:  two versitygw posix gateways on 127.0.0.1 (center C, DR pool D), same disk"
+	if [ -n "$WEED" ]; then
+		echo "          SeaweedFS (W) on 127.0.0.1: $("$WEED" version 2>/dev/null | awk 'NR == 1')"
+	fi
 	echo
 	awk -F'\t' '
 	BEGIN { printf "%-16s %-9s %9s %9s %9s %8s %8s\n", "phase", "tool", "wall s", "MB/s", "peak RSS", "CPU s", "server s" }
@@ -290,6 +349,14 @@ done
 		printf "  backup to S3 >= 2x restic:                   %5.2fx  %s\n", r, (r >= 2 ? "met" : "NOT met")
 		r = thr["courtbak", "s3-restore"] / thr["restic", "s3-restore"]
 		printf "  restore from S3 >= 2x restic:                %5.2fx  %s\n", r, (r >= 2 ? "met" : "NOT met")
+		if (("courtbak", "s3-backup-W") in wall) {
+			r = thr["courtbak", "s3-backup-W"] / thr["restic", "s3-backup-W"]
+			printf "  SeaweedFS: backup >= 2x restic:              %5.2fx  %s\n", r, (r >= 2 ? "met" : "NOT met")
+			r = thr["courtbak", "s3-restore-W"] / thr["restic", "s3-restore-W"]
+			printf "  SeaweedFS: restore >= 2x restic:             %5.2fx  %s\n", r, (r >= 2 ? "met" : "NOT met")
+			r = thr["courtbak", "replicate-W"] / thr["aws", "replicate-W"]
+			printf "  SeaweedFS: replicate >= 1.0x aws s3 sync:    %5.2fx  %s\n", r, (r >= 1 ? "met" : "NOT met")
+		}
 		d = wall["courtbak", "5xx-restore"] - wall["courtbak", "direct-restore"]
 		printf "  a copy answering 500 costs <= 5 s:           %5.2f s %s (5xx-restore minus direct-restore)\n", d, (d <= 5 ? "met" : "NOT met")
 		worst = 0

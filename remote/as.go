@@ -46,6 +46,21 @@ func Connections(be Backend) int {
 	return 2
 }
 
+// readSizeHint is a backend that knows how large a read suits it.
+type readSizeHint interface {
+	ReadSize() int64
+}
+
+// ReadSize returns how many bytes one read of be should fetch at least when
+// the caller needs them, to spare requests: the answer of the first
+// backend in its Unwrap chain that has one, else 0 (no preference).
+func ReadSize(be Backend) int64 {
+	if c, ok := As[readSizeHint](be); ok {
+		return c.ReadSize()
+	}
+	return 0
+}
+
 // bucketCreator is a backend with a container (an S3 bucket) that init may
 // have to create.
 type bucketCreator interface {

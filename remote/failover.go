@@ -379,21 +379,54 @@ func (f *Failover) Load(ctx context.Context, h Handle, offset, length int64, fn 
 // repository uses it for blobs inside packs, whose integrity only their
 // authentication can tell.
 func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int64, check func([]byte) error) ([]byte, error) {
+	var data []byte
+	err := f.read(ctx, h, func(cctx context.Context, m *member) (damaged bool, err error) {
+		if data, err = ReadRange(cctx, m.be, h, offset, length); err != nil {
+			return false, err
+		}
+		if check != nil {
+			err = check(data)
+		}
+		return err != nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// readInto reads into buf from the first copy that delivers the bytes
+// whole (ReadRangeInto, ReadObjectInto), straight from its response: a
+// copy that fails part way leaves buf to be overwritten by the next.
+func (f *Failover) readInto(ctx context.Context, h Handle, offset int64, buf []byte, whole bool) ([]byte, error) {
+	var got []byte
+	err := f.read(ctx, h, func(cctx context.Context, m *member) (bool, error) {
+		var err error
+		got, err = loadInto(cctx, m.be, h, offset, buf, whole)
+		return false, err
+	})
+	return got, err
+}
+
+// read calls load with each copy in turn until one succeeds; load reports
+// whether a failure was damage (the bytes arrived but failed a check)
+// rather than the copy's.
+func (f *Failover) read(ctx context.Context, h Handle, load func(context.Context, *member) (damaged bool, err error)) error {
 	var fails []copyError
 	for cctx, m := range f.copies(ctx, func(m *member) { fails = append(fails, outError(m)) }) {
-		data, err := ReadRange(cctx, m.be, h, offset, length)
-		f.settle(cctx, m, err)
-		damaged := false
-		if err == nil && check != nil {
-			err = check(data)
-			damaged = err != nil
+		damaged, err := load(cctx, m)
+		if damaged {
+			// The copy answered; its bytes failed the check.
+			f.settle(cctx, m, nil)
+		} else {
+			f.settle(cctx, m, err)
 		}
 		if err == nil {
 			f.noticeFallback(h, m, fails)
-			return data, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 		c := classify(m.be.Location(), err, damaged || errors.Is(err, errShort))
 		if in, _ := m.br.closed(); !in && !damaged {
@@ -402,7 +435,17 @@ func (f *Failover) LoadChecked(ctx context.Context, h Handle, offset, length int
 		}
 		fails = append(fails, c)
 	}
-	return nil, &failoverError{what: "load " + h.String(), copies: fails}
+	return &failoverError{what: "load " + h.String(), copies: fails}
+}
+
+// ReadSize is the largest read size any copy prefers (remote.ReadSize):
+// reads go to whichever copy serves them.
+func (f *Failover) ReadSize() int64 {
+	var n int64
+	for _, m := range f.members {
+		n = max(n, ReadSize(m.be))
+	}
+	return n
 }
 
 // noticeFallback says, once per object, that h was read from m because

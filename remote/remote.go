@@ -115,22 +115,71 @@ func ReadRange(ctx context.Context, be Backend, h Handle, offset, length int64) 
 
 // ReadRangeInto reads len(buf) bytes of h from offset into buf, which
 // callers recycle to spare the allocation and page faults of a fresh one.
+// Through a Failover, the bytes go from the copy that serves them
+// straight into buf.
 func ReadRangeInto(ctx context.Context, be Backend, h Handle, offset int64, buf []byte) error {
-	if len(buf) == 0 {
-		return nil
+	_, err := readInto(ctx, be, h, offset, buf, false)
+	return err
+}
+
+// ReadObjectInto reads all of h into buf's capacity and returns the bytes
+// read; an object larger than cap(buf) is an error (ErrTooLarge), with no
+// more than cap(buf) bytes of it read. A request for a whole object spares
+// requests and, on some S3 servers, work: versitygw sends a whole object
+// straight from its file, where it copies a range through a buffer of
+// its own.
+func ReadObjectInto(ctx context.Context, be Backend, h Handle, buf []byte) ([]byte, error) {
+	return readInto(ctx, be, h, 0, buf, true)
+}
+
+// ErrTooLarge is returned by ReadObjectInto for an object larger than the
+// buffer.
+var ErrTooLarge = errors.New("object is larger than the buffer")
+
+// intoReader is a backend that reads into a caller's buffer itself
+// (Failover, which tries its copies in turn).
+type intoReader interface {
+	readInto(ctx context.Context, h Handle, offset int64, buf []byte, whole bool) ([]byte, error)
+}
+
+func readInto(ctx context.Context, be Backend, h Handle, offset int64, buf []byte, whole bool) ([]byte, error) {
+	if ir, ok := As[intoReader](be); ok {
+		return ir.readInto(ctx, h, offset, buf, whole)
+	}
+	return loadInto(ctx, be, h, offset, buf, whole)
+}
+
+// loadInto is readInto with one Load of be: with whole, the object from
+// offset to its end into buf's capacity; else exactly len(buf) bytes.
+func loadInto(ctx context.Context, be Backend, h Handle, offset int64, buf []byte, whole bool) ([]byte, error) {
+	length := int64(len(buf))
+	if whole {
+		length = 0
+		buf = buf[:cap(buf)]
+	} else if length == 0 {
+		return buf, nil
 	}
 	var got []byte
-	err := be.Load(ctx, h, offset, int64(len(buf)), func(rd io.Reader) error {
+	err := be.Load(ctx, h, offset, length, func(rd io.Reader) error {
 		got = buf
-		return readFull(rd, &got)
+		if err := readFull(rd, &got); err != nil || !whole || len(got) < len(buf) {
+			return err
+		}
+		// buf is full: the object must end here.
+		if n, err := rd.Read(make([]byte, 1)); n > 0 {
+			return fmt.Errorf("read %s: %w (%d bytes)", h, ErrTooLarge, len(buf))
+		} else if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(got) != len(buf) {
-		return fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(got), len(buf), errShort)
+	if !whole && len(got) != len(buf) {
+		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", h, offset, len(got), len(buf), errShort)
 	}
-	return nil
+	return got, nil
 }
 
 // readFull fills *buf from rd and truncates it to what was read; a short

@@ -268,8 +268,12 @@ func (s *Saver) scratchBuffer() *[]byte {
 // packCap is the fixed capacity of a data pack buffer: a pack never grows
 // while blobs are sealed into it; a blob that does not fit starts the next
 // pack. The slack keeps most packs close to PackSize.
-func (s *Saver) packCap() int {
-	return s.r.opts.PackSize + 1<<20 + 64<<10
+func (s *Saver) packCap() int { return s.r.PackCap() }
+
+// PackCap is the largest data pack this process writes (PackSize and a
+// slack): a restore that reads whole packs sizes its buffers by it.
+func (r *Repository) PackCap() int {
+	return r.opts.PackSize + 1<<20 + 64<<10
 }
 
 func (s *Saver) send(op *openPack) error {

@@ -183,7 +183,7 @@ func (bt *batch) locations() []index.Location {
 func restoreBatch(ctx context.Context, r *repo.Repository, fe *fetcher, stage []byte, bt *batch, onBytes func(int64), done func(fileJob, fileID, error)) {
 	locs := bt.locations()
 	held, buf, _ := fe.get(bt.end-bt.start, true)
-	plains, err := r.LoadRun(ctx, locs, buf)
+	plains, err := fe.loadRun(ctx, r, locs, buf)
 	if err != nil {
 		// The memory goes back first: the files restored one by one wait
 		// for their own.

@@ -75,6 +75,9 @@ type fetcher struct {
 	// zeroed and page-faulted on every read.
 	big    *buffers.List
 	bigRun int64
+	// packs, where storage prefers large reads, serves runs from packs
+	// read whole (nil elsewhere).
+	packs *packCache
 }
 
 func newFetcher(r *repo.Repository, budget, maxRun int64) *fetcher {
@@ -85,7 +88,16 @@ func newFetcher(r *repo.Repository, budget, maxRun int64) *fetcher {
 		maxRun: maxRun,
 		big:    buffers.New(2, int(bigRun)),
 		bigRun: bigRun,
+		packs:  newPackCache(r),
 	}
+}
+
+// loadRun is r.LoadRun, through the pack cache where there is one.
+func (fe *fetcher) loadRun(ctx context.Context, r *repo.Repository, run []index.Location, buf []byte) ([][]byte, error) {
+	if fe.packs != nil {
+		return fe.packs.loadRun(ctx, run, buf)
+	}
+	return r.LoadRun(ctx, run, buf)
 }
 
 // get takes the memory of a run of size bytes, waiting for it only if wait
@@ -160,7 +172,7 @@ func writeContent(ctx context.Context, r *repo.Repository, fe *fetcher, n snapsh
 			ch := make(chan fetched, 1)
 			pending = append(pending, ch)
 			go func() {
-				blobs, err := r.LoadRun(ctx, rn.locs, buf)
+				blobs, err := fe.loadRun(ctx, r, rn.locs, buf)
 				ch <- fetched{blobs: blobs, buf: buf, held: held, err: err}
 			}()
 		}

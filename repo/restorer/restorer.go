@@ -99,9 +99,14 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 	if workers <= 0 {
 		workers = 4
 	}
-	trees := newTreePrefetcher(ctx, r)
+	fe := newFetcher(r, restoreBudget, maxRun)
+	var loader snapshot.TreeLoader = r
+	if fe.packs != nil {
+		loader = fe.packs
+	}
+	trees := newTreePrefetcher(ctx, loader)
 	defer trees.close()
-	rs := &restore{r: r, trees: trees, opts: opts, fe: newFetcher(r, restoreBudget, maxRun), jobs: make(chan job),
+	rs := &restore{r: r, trees: trees, opts: opts, fe: fe, jobs: make(chan job),
 		small: newBatcher(r, maxRun), bud: snapshot.NewBudget(r)}
 	root := &dirState{h: h, pending: 1}
 	var wg sync.WaitGroup
