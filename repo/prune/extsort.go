@@ -56,10 +56,7 @@ func (s *sorter) add(rec []byte) error {
 	if len(rec) != s.size {
 		return fmt.Errorf("sort: record of %d bytes, want %d", len(rec), s.size)
 	}
-	if s.buf == nil {
-		s.buf = make([]byte, 0, s.max*s.size)
-	}
-	s.buf = append(s.buf, rec...)
+	s.buf = append(s.buf, rec...) // grows as needed: a small repository needs little
 	s.records++
 	if len(s.buf) >= s.max*s.size {
 		return s.spill()

@@ -365,15 +365,15 @@ func findOwners(ctx context.Context, r *repo.Repository, names []string, roots [
 		return err
 	}
 	pt.owned = newBitset(pt.entries)
-	us := newSorter(tmp, len(blob.ID{}), defaultRunBytes)
-	if err := collectUsed(ctx, r, roots, us); err != nil {
-		return err
-	}
-	lm, err := ls.sorted()
+	lm, err := ls.sorted() // writes the last run and frees the buffer before the walk fills another
 	if err != nil {
 		return err
 	}
 	defer lm.close()
+	us := newSorter(tmp, len(blob.ID{}), defaultRunBytes)
+	if err := collectUsed(ctx, r, roots, us); err != nil {
+		return err
+	}
 	um, err := us.sorted()
 	if err != nil {
 		return err

@@ -272,30 +272,6 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 	return out
 }
 
-// usedBlobs walks the trees and returns the blobs they reach. A blob that
-// idx does not locate makes it fail with ErrIncomplete: whatever it would
-// then call unused might not be.
-func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots []blob.ID) (usedSet, error) {
-	used := usedSet{}
-	var missing *blob.ID
-	err := snapshot.Reachable(ctx, r, roots, func(id blob.ID) {
-		used.add(id)
-		if missing == nil && !idx.Has(id) {
-			missing = &id
-		}
-	})
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err == nil && missing != nil {
-		err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrIncomplete, err)
-	}
-	return used, nil
-}
-
 // errStalePlan means a plan no longer matches the repository.
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
@@ -542,7 +518,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 		if err != nil {
 			return nil, err
 		}
-		kept, err := keepNeededSinceMark(ctx, r, candidates, inUseNow, roots, opts.DryRun)
+		kept, err := keepNeededSinceMark(ctx, r, candidates, inUseNow, roots, opts.DryRun, Dir(r))
 		sw.PacksKept += kept
 		if err != nil {
 			return nil, err
@@ -633,7 +609,7 @@ func sweepCandidates(plan *Plan, inEffect map[string]*index.File) map[blob.ID]in
 // tables in the cache directory, design.md §24) and returns it, and gives
 // r a new in-memory index in front of it, for the candidates' headers.
 // The index in effect comes from a listing of index/ made after the one
-// that chose the candidates; takeNeeded therefore asks it where a blob is,
+// that chose the candidates; joinSinceMark therefore asks it where a blob is,
 // not only whether it is there, so that a candidate indexed again in
 // between never counts as another copy of its own blobs.
 func loadSweepIndex(ctx context.Context, r *repo.Repository) (*index.Index, error) {
@@ -666,75 +642,6 @@ func treesSinceMark(ctx context.Context, r *repo.Repository, plan *Plan) ([]blob
 		}
 	}
 	return roots, nil
-}
-
-// keepNeededSinceMark takes out of candidates every pack that a snapshot
-// stored since the mark needs, indexes those again (unless dryRun), and
-// returns how many it kept. r's index must hold the files in effect;
-// candidates' headers are added to it. Safety: a backup that started
-// before the mark may have deduplicated against a candidate and stored its
-// snapshot since; its trees are walked over the index plus the candidates'
-// headers, and a candidate that holds a blob such a snapshot uses, which
-// no pack in effect has, is kept. A candidate whose header cannot be read
-// is kept too (perhaps a passing failure; the next mark decides), and a
-// walk that cannot finish stops the sweep before anything is deleted.
-func keepNeededSinceMark(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs, inUseNow *index.Index, roots []blob.ID, dryRun bool) (int, error) {
-	kept := readCandidateHeaders(ctx, r, candidates)
-	used, err := usedBlobs(ctx, r, r.Index(), roots)
-	if err != nil {
-		return kept, fmt.Errorf("%w; nothing was deleted: run courtbak verify", err)
-	}
-	back := takeNeeded(candidates, used, inUseNow)
-	if len(back) > 0 && !dryRun {
-		if _, _, err := writeNewIndex(ctx, r, back); err != nil {
-			return kept, fmt.Errorf("index packs needed since the mark: %w", err)
-		}
-	}
-	return kept + len(back), nil
-}
-
-// readCandidateHeaders adds the candidates' headers to r's index, so that
-// the trees of new snapshots can be walked through them. A candidate
-// already gone is left as it is (deleting it again is harmless); one whose
-// header cannot be read is taken out of candidates, and counted as kept.
-func readCandidateHeaders(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs) (kept int) {
-	for id, p := range candidates {
-		entries, err := r.ReadPackHeader(ctx, id, p.Size)
-		switch {
-		case errors.Is(err, remote.ErrNotFound):
-			continue // already gone: no snapshot can use it
-		case err != nil:
-			r.Warn("keeping marked pack %s: its header cannot be read (%v)", id.Short(), err)
-			delete(candidates, id)
-			kept++
-			continue
-		}
-		p.Blobs = entries
-		candidates[id] = p
-		r.Index().AddPack(id, entries)
-	}
-	return kept
-}
-
-// takeNeeded removes from candidates, and returns, those holding a blob
-// that is used and that no pack in effect (inUseNow) but a candidate has.
-func takeNeeded(candidates map[blob.ID]index.PackBlobs, used usedSet, inUseNow *index.Index) []index.PackBlobs {
-	var back []index.PackBlobs
-	elsewhere := func(b blob.ID) bool {
-		loc, ok := inUseNow.Lookup(b)
-		_, candidate := candidates[loc.Pack]
-		return ok && !candidate
-	}
-	for id, p := range candidates {
-		for _, e := range p.Blobs {
-			if used.has(e.ID) && !elsewhere(e.ID) {
-				back = append(back, p)
-				delete(candidates, id)
-				break
-			}
-		}
-	}
-	return back
 }
 
 // deletePacks deletes the candidates and counts them in sw. Safety: every

@@ -225,27 +225,6 @@ func TestSweepCandidatesLeaveOutPacksIndexedAgain(t *testing.T) {
 	}
 }
 
-func TestTakeNeeded(t *testing.T) {
-	usedHere, usedElsewhere, unused := id(1), id(2), id(3)
-	candidates := map[blob.ID]index.PackBlobs{
-		id(10): listing(id(10), 1, entry(unused, 0, 1), entry(usedHere, 1, 1)),
-		id(11): listing(id(11), 1, entry(usedElsewhere, 0, 1)),
-		id(12): listing(id(12), 1, entry(unused, 0, 1)),
-	}
-	used := usedSet{}
-	used.add(usedHere)
-	used.add(usedElsewhere)
-	inUseNow := index.New()
-	inUseNow.AddPack(id(20), []pack.Entry{entry(usedElsewhere, 0, 1)})
-	back := takeNeeded(candidates, used, inUseNow)
-	if len(back) != 1 || back[0].ID != id(10) {
-		t.Errorf("taken back %v: want only the pack with a used blob no pack in effect has", back)
-	}
-	if _, ok := candidates[id(10)]; ok || len(candidates) != 2 {
-		t.Errorf("candidates left %v", candidates)
-	}
-}
-
 func TestSupersedingFilesAreDeletedLast(t *testing.T) {
 	a, b, c := id(1), id(2), id(3)
 	files := map[string]*index.File{a.String(): {}, b.String(): {Supersedes: []blob.ID{a}}, c.String(): {}}
@@ -433,27 +412,6 @@ func TestReadUnindexedPacks(t *testing.T) {
 		if got, ok := r.Index().Lookup(blobID); !ok || got.Pack != loc.Pack {
 			t.Errorf("with %s stored: the unindexed pack's blob is not in the walk's index", name)
 		}
-	}
-}
-
-// readCandidateHeaders keeps a candidate whose header cannot be read, and
-// leaves one already gone for deletion.
-func TestReadCandidateHeaders(t *testing.T) {
-	ctx := context.Background()
-	be, r := newRefusing(t)
-	bad := remote.Handle{Type: remote.Data, Name: id(1).String()}
-	if err := be.Save(ctx, bad, []byte("garbage")); err != nil {
-		t.Fatal(err)
-	}
-	candidates := map[blob.ID]index.PackBlobs{id(1): {ID: id(1), Size: 7}, id(2): {ID: id(2), Size: 100}}
-	if kept := readCandidateHeaders(ctx, r, candidates); kept != 1 {
-		t.Errorf("kept %d, want 1", kept)
-	}
-	if _, ok := candidates[id(1)]; ok {
-		t.Error("a candidate whose header cannot be read is still to be deleted")
-	}
-	if _, ok := candidates[id(2)]; !ok {
-		t.Error("a candidate already gone was taken out")
 	}
 }
 
