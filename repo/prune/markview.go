@@ -29,7 +29,7 @@ import (
 // names are hashes of their content, so each read returns the same
 // listings, and the cache directory serves the reads after the first.
 
-// packState is what the mark keeps per pack: 88 bytes.
+// packState is what the mark keeps per pack: 80 bytes.
 type packState struct {
 	id       blob.ID
 	size     int64  // stored size, or -1: listed but not stored
@@ -72,34 +72,61 @@ type packTable struct {
 	owned   bitset // by entry number: the entry owns a used blob
 }
 
-// newPackTable lists every pack named by the files in effect (the
-// skeletons of LoadIndexFilePacks) or stored.
-func newPackTable(inEffect map[string]*index.File, stored map[blob.ID]int64) *packTable {
-	var all []packState
+// listedPacks returns the pack ids the files in effect (the pack lists of
+// LoadIndexFilePacks) list, once per listing, and drops the files' pack
+// lists, which the mark needs no more: the pack table is built from the
+// ids.
+func listedPacks(inEffect map[string]*index.File) []blob.ID {
+	n := 0
+	for _, f := range inEffect {
+		n += len(f.Packs)
+	}
+	ids := make([]blob.ID, 0, n)
 	for _, f := range inEffect {
 		for _, p := range f.Packs {
-			all = append(all, packState{id: p.ID, size: -1, listings: 1, fate: fateUnknown})
+			ids = append(ids, p.ID)
+		}
+		f.Packs = nil
+	}
+	return ids
+}
+
+func compareIDs(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }
+
+// newPackTable lists every pack that is listed (listed: once per listing
+// in the files in effect; it is sorted in place) or stored. Its peak
+// memory is the table (80 bytes a pack) next to listed and stored.
+func newPackTable(listed []blob.ID, stored map[blob.ID]int64) *packTable {
+	slices.SortFunc(listed, compareIDs)
+	unstored := 0
+	for i, id := range listed {
+		if _, ok := stored[id]; !ok && (i == 0 || listed[i-1] != id) {
+			unstored++
 		}
 	}
+	packs := make([]packState, 0, len(stored)+unstored)
 	for id, size := range stored {
-		all = append(all, packState{id: id, size: size, fate: fateUnknown})
+		packs = append(packs, packState{id: id, size: size, fate: fateUnknown})
 	}
-	slices.SortFunc(all, func(a, b packState) int { return bytes.Compare(a.id[:], b.id[:]) })
-	out := all[:0]
-	for _, p := range all {
-		if n := len(out); n > 0 && out[n-1].id == p.id {
-			out[n-1].listings += p.listings
-			out[n-1].size = max(out[n-1].size, p.size)
-			continue
+	for i, id := range listed {
+		if _, ok := stored[id]; !ok && (i == 0 || listed[i-1] != id) {
+			packs = append(packs, packState{id: id, size: -1, fate: fateUnknown})
 		}
-		out = append(out, p)
 	}
-	return &packTable{packs: slices.Clip(out), held: map[uint32]index.PackBlobs{}}
+	slices.SortFunc(packs, func(a, b packState) int { return compareIDs(a.id, b.id) })
+	n := 0
+	for _, id := range listed {
+		for packs[n].id != id {
+			n++
+		}
+		packs[n].listings++
+	}
+	return &packTable{packs: packs, held: map[uint32]index.PackBlobs{}}
 }
 
 // find returns the number of pack id.
 func (pt *packTable) find(id blob.ID) (uint32, bool) {
-	n, ok := slices.BinarySearchFunc(pt.packs, id, func(p packState, id blob.ID) int { return bytes.Compare(p.id[:], id[:]) })
+	n, ok := slices.BinarySearchFunc(pt.packs, id, func(p packState, id blob.ID) int { return compareIDs(p.id, id) })
 	return uint32(n), ok
 }
 
@@ -318,6 +345,9 @@ func joinUsed(listings, used *merged, pt *packTable) error {
 		bestRank := -1
 		for ok && bytes.Equal(rec[:32], u) {
 			l := getListing(rec)
+			if int(l.pack) >= len(pt.packs) {
+				return fmt.Errorf("%w: pack number %d of %d", errSortRun, l.pack, len(pt.packs))
+			}
 			if rank := pt.ownerRank(l.pack); bestRank < 0 || rank < bestRank {
 				best, bestRank = l, rank
 			}

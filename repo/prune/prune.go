@@ -292,7 +292,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	if err != nil {
 		return nil, nil, err
 	}
-	pt := newPackTable(in.inEffect, stored)
+	pt := newPackTable(listedPacks(in.inEffect), stored)
 	if err := readUnindexed(ctx, r, pt); err != nil {
 		return nil, nil, err
 	}

@@ -120,7 +120,10 @@ func TestClassifyPacks(t *testing.T) {
 		stored[packs[name].ID] = packs[name].Size
 		listings[packs[name].ID] = packs[name].Blobs
 	}
-	pt := newPackTable(inEffect, stored)
+	pt := newPackTable(listedPacks(inEffect), stored)
+	if inEffect["a"].Packs != nil {
+		t.Error("listedPacks kept the pack lists")
+	}
 	n, _ := pt.find(id(18))
 	pt.packs[n].unreadable = true
 	if err := joinScenario(t, pt, listings, []blob.ID{used1, used2, dup, id(5), dupGone}); err != nil {
@@ -177,7 +180,7 @@ func TestClassifyPacks(t *testing.T) {
 
 	// Without its stored copy, the duplicate is owned by no stored pack,
 	// and the mark stops.
-	pt = newPackTable(map[string]*index.File{"a": {Packs: []index.PackBlobs{{ID: packs["gone"].ID}}}}, nil)
+	pt = newPackTable([]blob.ID{packs["gone"].ID}, nil)
 	if err := joinScenario(t, pt, map[blob.ID][]pack.Entry{packs["gone"].ID: packs["gone"].Blobs}, []blob.ID{dupGone}); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +192,7 @@ func TestClassifyPacks(t *testing.T) {
 // A used blob that no listing names stops the mark; the listing stream is
 // still read to its end.
 func TestJoinUsedMissingBlob(t *testing.T) {
-	pt := newPackTable(map[string]*index.File{"a": {Packs: []index.PackBlobs{{ID: id(10)}}}}, map[blob.ID]int64{id(10): 100})
+	pt := newPackTable([]blob.ID{id(10)}, map[blob.ID]int64{id(10): 100})
 	err := joinScenario(t, pt, map[blob.ID][]pack.Entry{id(10): {entry(id(1), 0, 10), entry(id(3), 10, 10)}}, []blob.ID{id(1), id(2), id(3)})
 	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, repo.ErrBlobNotIndexed) {
 		t.Errorf("used blob listed nowhere: %v, want ErrIncomplete", err)
@@ -467,5 +470,30 @@ func TestWriteNewIndexBoundsFiles(t *testing.T) {
 		if times != 1 {
 			t.Errorf("pack %s listed %d times", id.Short(), times)
 		}
+	}
+}
+
+// newPackTable holds each pack once, sorted, with how many listings in
+// effect name it and its stored size (-1 when it is not stored).
+func TestNewPackTable(t *testing.T) {
+	pt := newPackTable([]blob.ID{id(3), id(1), id(3), id(4)}, map[blob.ID]int64{id(1): 10, id(2): 20, id(3): 30})
+	type row struct {
+		id       blob.ID
+		size     int64
+		listings uint32
+	}
+	var got []row
+	for _, p := range pt.packs {
+		got = append(got, row{p.id, p.size, p.listings})
+	}
+	want := []row{{id(1), 10, 1}, {id(2), 20, 0}, {id(3), 30, 2}, {id(4), -1, 1}}
+	if !slices.Equal(got, want) {
+		t.Errorf("pack table %v, want %v", got, want)
+	}
+	if n, ok := pt.find(id(3)); !ok || n != 2 {
+		t.Errorf("find: %d %v", n, ok)
+	}
+	if _, ok := pt.find(id(5)); ok {
+		t.Error("found a pack that is neither listed nor stored")
 	}
 }
