@@ -27,8 +27,9 @@ import (
 // silently shortened run could make a used blob look unused.
 
 // defaultRunBytes bounds a sorter's memory: 32 MiB of records, plus 4
-// bytes per record for their order while sorting.
-const defaultRunBytes = 32 << 20
+// bytes per record for their order while sorting. A variable so that
+// tests of whole prunes can make every sort spill into many runs.
+var defaultRunBytes = 32 << 20
 
 // errSortRun means a run file of an external sort was damaged on disk.
 var errSortRun = errors.New("a sorted run in the prune's temporary directory is damaged")
