@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/courtbak/courtbak/crypto"
@@ -158,12 +157,12 @@ func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File
 	return r.listAndLoadIndexFiles(ctx, nil, false)
 }
 
-// LoadIndexFilePacks is LoadIndexFiles without the blobs: each pack keeps
-// its id and size, and Blobs is nil. Memory grows with the packs and index
-// files, not with the blobs (about 64 bytes a listing instead of about 50
-// a blob): prune reads the listings again one file at a time with
-// LoadIndexFile.
-func (r *Repository) LoadIndexFilePacks(ctx context.Context) (map[string]*index.File, error) {
+// LoadIndexFileHeads is LoadIndexFiles without the packs: each File has
+// its Supersedes list only, which is enough to tell which files are in
+// effect. Memory grows with the index files, not with their packs or
+// blobs: prune reads the listings of the files in effect one file at a
+// time with LoadIndexFile.
+func (r *Repository) LoadIndexFileHeads(ctx context.Context) (map[string]*index.File, error) {
 	return r.listAndLoadIndexFiles(ctx, nil, true)
 }
 
@@ -181,14 +180,14 @@ func (r *Repository) LoadIndexFile(ctx context.Context, name string) (*index.Fil
 // listAndLoadIndexFiles is LoadIndexFiles; with damaged not nil, a damaged
 // index file is recorded there instead of failing the load (see
 // loadIndexFile).
-func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[string]error, packsOnly bool) (map[string]*index.File, error) {
+func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[string]error, headsOnly bool) (map[string]*index.File, error) {
 	infos, err := r.List(ctx, remote.Index)
 	if err != nil {
 		return nil, fmt.Errorf("list index: %w", err)
 	}
 	r.pruneCache(remote.Index, infos)
 	files := make(map[string]*index.File, len(infos))
-	if err := r.loadIndexFiles(ctx, infos, files, damaged, packsOnly); err != nil {
+	if err := r.loadIndexFiles(ctx, infos, files, damaged, headsOnly); err != nil {
 		return files, err
 	}
 	supersedesListed := false
@@ -212,7 +211,7 @@ func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[stri
 		}
 	}
 	added := make(map[string]*index.File, len(more))
-	if err := r.loadIndexFiles(ctx, more, added, damaged, packsOnly); err != nil {
+	if err := r.loadIndexFiles(ctx, more, added, damaged, headsOnly); err != nil {
 		return files, err
 	}
 	for name, f := range added {
@@ -224,9 +223,9 @@ func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[stri
 }
 
 // loadIndexFiles reads the listed index files in parallel into files;
-// damaged (when not nil) receives those found damaged. With packsOnly,
-// each pack's Blobs are dropped.
-func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File, damaged map[string]error, packsOnly bool) error {
+// damaged (when not nil) receives those found damaged. With headsOnly,
+// each file's Packs are dropped.
+func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File, damaged map[string]error, headsOnly bool) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -251,11 +250,8 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 				}
 				return
 			}
-			if packsOnly {
-				f.Packs = slices.Clone(f.Packs)
-				for i := range f.Packs {
-					f.Packs[i].Blobs = nil
-				}
+			if headsOnly {
+				f.Packs = nil
 			}
 			files[h.Name] = f
 		}(fi.Handle)

@@ -72,23 +72,37 @@ type packTable struct {
 	owned   bitset // by entry number: the entry owns a used blob
 }
 
-// listedPacks returns the pack ids the files in effect (the pack lists of
-// LoadIndexFilePacks) list, once per listing, and drops the files' pack
-// lists, which the mark needs no more: the pack table is built from the
-// ids.
-func listedPacks(inEffect map[string]*index.File) []blob.ID {
-	n := 0
-	for _, f := range inEffect {
-		n += len(f.Packs)
-	}
-	ids := make([]blob.ID, 0, n)
-	for _, f := range inEffect {
+// listedPacks returns the pack ids that the files in effect (names) list,
+// once per listing, reading one file at a time.
+func listedPacks(ctx context.Context, r *repo.Repository, names []string) ([]blob.ID, error) {
+	var ids []blob.ID
+	for _, name := range names {
+		f, err := r.LoadIndexFile(ctx, name)
+		if err != nil {
+			return nil, err
+		}
 		for _, p := range f.Packs {
 			ids = append(ids, p.ID)
 		}
-		f.Packs = nil
 	}
-	return ids
+	return ids, nil
+}
+
+// loadPackLists gives each file in effect its pack list (ids and sizes, no
+// blobs), reading one file at a time: the files superseded, and the blob
+// listings, are never held.
+func loadPackLists(ctx context.Context, r *repo.Repository, inEffect map[string]*index.File) error {
+	for name, f := range inEffect {
+		full, err := r.LoadIndexFile(ctx, name)
+		if err != nil {
+			return err
+		}
+		f.Packs = make([]index.PackBlobs, len(full.Packs))
+		for i, p := range full.Packs {
+			f.Packs[i] = index.PackBlobs{ID: p.ID, Size: p.Size}
+		}
+	}
+	return nil
 }
 
 func compareIDs(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) }

@@ -292,7 +292,12 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	if err != nil {
 		return nil, nil, err
 	}
-	pt := newPackTable(listedPacks(in.inEffect), stored)
+	names := slices.Sorted(maps.Keys(in.inEffect))
+	listed, err := listedPacks(ctx, r, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt := newPackTable(listed, stored)
 	if err := readUnindexed(ctx, r, pt); err != nil {
 		return nil, nil, err
 	}
@@ -301,7 +306,6 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 	opts.step("mark: finding the data %d snapshots need", len(in.snaps))
 	removeStaleSorts(dir)
-	names := slices.Sorted(maps.Keys(in.inEffect))
 	if err := findOwners(ctx, r, names, treesOf(in.snaps), pt, dir); err != nil {
 		if errors.Is(err, ErrIncomplete) {
 			err = fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
@@ -353,7 +357,7 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 // markInput is what a mark reads from the repository.
 type markInput struct {
 	snaps      []*snapshot.Snapshot
-	files      map[string]*index.File // every index file listed, packs without blobs
+	files      map[string]*index.File // every index file listed, without packs
 	inEffect   map[string]*index.File // those not superseded
 	superseded []string
 }
@@ -373,7 +377,7 @@ func readSnapshotsAndIndex(ctx context.Context, r *repo.Repository, opts Options
 	if opts.DryRun && len(opts.Forgotten) > 0 {
 		snaps = slices.DeleteFunc(snaps, func(sn *snapshot.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
 	}
-	files, err := r.LoadIndexFilePacks(ctx)
+	files, err := r.LoadIndexFileHeads(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -496,12 +500,15 @@ func commitMark(ctx context.Context, r *repo.Repository, dir string, plan *Plan)
 // sweep is phase 2. Each step below states why it is safe.
 func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*Sweep, error) {
 	opts.step("sweep: checking the packs marked at %s", plan.Marked.Local().Format("2006-01-02 15:04"))
-	files, err := r.LoadIndexFilePacks(ctx)
+	files, err := r.LoadIndexFileHeads(ctx)
 	if err != nil {
 		return nil, err
 	}
 	inEffect, _ := effective(files)
 	if err := checkPlanCurrent(plan, files, inEffect); err != nil {
+		return nil, err
+	}
+	if err := loadPackLists(ctx, r, inEffect); err != nil {
 		return nil, err
 	}
 	if err := checkWrittenStored(ctx, r, plan); err != nil {
