@@ -440,9 +440,9 @@ func newPlan(location string, in *markInput, d *markDecision) *Plan {
 }
 
 // writeNewIndex stores packs in bounded index files (sorted by id), and
-// returns their names and when the last was stored. Safety: these files only add
-// listings; until the superseding file exists, the old files stay in
-// effect too, so a reader at any moment finds every used blob.
+// returns their names and when the last was stored. Safety: these files
+// only add listings; until the superseding file exists, the old files stay
+// in effect too, so a reader at any moment finds every used blob.
 func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlobs) ([]blob.ID, time.Time, error) {
 	keep = slices.Clone(keep)
 	slices.SortFunc(keep, func(a, b index.PackBlobs) int { return bytes.Compare(a.ID[:], b.ID[:]) })
@@ -616,8 +616,8 @@ func sweepCandidates(plan *Plan, inEffect map[string]*index.File) map[blob.ID]in
 // tables in the cache directory, design.md §24) and returns it, and gives
 // r a new in-memory index in front of it, for the candidates' headers.
 // The index in effect comes from a listing of index/ made after the one
-// that chose the candidates; joinSinceMark therefore asks it where a blob is,
-// not only whether it is there, so that a candidate indexed again in
+// that chose the candidates; joinSinceMark therefore asks it where a blob
+// is, not only whether it is there, so that a candidate indexed again in
 // between never counts as another copy of its own blobs.
 func loadSweepIndex(ctx context.Context, r *repo.Repository) (*index.Index, error) {
 	r.ResetIndex()
