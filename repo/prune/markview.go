@@ -24,10 +24,11 @@ import (
 // packState, and per listed blob one bit (whether that entry owns a used
 // blob); the blobs themselves pass through two external sorts on disk,
 // one of every listing entry and one of every used blob, which are then
-// merge-joined. The index files in effect are read one at a time, three
-// times (numbering the entries, repacking, writing the new index); their
-// names are hashes of their content, so each read returns the same
-// listings, and the cache directory serves the reads after the first.
+// merge-joined. After the heads of all index files, the files in effect
+// are read one at a time, four times (their pack ids, numbering the
+// entries, repacking, writing the new index); their names are hashes of
+// their content, so each read returns the same listings, and the cache
+// directory serves the reads after the first.
 
 // packState is what the mark keeps per pack: 80 bytes.
 type packState struct {
