@@ -494,3 +494,51 @@ func TestNewPackTable(t *testing.T) {
 		t.Error("found a pack that is neither listed nor stored")
 	}
 }
+
+// A pack that two files in effect list is numbered once, with the union
+// of their listings (an entry both list counts once); every later pass
+// sees the same listings.
+func TestStreamListingsMergesAPackListedTwice(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	p, q := id(10), id(11)
+	e1, e2, e3, e4 := entry(id(1), 0, 10), entry(id(2), 10, 20), entry(id(3), 30, 40), entry(id(4), 0, 5)
+	var names []string
+	for _, f := range []*index.File{
+		{Packs: []index.PackBlobs{listing(p, 100, e1, e2)}},
+		{Packs: []index.PackBlobs{listing(p, 100, e2, e3), listing(q, 50, e4)}},
+	} {
+		name, err := r.SaveFile(ctx, remote.Index, index.Encode(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name.String())
+	}
+	slices.Sort(names)
+	listed, err := listedPacks(ctx, r, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := newPackTable(listed, map[blob.ID]int64{p: 100, q: 50})
+	s := newSorter(t.TempDir(), listingSize, 2*listingSize)
+	if err := pt.numberListings(ctx, r, names, s); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := pt.find(p)
+	if st := pt.packs[n]; st.listings != 2 || st.entries != 3 || st.all != 70 {
+		t.Errorf("pack listed twice: %d listings, %d entries, %d bytes; want 2, 3, 70", st.listings, st.entries, st.all)
+	}
+	if pt.entries != 4 || s.records != 4 {
+		t.Errorf("%d entries numbered, %d records; want 4", pt.entries, s.records)
+	}
+	var seen []int
+	if err := pt.streamListings(ctx, r, names, func(n uint32, l index.PackBlobs) error {
+		seen = append(seen, len(l.Blobs))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []int{1, 3}) {
+		t.Errorf("a later pass saw listings of %v blobs, want [1 3] (q from its file, then p merged)", seen)
+	}
+}
