@@ -381,7 +381,7 @@ func (b *tableBuild) read(ctx context.Context, names []string) error {
 		}
 		names = names[n:]
 		files := make(map[string]*index.File, n)
-		if err := b.r.loadIndexFiles(ctx, group, files, b.damaged); err != nil {
+		if err := b.r.loadIndexFiles(ctx, group, files, b.damaged, false); err != nil {
 			return err
 		}
 		for _, g := range group {

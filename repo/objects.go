@@ -154,20 +154,40 @@ func (r *Repository) List(ctx context.Context, t remote.Type) ([]remote.ObjectIn
 // replacements. Of the files that only it shows, those that supersede
 // others are left out; their own replacements might again be missing.
 func (r *Repository) LoadIndexFiles(ctx context.Context) (map[string]*index.File, error) {
-	return r.listAndLoadIndexFiles(ctx, nil)
+	return r.listAndLoadIndexFiles(ctx, nil, false)
+}
+
+// LoadIndexFileHeads is LoadIndexFiles without the packs: each File has
+// its Supersedes list only, which is enough to tell which files are in
+// effect. Memory grows with the index files, not with their packs or
+// blobs: prune reads the listings of the files in effect one file at a
+// time with LoadIndexFile.
+func (r *Repository) LoadIndexFileHeads(ctx context.Context) (map[string]*index.File, error) {
+	return r.listAndLoadIndexFiles(ctx, nil, true)
+}
+
+// LoadIndexFile reads and decodes one index file (through the cache
+// directory). Its name is the hash of its content, so every read of one
+// name returns the same listings.
+func (r *Repository) LoadIndexFile(ctx context.Context, name string) (*index.File, error) {
+	f, err := r.loadIndexFile(ctx, remote.Handle{Type: remote.Index, Name: name}, false)
+	if err != nil {
+		return nil, fmt.Errorf("load index %s: %w", name, err)
+	}
+	return f, nil
 }
 
 // listAndLoadIndexFiles is LoadIndexFiles; with damaged not nil, a damaged
 // index file is recorded there instead of failing the load (see
 // loadIndexFile).
-func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[string]error) (map[string]*index.File, error) {
+func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[string]error, headsOnly bool) (map[string]*index.File, error) {
 	infos, err := r.List(ctx, remote.Index)
 	if err != nil {
 		return nil, fmt.Errorf("list index: %w", err)
 	}
 	r.pruneCache(remote.Index, infos)
 	files := make(map[string]*index.File, len(infos))
-	if err := r.loadIndexFiles(ctx, infos, files, damaged); err != nil {
+	if err := r.loadIndexFiles(ctx, infos, files, damaged, headsOnly); err != nil {
 		return files, err
 	}
 	supersedesListed := false
@@ -191,7 +211,7 @@ func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[stri
 		}
 	}
 	added := make(map[string]*index.File, len(more))
-	if err := r.loadIndexFiles(ctx, more, added, damaged); err != nil {
+	if err := r.loadIndexFiles(ctx, more, added, damaged, headsOnly); err != nil {
 		return files, err
 	}
 	for name, f := range added {
@@ -203,8 +223,9 @@ func (r *Repository) listAndLoadIndexFiles(ctx context.Context, damaged map[stri
 }
 
 // loadIndexFiles reads the listed index files in parallel into files;
-// damaged (when not nil) receives those found damaged.
-func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File, damaged map[string]error) error {
+// damaged (when not nil) receives those found damaged. With headsOnly,
+// each file's Packs are dropped.
+func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectInfo, files map[string]*index.File, damaged map[string]error, headsOnly bool) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -228,6 +249,9 @@ func (r *Repository) loadIndexFiles(ctx context.Context, infos []remote.ObjectIn
 					firstErr = fmt.Errorf("load index %s: %w", h.Name, err)
 				}
 				return
+			}
+			if headsOnly {
+				f.Packs = nil
 			}
 			files[h.Name] = f
 		}(fi.Handle)
@@ -256,7 +280,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		r.index = index.New()
 	}
 	damaged := map[string]error{}
-	files, err := r.listAndLoadIndexFiles(ctx, damaged)
+	files, err := r.listAndLoadIndexFiles(ctx, damaged, false)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,12 @@
 package prune
 
 import (
+	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,16 +93,17 @@ func savePlan(dir string, p *Plan) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save prune plan: %w", err)
 	}
-	b, err := json.MarshalIndent(p, "", " ")
-	if err != nil {
-		return err
-	}
 	tmp, err := os.CreateTemp(dir, ".prune-plan-*")
 	if err != nil {
 		return fmt.Errorf("save prune plan: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	err = encodePlan(w, p)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("save prune plan: %w", err)
 	}
@@ -119,6 +122,70 @@ func savePlan(dir string, p *Plan) error {
 		_ = d.Close()
 	}
 	return nil
+}
+
+// encodePlan writes p as json.MarshalIndent(p, "", " ") would, one list
+// element at a time: a mark that deletes millions of packs does not hold
+// its plan twice more as JSON.
+func encodePlan(w io.Writer, p *Plan) error {
+	ew := &errWriter{w: w}
+	field := func(name string, v any, last bool) {
+		b, err := json.MarshalIndent(v, " ", " ")
+		if err != nil && ew.err == nil {
+			ew.err = err
+		}
+		ew.printf(" %q: %s%s\n", name, b, comma(last))
+	}
+	ew.printf("{\n")
+	field("location", p.Location, false)
+	field("marked", p.Marked, false)
+	writeList(ew, "snapshots", p.Snapshots, false)
+	writeList(ew, "superseded", p.Superseded, false)
+	writeList(ew, "written", p.Written, false)
+	writeList(ew, "dead", p.Dead, false)
+	writeList(ew, "unindexed", p.Unindexed, true)
+	ew.printf("}")
+	return ew.err
+}
+
+// writeList writes one list field of a plan, an element at a time.
+func writeList[T any](ew *errWriter, name string, list []T, last bool) {
+	switch {
+	case list == nil:
+		ew.printf(" %q: null%s\n", name, comma(last))
+		return
+	case len(list) == 0:
+		ew.printf(" %q: []%s\n", name, comma(last))
+		return
+	}
+	ew.printf(" %q: [\n", name)
+	for i, v := range list {
+		b, err := json.MarshalIndent(v, "  ", " ")
+		if err != nil && ew.err == nil {
+			ew.err = err
+		}
+		ew.printf("  %s%s\n", b, comma(i == len(list)-1))
+	}
+	ew.printf(" ]%s\n", comma(last))
+}
+
+func comma(last bool) string {
+	if last {
+		return ""
+	}
+	return ","
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
 }
 
 func removePlan(dir string) error {

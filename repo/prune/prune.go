@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"time"
@@ -271,35 +272,13 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 	return out
 }
 
-// usedBlobs walks the trees and returns the blobs they reach. A blob that
-// idx does not locate makes it fail with ErrIncomplete: whatever it would
-// then call unused might not be.
-func usedBlobs(ctx context.Context, r *repo.Repository, idx *index.Index, roots []blob.ID) (usedSet, error) {
-	used := usedSet{}
-	var missing *blob.ID
-	err := snapshot.Reachable(ctx, r, roots, func(id blob.ID) {
-		used.add(id)
-		if missing == nil && !idx.Has(id) {
-			missing = &id
-		}
-	})
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err == nil && missing != nil {
-		err = fmt.Errorf("blob %s: %w", missing.Short(), repo.ErrBlobNotIndexed)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrIncomplete, err)
-	}
-	return used, nil
-}
-
 // errStalePlan means a plan no longer matches the repository.
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
 // mark is phase 1, which stores its plan in dir. It returns a nil plan when
-// there is nothing to prune. Each step below states why it is safe.
+// there is nothing to prune. Each step below states why it is safe; the
+// steps that see every blob keep no more than a few bytes per pack in
+// memory (markview.go, design.md §20.5).
 func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*Plan, *Mark, error) {
 	opts.step("mark: loading snapshots and index, listing packs")
 	in, err := readSnapshotsAndIndex(ctx, r, opts)
@@ -309,25 +288,36 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	if err := refuseForeignMark(in.superseded, opts.Adopt); err != nil {
 		return nil, nil, err
 	}
-	if in.stored, err = listPacks(ctx, r); err != nil {
+	stored, err := listPacks(ctx, r)
+	if err != nil {
 		return nil, nil, err
 	}
-	packs, err := loadMarkIndex(ctx, r, in.inEffect, in.stored)
+	names := slices.Sorted(maps.Keys(in.inEffect))
+	listed, err := listedPacks(ctx, r, names)
 	if err != nil {
+		return nil, nil, err
+	}
+	pt := newPackTable(listed, stored)
+	if err := readUnindexed(ctx, r, pt); err != nil {
+		return nil, nil, err
+	}
+	if err := loadWalkIndex(ctx, r, pt); err != nil {
 		return nil, nil, err
 	}
 	opts.step("mark: finding the data %d snapshots need", len(in.snaps))
-	used, err := usedBlobs(ctx, r, r.Index(), treesOf(in.snaps))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
+	removeStaleSorts(dir)
+	if err := findOwners(ctx, r, names, treesOf(in.snaps), pt, dir); err != nil {
+		if errors.Is(err, ErrIncomplete) {
+			err = fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
+		}
+		return nil, nil, err
 	}
-	own := ownership{idx: r.Index(), used: used}
-	d, err := classifyPacks(packs, in.stored, own, opts.RepackUnused)
+	d, err := classify(pt, opts.RepackUnused)
 	if err != nil {
 		return nil, nil, err
 	}
 	plan := newPlan(r.Backend().Location(), in, d)
-	m := d.summary(len(in.snaps), own)
+	m := d.summary(len(in.snaps))
 	if d.nothingToDo() && len(in.superseded) == 0 {
 		return nil, m, nil // nothing to prune: leave the index alone
 	}
@@ -338,17 +328,15 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	var lastStored time.Time // when the last index file was stored
 	if len(d.repack) > 0 {
 		opts.step("mark: repacking %d partly unused packs", len(d.repack))
-		if err := repackPacks(ctx, r, d.keep, d.repack, own.owns); err != nil {
+		if err := repackOwned(ctx, r, names, pt); err != nil {
 			return nil, nil, err
 		}
 		crashpoint.Hit(crashpoint.PruneMarkRepack)
 		lastStored = time.Now()
-		for _, p := range d.repack {
-			plan.Dead = append(plan.Dead, Pack{ID: p.ID, Size: p.Size})
-		}
+		plan.Dead = append(plan.Dead, d.repack...)
 	}
 	opts.step("mark: writing the new index")
-	written, last, err := writeNewIndex(ctx, r, d.keep)
+	written, last, err := writeKept(ctx, r, names, pt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -369,10 +357,9 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 // markInput is what a mark reads from the repository.
 type markInput struct {
 	snaps      []*snapshot.Snapshot
-	files      map[string]*index.File // every index file listed
+	files      map[string]*index.File // every index file listed, without packs
 	inEffect   map[string]*index.File // those not superseded
 	superseded []string
-	stored     map[blob.ID]int64 // every stored pack, by its size
 }
 
 // readSnapshotsAndIndex reads the snapshots, then the index files; the
@@ -390,7 +377,7 @@ func readSnapshotsAndIndex(ctx context.Context, r *repo.Repository, opts Options
 	if opts.DryRun && len(opts.Forgotten) > 0 {
 		snaps = slices.DeleteFunc(snaps, func(sn *snapshot.Snapshot) bool { return slices.Contains(opts.Forgotten, sn.ID) })
 	}
-	files, err := r.LoadIndexFiles(ctx)
+	files, err := r.LoadIndexFileHeads(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -429,156 +416,12 @@ func refuseForeignMark(superseded []string, adopt bool) error {
 		ErrForeignMark, len(superseded), repo.ErrLocked)
 }
 
-// markPacks are the packs a mark decides about.
-type markPacks struct {
-	indexed    map[blob.ID]index.PackBlobs // listed by files in effect, listings merged
-	unindexed  map[blob.ID]index.PackBlobs // stored, listed by no file in effect; from their headers
-	unreadable []Pack                      // stored, in no index, header unreadable
-}
-
-// loadMarkIndex replaces r's in-memory index with the files in effect plus
-// the headers of stored packs no file in effect lists. Safety: a snapshot
-// may need such a pack (its index file was lost after a crash); with its
-// header in the index the walk finds its blobs, and the mark indexes it
-// again instead of deleting it. A pack whose header cannot be read adds
-// nothing: a snapshot that needs it then makes the walk fail with
-// ErrIncomplete and nothing is deleted; no other can reach it.
-func loadMarkIndex(ctx context.Context, r *repo.Repository, inEffect map[string]*index.File, stored map[blob.ID]int64) (*markPacks, error) {
-	r.ResetIndex()
-	idx := r.Index()
-	mp := &markPacks{indexed: map[blob.ID]index.PackBlobs{}, unindexed: map[blob.ID]index.PackBlobs{}}
-	for _, f := range inEffect {
-		idx.AddFile(f)
-		for _, p := range f.Packs {
-			mp.indexed[p.ID] = mergeListings(mp.indexed[p.ID], p)
-		}
-	}
-	for id, size := range stored {
-		if _, ok := mp.indexed[id]; ok {
-			continue
-		}
-		entries, err := r.ReadPackHeader(ctx, id, size)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			r.Warn("pack %s is in no index and its header cannot be read (%v): it is garbage and will be deleted", id.Short(), err)
-			mp.unreadable = append(mp.unreadable, Pack{ID: id, Size: size})
-			continue
-		}
-		mp.unindexed[id] = index.PackBlobs{ID: id, Size: size, Blobs: entries}
-		idx.AddPack(id, entries)
-	}
-	return mp, nil
-}
-
 func treesOf(snaps []*snapshot.Snapshot) []blob.ID {
 	roots := make([]blob.ID, 0, len(snaps))
 	for _, sn := range snaps {
 		roots = append(roots, sn.Tree)
 	}
 	return roots
-}
-
-// ownership tells which pack a used blob counts in: the one the index
-// returns for it.
-type ownership struct {
-	idx  *index.Index
-	used usedSet
-}
-
-// owns reports whether e, listed in pack p, is a blob a snapshot uses and
-// p the pack the index locates it in. Another copy of it elsewhere (two
-// hosts stored the same chunk) is unused.
-func (o ownership) owns(p blob.ID, e pack.Entry) bool {
-	if !o.used.has(e.ID) {
-		return false
-	}
-	loc, _ := o.idx.Lookup(e.ID)
-	return loc.Pack == p
-}
-
-// bytes splits a pack's blob bytes into those it owns and the rest.
-func (o ownership) bytes(p index.PackBlobs) (used, unused int64) {
-	for _, e := range p.Blobs {
-		if o.owns(p.ID, e) {
-			used += int64(e.Length)
-		} else {
-			unused += int64(e.Length)
-		}
-	}
-	return used, unused
-}
-
-// markDecision is what a mark does with each pack.
-type markDecision struct {
-	dead      []Pack            // indexed, owning nothing
-	unused    []Pack            // unindexed or unreadable, owning nothing
-	keep      []index.PackBlobs // indexed anew as they are
-	repack    []index.PackBlobs // partly unused: their owned blobs move
-	reindexed int               // of keep, packs that were in no index
-	usedPacks int               // len(keep)
-	usedBytes int64             // their stored size
-}
-
-// classifyPacks decides each pack's fate. Safety: a pack leaves the index
-// only when it owns no blob a snapshot uses; a blob counts in the one pack
-// the index in effect returns for it, so every used blob stays locatable
-// through the new index, in the same pack. A used pack that is indexed but
-// not stored stops the prune (ErrIncomplete): the repository is already
-// damaged, and verify must look first.
-func classifyPacks(mp *markPacks, stored map[blob.ID]int64, own ownership, repackUnused float64) (*markDecision, error) {
-	d := &markDecision{}
-	for id, p := range mp.indexed {
-		size, ok := stored[id]
-		usedB, unusedB := own.bytes(p)
-		switch {
-		case usedB > 0 && !ok:
-			return nil, fmt.Errorf("%w (pack %s is indexed and needed, but not stored)", ErrIncomplete, id.Short())
-		case !ok:
-			// Indexed, unused and already gone: leaving it out of the new
-			// index is all there is to do.
-		case usedB == 0:
-			d.dead = append(d.dead, Pack{ID: id, Size: size})
-		case float64(unusedB) >= repackUnused*float64(usedB+unusedB):
-			p.Size = size
-			d.repack = append(d.repack, p)
-		default:
-			d.keep = append(d.keep, p)
-			d.usedPacks++
-			d.usedBytes += size
-		}
-	}
-	for id, p := range mp.unindexed {
-		if usedB, _ := own.bytes(p); usedB > 0 {
-			d.keep = append(d.keep, p)
-			d.reindexed++
-			d.usedPacks++
-			d.usedBytes += p.Size
-			continue
-		}
-		d.unused = append(d.unused, Pack{ID: id, Size: p.Size})
-	}
-	d.unused = append(d.unused, mp.unreadable...)
-	return d, nil
-}
-
-// nothingToDo reports whether the decision leaves the index as it is.
-func (d *markDecision) nothingToDo() bool {
-	return len(d.dead) == 0 && len(d.unused) == 0 && len(d.repack) == 0 && d.reindexed == 0
-}
-
-// summary is the Mark report of the decision.
-func (d *markDecision) summary(snapshots int, own ownership) *Mark {
-	m := &Mark{Snapshots: snapshots, PacksUsed: d.usedPacks, BytesUsed: d.usedBytes, PacksReindexed: d.reindexed,
-		PacksUnused: len(d.dead), BytesUnused: Bytes(d.dead), PacksUnindexed: len(d.unused), BytesUnindexed: Bytes(d.unused),
-		PacksRepacked: len(d.repack)}
-	for _, p := range d.repack {
-		m.BytesRepacked += p.Size
-		usedB, _ := own.bytes(p)
-		m.BytesMoved += usedB
-	}
-	return m
 }
 
 // newPlan is the plan of a decision: the snapshots walked, every index
@@ -596,31 +439,23 @@ func newPlan(location string, in *markInput, d *markDecision) *Plan {
 	return plan
 }
 
-// writeNewIndex stores the packs kept in bounded index files, and returns
-// their names and when the last was stored. Safety: these files only add
-// listings; until the superseding file exists, the old files stay in
-// effect too, so a reader at any moment finds every used blob.
+// writeNewIndex stores packs in bounded index files (sorted by id), and
+// returns their names and when the last was stored. Safety: these files
+// only add listings; until the superseding file exists, the old files stay
+// in effect too, so a reader at any moment finds every used blob.
 func writeNewIndex(ctx context.Context, r *repo.Repository, keep []index.PackBlobs) ([]blob.ID, time.Time, error) {
 	keep = slices.Clone(keep)
 	slices.SortFunc(keep, func(a, b index.PackBlobs) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	var written []blob.ID
-	var last time.Time
-	for len(keep) > 0 {
-		n, blobs := 1, len(keep[0].Blobs)
-		for n < len(keep) && n < packsPerIndexFile && blobs+len(keep[n].Blobs) <= blobsPerIndexFile {
-			blobs += len(keep[n].Blobs)
-			n++
+	w := &indexWriter{r: r}
+	for _, p := range keep {
+		if err := w.add(ctx, p); err != nil {
+			return nil, time.Time{}, err
 		}
-		id, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: keep[:n]}))
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("write the new index: %w", err)
-		}
-		crashpoint.Hit(crashpoint.PruneMarkIndex)
-		written = append(written, id)
-		last = time.Now()
-		keep = keep[n:]
 	}
-	return written, last, nil
+	if err := w.flush(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
+	return w.written, w.last, nil
 }
 
 // waitStoreGap waits until storeGap has passed since lastStored. Safety:
@@ -665,7 +500,7 @@ func commitMark(ctx context.Context, r *repo.Repository, dir string, plan *Plan)
 // sweep is phase 2. Each step below states why it is safe.
 func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*Sweep, error) {
 	opts.step("sweep: checking the packs marked at %s", plan.Marked.Local().Format("2006-01-02 15:04"))
-	files, err := r.LoadIndexFiles(ctx)
+	files, err := r.LoadIndexFileHeads(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -673,14 +508,11 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	if err := checkPlanCurrent(plan, files, inEffect); err != nil {
 		return nil, err
 	}
-	if err := checkWrittenStored(ctx, r, plan); err != nil {
+	if err := loadPackLists(ctx, r, inEffect); err != nil {
 		return nil, err
 	}
-	r.ResetIndex()
-	inUseNow := index.New()
-	for _, f := range inEffect {
-		r.Index().AddFile(f)
-		inUseNow.AddFile(f)
+	if err := checkWrittenStored(ctx, r, plan); err != nil {
+		return nil, err
 	}
 	candidates := sweepCandidates(plan, inEffect)
 	sw := &Sweep{PacksKept: len(plan.Dead) + len(plan.Unindexed) - len(candidates)}
@@ -689,7 +521,11 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 		return nil, err
 	}
 	if len(roots) > 0 {
-		kept, err := keepNeededSinceMark(ctx, r, candidates, inUseNow, roots, opts.DryRun)
+		inUseNow, err := loadSweepIndex(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		kept, err := keepNeededSinceMark(ctx, r, candidates, inUseNow, roots, opts.DryRun, Dir(r))
 		sw.PacksKept += kept
 		if err != nil {
 			return nil, err
@@ -776,6 +612,24 @@ func sweepCandidates(plan *Plan, inEffect map[string]*index.File) map[blob.ID]in
 	return candidates
 }
 
+// loadSweepIndex loads the index in effect (the repository's own: on-disk
+// tables in the cache directory, design.md §24) and returns it, and gives
+// r a new in-memory index in front of it, for the candidates' headers.
+// The index in effect comes from a listing of index/ made after the one
+// that chose the candidates; joinSinceMark therefore asks it where a blob
+// is, not only whether it is there, so that a candidate indexed again in
+// between never counts as another copy of its own blobs.
+func loadSweepIndex(ctx context.Context, r *repo.Repository) (*index.Index, error) {
+	r.ResetIndex()
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	inUseNow := r.Index()
+	r.ResetIndex()
+	r.Index().SetBase(inUseNow)
+	return inUseNow, nil
+}
+
 // treesSinceMark returns the root trees of the snapshots stored since the
 // mark. Safety: like the mark, the sweep refuses to go on when a snapshot
 // cannot be read (loadSnapshots), since what it needs would look unused.
@@ -795,70 +649,6 @@ func treesSinceMark(ctx context.Context, r *repo.Repository, plan *Plan) ([]blob
 		}
 	}
 	return roots, nil
-}
-
-// keepNeededSinceMark takes out of candidates every pack that a snapshot
-// stored since the mark needs, indexes those again (unless dryRun), and
-// returns how many it kept. r's index must hold the files in effect;
-// candidates' headers are added to it. Safety: a backup that started
-// before the mark may have deduplicated against a candidate and stored its
-// snapshot since; its trees are walked over the index plus the candidates'
-// headers, and a candidate that holds a blob such a snapshot uses, which
-// no pack in effect has, is kept. A candidate whose header cannot be read
-// is kept too (perhaps a passing failure; the next mark decides), and a
-// walk that cannot finish stops the sweep before anything is deleted.
-func keepNeededSinceMark(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs, inUseNow *index.Index, roots []blob.ID, dryRun bool) (int, error) {
-	kept := readCandidateHeaders(ctx, r, candidates)
-	used, err := usedBlobs(ctx, r, r.Index(), roots)
-	if err != nil {
-		return kept, fmt.Errorf("%w; nothing was deleted: run courtbak verify", err)
-	}
-	back := takeNeeded(candidates, used, inUseNow)
-	if len(back) > 0 && !dryRun {
-		if _, err := r.SaveFile(ctx, remote.Index, index.Encode(&index.File{Packs: back})); err != nil {
-			return kept, fmt.Errorf("index packs needed since the mark: %w", err)
-		}
-	}
-	return kept + len(back), nil
-}
-
-// readCandidateHeaders adds the candidates' headers to r's index, so that
-// the trees of new snapshots can be walked through them. A candidate
-// already gone is left as it is (deleting it again is harmless); one whose
-// header cannot be read is taken out of candidates, and counted as kept.
-func readCandidateHeaders(ctx context.Context, r *repo.Repository, candidates map[blob.ID]index.PackBlobs) (kept int) {
-	for id, p := range candidates {
-		entries, err := r.ReadPackHeader(ctx, id, p.Size)
-		switch {
-		case errors.Is(err, remote.ErrNotFound):
-			continue // already gone: no snapshot can use it
-		case err != nil:
-			r.Warn("keeping marked pack %s: its header cannot be read (%v)", id.Short(), err)
-			delete(candidates, id)
-			kept++
-			continue
-		}
-		p.Blobs = entries
-		candidates[id] = p
-		r.Index().AddPack(id, entries)
-	}
-	return kept
-}
-
-// takeNeeded removes from candidates, and returns, those holding a blob
-// that is used and that no pack in effect (inUseNow) has.
-func takeNeeded(candidates map[blob.ID]index.PackBlobs, used usedSet, inUseNow *index.Index) []index.PackBlobs {
-	var back []index.PackBlobs
-	for id, p := range candidates {
-		for _, e := range p.Blobs {
-			if used.has(e.ID) && !inUseNow.Has(e.ID) {
-				back = append(back, p)
-				delete(candidates, id)
-				break
-			}
-		}
-	}
-	return back
 }
 
 // deletePacks deletes the candidates and counts them in sw. Safety: every
@@ -924,52 +714,6 @@ func deleteIndexFiles(ctx context.Context, r *repo.Repository, order []blob.ID, 
 		default:
 			return fmt.Errorf("delete superseded index file %s: %w", id.Short(), err)
 		}
-	}
-	return nil
-}
-
-// repackPacks copies the blobs each pack in repack owns into new packs,
-// which the saver uploads and indexes. The saver deduplicates against an
-// index of the kept packs only, so that no blob is skipped because the pack
-// it is being moved out of still holds it.
-func repackPacks(ctx context.Context, r *repo.Repository, keep, repack []index.PackBlobs, owns func(blob.ID, pack.Entry) bool) error {
-	r.ResetIndex()
-	for _, p := range keep {
-		r.Index().AddPack(p.ID, p.Blobs)
-	}
-	s := r.NewSaver(ctx, 0)
-	for _, p := range repack {
-		h := remote.Handle{Type: remote.Data, Name: p.ID.String()}
-		data, err := remote.ReadAll(ctx, r.Backend(), h)
-		if err == nil {
-			err = repo.CheckName(h, data)
-		}
-		if err != nil {
-			_ = s.Flush(ctx)
-			return fmt.Errorf("repack %s: %w; nothing was deleted: run courtbak verify", h, err)
-		}
-		for _, e := range p.Blobs {
-			if !owns(p.ID, e) {
-				continue
-			}
-			end := int64(e.Offset) + int64(e.Length)
-			if end > int64(len(data)) {
-				_ = s.Flush(ctx)
-				return fmt.Errorf("repack %s: blob %s lies past the end of the pack: %w; nothing was deleted: run courtbak verify", h, e.ID.Short(), repo.ErrDamaged)
-			}
-			plain, err := r.OpenBlob(index.Location{Pack: p.ID, Entry: e}, data[e.Offset:end])
-			if err != nil {
-				_ = s.Flush(ctx)
-				return fmt.Errorf("repack %s: blob %s: %w; nothing was deleted: run courtbak verify", h, e.ID.Short(), err)
-			}
-			if _, err := s.SaveBlob(e.Type, e.ID, plain); err != nil {
-				_ = s.Flush(ctx)
-				return fmt.Errorf("repack %s: %w", h, err)
-			}
-		}
-	}
-	if err := s.Flush(ctx); err != nil {
-		return fmt.Errorf("repack: %w", err)
 	}
 	return nil
 }

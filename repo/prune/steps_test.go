@@ -43,58 +43,112 @@ func TestRefuseForeignMark(t *testing.T) {
 	}
 }
 
-// classifyPacks keeps every pack that owns a used blob, counts a used blob
-// only in the pack the index locates it in, repacks above the threshold,
-// and stops when a needed pack is not stored.
+// joinScenario numbers the listings of pt's packs (by pack id), sorts
+// them and the used blobs in runs of a few records, and joins them.
+func joinScenario(t *testing.T, pt *packTable, listings map[blob.ID][]pack.Entry, used []blob.ID) error {
+	t.Helper()
+	dir := t.TempDir()
+	ls := newSorter(dir, listingSize, 3*listingSize)
+	for n := range pt.packs {
+		if l, ok := listings[pt.packs[n].id]; ok {
+			if err := pt.number(uint32(n), l, ls); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pt.owned = newBitset(pt.entries)
+	us := newSorter(dir, 32, 2*32)
+	for _, u := range append(slices.Clone(used), used...) { // each twice: the walk repeats blobs
+		if err := us.add(u[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lm, err := ls.sorted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.close()
+	um, err := us.sorted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer um.close()
+	return joinUsed(lm, um, pt)
+}
+
+// ownedEntries returns the listing positions of pack id that own a blob.
+func ownedEntries(pt *packTable, id blob.ID) []int {
+	n, _ := pt.find(id)
+	var out []int
+	for pos := range int(pt.packs[n].entries) {
+		if pt.owns(n, pos) {
+			out = append(out, pos)
+		}
+	}
+	return out
+}
+
+// classify keeps every pack that owns a used blob, counts a used blob
+// only in its one owner, repacks above the threshold, and stops when a
+// needed pack is not stored; joinUsed gives each used blob exactly one
+// owner, never a pack that is not stored while a stored copy exists.
 func TestClassifyPacks(t *testing.T) {
-	used1, used2, dup, free := id(1), id(2), id(3), id(4)
+	used1, used2, dup, free, dupGone := id(1), id(2), id(3), id(4), id(6)
 	packs := map[string]index.PackBlobs{
 		"kept":      listing(id(10), 1000, entry(used1, 0, 100), entry(free, 100, 5)),
 		"dead":      listing(id(11), 2000, entry(free, 0, 100)),
 		"repack":    listing(id(12), 3000, entry(used2, 0, 10), entry(free, 10, 90)),
-		"gone":      listing(id(13), 0, entry(free, 0, 10)),
+		"gone":      listing(id(13), 0, entry(free, 0, 10), entry(dupGone, 10, 10)),
 		"dupOwner":  listing(id(14), 4000, entry(dup, 0, 50)),
-		"dupOther":  listing(id(15), 5000, entry(dup, 0, 50)),
+		"dupOther":  listing(id(15), 5000, entry(dup, 0, 50), entry(dupGone, 50, 100)),
 		"reindex":   listing(id(16), 6000, entry(id(5), 0, 10)),
 		"unindexed": listing(id(17), 7000, entry(free, 0, 10)),
 	}
-	idx := index.New()
-	for _, name := range []string{"kept", "dead", "repack", "gone", "dupOwner", "dupOther", "reindex", "unindexed"} {
-		idx.AddPack(packs[name].ID, packs[name].Blobs)
-	}
-	loc, _ := idx.Lookup(dup)
 	owner, other := packs["dupOwner"], packs["dupOther"]
-	if loc.Pack != owner.ID {
-		owner, other = other, owner
+	var listed []blob.ID
+	stored := map[blob.ID]int64{id(18): 8000}
+	listings := map[blob.ID][]pack.Entry{}
+	for _, name := range []string{"kept", "dead", "repack", "gone", "dupOwner", "dupOther"} {
+		p := packs[name]
+		listed = append(listed, p.ID)
+		if name != "gone" {
+			stored[p.ID] = p.Size
+		}
+		listings[p.ID] = p.Blobs
 	}
-	used := usedSet{}
-	for _, b := range []blob.ID{used1, used2, dup, id(5)} {
-		used.add(b)
+	for _, name := range []string{"reindex", "unindexed"} {
+		stored[packs[name].ID] = packs[name].Size
+		listings[packs[name].ID] = packs[name].Blobs
 	}
-	mp := &markPacks{
-		indexed: map[blob.ID]index.PackBlobs{},
-		unindexed: map[blob.ID]index.PackBlobs{
-			packs["reindex"].ID: packs["reindex"], packs["unindexed"].ID: packs["unindexed"]},
-		unreadable: []Pack{{ID: id(18), Size: 8000}},
+	pt := newPackTable(listed, stored)
+	n, _ := pt.find(id(18))
+	pt.packs[n].unreadable = true
+	if err := joinScenario(t, pt, listings, []blob.ID{used1, used2, dup, id(5), dupGone}); err != nil {
+		t.Fatal(err)
 	}
-	stored := map[blob.ID]int64{}
-	for _, p := range []index.PackBlobs{packs["kept"], packs["dead"], packs["repack"], owner, other} {
-		mp.indexed[p.ID] = p
-		stored[p.ID] = p.Size
+	if got := ownedEntries(pt, owner.ID); !slices.Equal(got, []int{0}) {
+		t.Errorf("first copy of a duplicated blob owns entries %v, want [0]", got)
 	}
-	mp.indexed[packs["gone"].ID] = packs["gone"]
-
-	d, err := classifyPacks(mp, stored, ownership{idx: idx, used: used}, 0.5)
+	if got := ownedEntries(pt, other.ID); !slices.Equal(got, []int{1}) {
+		t.Errorf("second copy owns entries %v, want only [1] (the stored copy of a blob whose other copy is not stored)", got)
+	}
+	if got := ownedEntries(pt, packs["gone"].ID); len(got) != 0 {
+		t.Errorf("a pack that is not stored owns entries %v", got)
+	}
+	d, err := classify(pt, 0.5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := func(ps []index.PackBlobs) []blob.ID {
-		var out []blob.ID
-		for _, p := range ps {
-			out = append(out, p.ID)
+	fates := map[blob.ID]fate{}
+	for _, p := range pt.packs {
+		fates[p.id] = p.fate
+	}
+	want := map[string]fate{"kept": fateKeep, "dead": fateDead, "repack": fateRepack, "gone": fateGone,
+		"dupOwner": fateKeep, "dupOther": fateKeep, "reindex": fateKeep, "unindexed": fateUnused}
+	for name, f := range want {
+		if fates[packs[name].ID] != f {
+			t.Errorf("%s: fate %d, want %d", name, fates[packs[name].ID], f)
 		}
-		slices.SortFunc(out, func(a, b blob.ID) int { return int(a[0]) - int(b[0]) })
-		return out
 	}
 	packIDs := func(ps []Pack) []blob.ID {
 		var out []blob.ID
@@ -104,34 +158,44 @@ func TestClassifyPacks(t *testing.T) {
 		slices.SortFunc(out, func(a, b blob.ID) int { return int(a[0]) - int(b[0]) })
 		return out
 	}
-	sorted := func(in ...blob.ID) []blob.ID {
-		slices.SortFunc(in, func(a, b blob.ID) int { return int(a[0]) - int(b[0]) })
-		return in
+	if got, want := packIDs(d.dead), []blob.ID{packs["dead"].ID}; !slices.Equal(got, want) {
+		t.Errorf("dead %x, want %x", got, want)
 	}
-	if got, want := ids(d.keep), sorted(packs["kept"].ID, owner.ID, packs["reindex"].ID); !slices.Equal(got, want) {
-		t.Errorf("kept %x, want %x", got, want)
-	}
-	if got, want := packIDs(d.dead), sorted(packs["dead"].ID, other.ID); !slices.Equal(got, want) {
-		t.Errorf("dead %x, want %x (the copy of a used blob the index does not return is unused)", got, want)
-	}
-	if got, want := ids(d.repack), []blob.ID{packs["repack"].ID}; !slices.Equal(got, want) || d.repack[0].Size != 3000 {
-		t.Errorf("repack %v, want %x with its stored size", d.repack, want)
+	if got := d.repack; len(got) != 1 || got[0].ID != packs["repack"].ID || got[0].Size != 3000 {
+		t.Errorf("repack %v, want %s with its stored size", got, packs["repack"].ID.Short())
 	}
 	if got, want := packIDs(d.unused), []blob.ID{packs["unindexed"].ID, id(18)}; !slices.Equal(got, want) {
 		t.Errorf("unused %x, want %x", got, want)
 	}
-	if d.reindexed != 1 || d.usedPacks != 3 || d.usedBytes != 1000+owner.Size+6000 {
+	if d.reindexed != 1 || d.usedPacks != 4 || d.usedBytes != 1000+owner.Size+other.Size+6000 {
 		t.Errorf("reindexed %d, used %d packs of %d bytes", d.reindexed, d.usedPacks, d.usedBytes)
 	}
-	m := d.summary(7, ownership{idx: idx, used: used})
-	if m.Snapshots != 7 || m.PacksRepacked != 1 || m.BytesRepacked != 3000 || m.BytesMoved != 10 || m.PacksUnused != 2 || m.PacksUnindexed != 2 {
+	m := d.summary(7)
+	if m.Snapshots != 7 || m.PacksRepacked != 1 || m.BytesRepacked != 3000 || m.BytesMoved != 10 || m.PacksUnused != 1 || m.PacksUnindexed != 2 {
 		t.Errorf("summary %+v", m)
 	}
 
-	// A used pack that the index lists but storage lacks stops the mark.
-	delete(stored, packs["kept"].ID)
-	if _, err := classifyPacks(mp, stored, ownership{idx: idx, used: used}, 0.5); !errors.Is(err, ErrIncomplete) {
+	// Without its stored copy, the duplicate is owned by no stored pack,
+	// and the mark stops.
+	pt = newPackTable([]blob.ID{packs["gone"].ID}, nil)
+	if err := joinScenario(t, pt, map[blob.ID][]pack.Entry{packs["gone"].ID: packs["gone"].Blobs}, []blob.ID{dupGone}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := classify(pt, 0.5); !errors.Is(err, ErrIncomplete) {
 		t.Errorf("needed pack not stored: %v, want ErrIncomplete", err)
+	}
+}
+
+// A used blob that no listing names stops the mark; the listing stream is
+// still read to its end.
+func TestJoinUsedMissingBlob(t *testing.T) {
+	pt := newPackTable([]blob.ID{id(10)}, map[blob.ID]int64{id(10): 100})
+	err := joinScenario(t, pt, map[blob.ID][]pack.Entry{id(10): {entry(id(1), 0, 10), entry(id(3), 10, 10)}}, []blob.ID{id(1), id(2), id(3)})
+	if !errors.Is(err, ErrIncomplete) || !errors.Is(err, repo.ErrBlobNotIndexed) {
+		t.Errorf("used blob listed nowhere: %v, want ErrIncomplete", err)
+	}
+	if got := ownedEntries(pt, id(10)); !slices.Equal(got, []int{0, 1}) {
+		t.Errorf("owned entries %v, want both", got)
 	}
 }
 
@@ -158,27 +222,6 @@ func TestSweepCandidatesLeaveOutPacksIndexedAgain(t *testing.T) {
 	got := sweepCandidates(plan, inEffect)
 	if len(got) != 2 || got[id(1)].Size != 1 || got[id(3)].Size != 3 {
 		t.Errorf("candidates %v: want packs 1 and 3, not 2, which is indexed again", got)
-	}
-}
-
-func TestTakeNeeded(t *testing.T) {
-	usedHere, usedElsewhere, unused := id(1), id(2), id(3)
-	candidates := map[blob.ID]index.PackBlobs{
-		id(10): listing(id(10), 1, entry(unused, 0, 1), entry(usedHere, 1, 1)),
-		id(11): listing(id(11), 1, entry(usedElsewhere, 0, 1)),
-		id(12): listing(id(12), 1, entry(unused, 0, 1)),
-	}
-	used := usedSet{}
-	used.add(usedHere)
-	used.add(usedElsewhere)
-	inUseNow := index.New()
-	inUseNow.AddPack(id(20), []pack.Entry{entry(usedElsewhere, 0, 1)})
-	back := takeNeeded(candidates, used, inUseNow)
-	if len(back) != 1 || back[0].ID != id(10) {
-		t.Errorf("taken back %v: want only the pack with a used blob no pack in effect has", back)
-	}
-	if _, ok := candidates[id(10)]; ok || len(candidates) != 2 {
-		t.Errorf("candidates left %v", candidates)
 	}
 }
 
@@ -319,10 +362,10 @@ func TestCommitMarkStoresThePlanFirst(t *testing.T) {
 	}
 }
 
-// loadMarkIndex reads the header of a stored pack no index lists, so a
-// snapshot that needs it keeps it, and lists as unreadable one whose
-// header is garbage.
-func TestLoadMarkIndexReadsUnindexedPacks(t *testing.T) {
+// readUnindexed reads the header of a stored pack no index lists, so a
+// snapshot that needs it keeps it, and marks as unreadable one whose
+// header is garbage; loadWalkIndex then finds the pack's blobs.
+func TestReadUnindexedPacks(t *testing.T) {
 	ctx := context.Background()
 	be, r := newRefusing(t)
 	data := []byte("a recording's chunk")
@@ -343,39 +386,32 @@ func TestLoadMarkIndexReadsUnindexedPacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mp, err := loadMarkIndex(ctx, r, nil, stored) // as if every index file were lost
-	if err != nil {
+	pt := newPackTable(nil, stored) // as if every index file were lost
+	if err := readUnindexed(ctx, r, pt); err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := mp.unindexed[loc.Pack]; !ok || len(p.Blobs) != 1 || p.Blobs[0].ID != blobID {
-		t.Errorf("unindexed %v: want the saved pack with its blob", mp.unindexed)
+	n, _ := pt.find(loc.Pack)
+	if p, ok := pt.held[n]; !ok || len(p.Blobs) != 1 || p.Blobs[0].ID != blobID {
+		t.Errorf("held %v: want the saved pack with its blob", pt.held)
 	}
-	if len(mp.unreadable) != 1 || mp.unreadable[0].ID != id(7) {
-		t.Errorf("unreadable %v", mp.unreadable)
+	g, _ := pt.find(id(7))
+	if !pt.packs[g].unreadable || pt.packs[n].unreadable {
+		t.Errorf("unreadable: garbage %v, pack %v", pt.packs[g].unreadable, pt.packs[n].unreadable)
 	}
-	if got, ok := r.Index().Lookup(blobID); !ok || got.Pack != loc.Pack {
-		t.Error("the unindexed pack's blob is not in the mark's index")
-	}
-}
-
-// readCandidateHeaders keeps a candidate whose header cannot be read, and
-// leaves one already gone for deletion.
-func TestReadCandidateHeaders(t *testing.T) {
-	ctx := context.Background()
-	be, r := newRefusing(t)
-	bad := remote.Handle{Type: remote.Data, Name: id(1).String()}
-	if err := be.Save(ctx, bad, []byte("garbage")); err != nil {
-		t.Fatal(err)
-	}
-	candidates := map[blob.ID]index.PackBlobs{id(1): {ID: id(1), Size: 7}, id(2): {ID: id(2), Size: 100}}
-	if kept := readCandidateHeaders(ctx, r, candidates); kept != 1 {
-		t.Errorf("kept %d, want 1", kept)
-	}
-	if _, ok := candidates[id(1)]; ok {
-		t.Error("a candidate whose header cannot be read is still to be deleted")
-	}
-	if _, ok := candidates[id(2)]; !ok {
-		t.Error("a candidate already gone was taken out")
+	for _, name := range []string{"index files", "nothing"} {
+		if name == "nothing" {
+			if err := r.Backend().List(ctx, remote.Index, func(fi remote.ObjectInfo) error {
+				return r.Backend().Remove(ctx, fi.Handle)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := loadWalkIndex(ctx, r, pt); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := r.Index().Lookup(blobID); !ok || got.Pack != loc.Pack {
+			t.Errorf("with %s stored: the unindexed pack's blob is not in the walk's index", name)
+		}
 	}
 }
 
@@ -431,5 +467,78 @@ func TestWriteNewIndexBoundsFiles(t *testing.T) {
 		if times != 1 {
 			t.Errorf("pack %s listed %d times", id.Short(), times)
 		}
+	}
+}
+
+// newPackTable holds each pack once, sorted, with how many listings in
+// effect name it and its stored size (-1 when it is not stored).
+func TestNewPackTable(t *testing.T) {
+	pt := newPackTable([]blob.ID{id(3), id(1), id(3), id(4)}, map[blob.ID]int64{id(1): 10, id(2): 20, id(3): 30})
+	type row struct {
+		id       blob.ID
+		size     int64
+		listings uint32
+	}
+	var got []row
+	for _, p := range pt.packs {
+		got = append(got, row{p.id, p.size, p.listings})
+	}
+	want := []row{{id(1), 10, 1}, {id(2), 20, 0}, {id(3), 30, 2}, {id(4), -1, 1}}
+	if !slices.Equal(got, want) {
+		t.Errorf("pack table %v, want %v", got, want)
+	}
+	if n, ok := pt.find(id(3)); !ok || n != 2 {
+		t.Errorf("find: %d %v", n, ok)
+	}
+	if _, ok := pt.find(id(5)); ok {
+		t.Error("found a pack that is neither listed nor stored")
+	}
+}
+
+// A pack that two files in effect list is numbered once, with the union
+// of their listings (an entry both list counts once); every later pass
+// sees the same listings.
+func TestStreamListingsMergesAPackListedTwice(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	p, q := id(10), id(11)
+	e1, e2, e3, e4 := entry(id(1), 0, 10), entry(id(2), 10, 20), entry(id(3), 30, 40), entry(id(4), 0, 5)
+	var names []string
+	for _, f := range []*index.File{
+		{Packs: []index.PackBlobs{listing(p, 100, e1, e2)}},
+		{Packs: []index.PackBlobs{listing(p, 100, e2, e3), listing(q, 50, e4)}},
+	} {
+		name, err := r.SaveFile(ctx, remote.Index, index.Encode(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name.String())
+	}
+	slices.Sort(names)
+	listed, err := listedPacks(ctx, r, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := newPackTable(listed, map[blob.ID]int64{p: 100, q: 50})
+	s := newSorter(t.TempDir(), listingSize, 2*listingSize)
+	if err := pt.numberListings(ctx, r, names, s); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := pt.find(p)
+	if st := pt.packs[n]; st.listings != 2 || st.entries != 3 || st.all != 70 {
+		t.Errorf("pack listed twice: %d listings, %d entries, %d bytes; want 2, 3, 70", st.listings, st.entries, st.all)
+	}
+	if pt.entries != 4 || s.records != 4 {
+		t.Errorf("%d entries numbered, %d records; want 4", pt.entries, s.records)
+	}
+	var seen []int
+	if err := pt.streamListings(ctx, r, names, func(n uint32, l index.PackBlobs) error {
+		seen = append(seen, len(l.Blobs))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seen, []int{1, 3}) {
+		t.Errorf("a later pass saw listings of %v blobs, want [1 3] (q from its file, then p merged)", seen)
 	}
 }
