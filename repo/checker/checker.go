@@ -145,6 +145,7 @@ type checker struct {
 	unindexed   map[blob.ID]bool    // blobs snapshots need that no index lists
 	trees       map[blob.ID]*treeResult
 	treeCache   *treeCache       // recently walked trees, bounded
+	contentOK   *contentSet      // file contents found usable
 	nameChecked map[blob.ID]bool // packs hashed after a tree failed to load
 }
 
@@ -213,6 +214,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		unindexed:   map[blob.ID]bool{},
 		trees:       map[blob.ID]*treeResult{},
 		treeCache:   newTreeCache(treeCacheIDs),
+		contentOK:   &contentSet{max: contentSetMax},
 		nameChecked: map[blob.ID]bool{},
 		forced:      map[string]bool{},
 		forgotten:   map[string]bool{},

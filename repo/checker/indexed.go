@@ -101,14 +101,14 @@ func listingDigest(entries []pack.Entry) [16]byte {
 }
 
 // Index files are read in batches of up to indexBatch files and
-// indexBatchBytes of stored bytes (one file may exceed it): a batch is
-// what verify holds of the index at once.
-// The temporary index sorts indexRun records (56 bytes each) in memory
-// at once.
+// indexBatchBytes of stored bytes (one file may exceed it): a batch,
+// decoded (about three times its stored size), is what verify holds of
+// the index files at once. The temporary index sorts indexRun records
+// (48 bytes each) in memory at once.
 var (
-	indexBatch      = 16
-	indexBatchBytes = int64(32 << 20)
-	indexRun        = 1 << 20
+	indexBatch      = 8
+	indexBatchBytes = int64(8 << 20)
+	indexRun        = 1 << 19
 )
 
 // indexPass is one reading of the index files.

@@ -594,6 +594,9 @@ func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 	if w.out.ManifestIncluded {
 		w.out.Manifest = append(w.out.Manifest, f)
 	}
+	if c.contentOK.has(n.Content) {
+		return
+	}
 	for _, id := range n.Content {
 		if pr := c.blobProblem(id, blob.Data); pr != nil {
 			pr.Path = p
@@ -601,6 +604,7 @@ func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 			return
 		}
 	}
+	c.contentOK.add(n.Content)
 }
 
 // checkPackName hashes a pack whose tree failed to load, once, so that

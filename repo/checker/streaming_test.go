@@ -205,3 +205,34 @@ func TestStreamedIndexFindsTheSameDamage(t *testing.T) {
 		t.Errorf("damaged %q, missing %q", got.Copies[0].Damaged, got.Copies[0].Missing)
 	}
 }
+
+// A file that two snapshots share is damaged in both when its pack is
+// missing: verify skips the lookups only for contents found usable.
+func TestSharedDamagedFileIsReportedInEverySnapshot(t *testing.T) {
+	f := newFixture(t)
+	tr, err := f.r.LoadTree(context.Background(), f.sn.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn2 := f.saveSnapshot(tr.Nodes)
+	if err := f.be.Remove(context.Background(), packHandle(f.packs[1])); err != nil {
+		t.Fatal(err)
+	}
+	rep := check(t, f.be, f.r, nil, checker.Options{})
+	pk := packHandle(f.packs[1]).String()
+	wantKinds(t, rep, checker.KindPackMissing+" "+pk, checker.KindFileDamaged+" "+pk, checker.KindFileDamaged+" "+pk)
+	var snaps []string
+	for _, p := range rep.Problems {
+		if p.Kind == checker.KindFileDamaged {
+			snaps = append(snaps, p.Snapshot)
+		}
+	}
+	if !slices.Contains(snaps, f.sn.ID.String()) || !slices.Contains(snaps, sn2.ID.String()) {
+		t.Errorf("damaged file reported in snapshots %q, want %s and %s", snaps, f.sn.ID.Short(), sn2.ID.Short())
+	}
+	for _, s := range rep.Snapshots {
+		if s.Status != report.SnapshotDamaged {
+			t.Errorf("snapshot %s is %s", s.ID, s.Status)
+		}
+	}
+}

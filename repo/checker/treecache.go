@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/snapshot"
 )
@@ -72,5 +74,58 @@ func (c *treeCache) put(id blob.ID, t *snapshot.Tree) {
 		c.order.Remove(el)
 		delete(c.items, it.id)
 		c.weight -= it.weight
+	}
+}
+
+// contentSetMax bounds the file contents verify remembers as usable (about
+// 40 bytes each with the map's overhead: 40 MiB at most).
+var contentSetMax = 1 << 20
+
+// contentSet remembers file contents (lists of data blobs) whose every
+// blob was found usable, so that the same file in the next snapshot,
+// usually unchanged, costs no lookups: looking a blob up in the on-disk
+// index costs microseconds, and a court's daily snapshots repeat nearly
+// every file. Only a content without problems is remembered, and nothing
+// that makes a blob usable or not changes while snapshots are walked, so
+// skipping the lookups finds nothing less. Once full, it stops growing.
+type contentSet struct {
+	mu  sync.Mutex
+	max int
+	ok  map[[16]byte]struct{}
+}
+
+func contentKey(ids []blob.ID) [16]byte {
+	h := blake3.New()
+	for i := range ids {
+		_, _ = h.Write(ids[i][:])
+	}
+	var k [16]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+func (s *contentSet) has(ids []blob.ID) bool {
+	if len(ids) == 0 {
+		return false
+	}
+	k := contentKey(ids)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ok[k]
+	return ok
+}
+
+func (s *contentSet) add(ids []blob.ID) {
+	if len(ids) == 0 {
+		return
+	}
+	k := contentKey(ids)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ok == nil {
+		s.ok = map[[16]byte]struct{}{}
+	}
+	if len(s.ok) < s.max {
+		s.ok[k] = struct{}{}
 	}
 }

@@ -58,7 +58,7 @@ func NewSpill(parent string, run int) (*Spill, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Spill{dir: dir, key: key, max: run}, nil
+	return &Spill{dir: dir, key: key, max: run, recs: make([]Record, 0, run)}, nil
 }
 
 // Dir is the directory holding the tables.
@@ -100,7 +100,7 @@ func (s *Spill) flush() error {
 		return fmt.Errorf("temporary index: %w", err)
 	}
 	s.runs = append(s.runs, Info{Name: name, Nonce: nonce, Records: uint64(len(s.recs))})
-	s.packs, s.recs = nil, nil
+	s.packs, s.recs = s.packs[:0], s.recs[:0] // Build keeps neither
 	return nil
 }
 
