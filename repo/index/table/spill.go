@@ -58,7 +58,7 @@ func NewSpill(parent string, run int) (*Spill, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return &Spill{dir: dir, key: key, max: run, recs: make([]Record, 0, run)}, nil
+	return &Spill{dir: dir, key: key, max: run}, nil
 }
 
 // Dir is the directory holding the tables.
@@ -112,6 +112,7 @@ func (s *Spill) Finish() (*Set, error) {
 	if err := s.flush(); err != nil {
 		return nil, err
 	}
+	s.packs, s.recs = nil, nil
 	for len(s.runs) > 1 {
 		var next []Info
 		for i := 0; i < len(s.runs); i += spillFanIn {
