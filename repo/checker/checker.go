@@ -136,7 +136,7 @@ type checker struct {
 	forgotten map[string]bool
 
 	// Keyed state. Nothing here grows with the blobs of a healthy
-	// repository (design.md §24.5): the index's blobs are in spill, on
+	// repository (design.md §24.1): the index's blobs are in spill, on
 	// disk; what is kept per pack is an indexedPack.
 	idx         *indexState
 	badBlobs    map[blob.ID]string  // blobs known damaged or missing, and why

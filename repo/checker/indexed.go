@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/zeebo/blake3"
 
@@ -19,7 +22,7 @@ import (
 )
 
 // Verify with the key checks the index as the index files stored now say
-// it, in memory that follows the packs, not the blobs (design.md §24.5):
+// it, in memory that follows the packs, not the blobs (design.md §24.1):
 //
 //   - index files are read a batch at a time and dropped once their packs
 //     and blobs are taken: each pack becomes an indexedPack (64 bytes),
@@ -51,6 +54,48 @@ type indexState struct {
 	// size while the index was read: their blobs are marked unusable.
 	badListings map[blob.ID][]pack.Entry
 	spill       *table.Spill
+	lock        *os.File // held while spill is in use
+}
+
+// staleSpillAge is how old a temporary index directory must be before
+// another verify may remove it, if no process holds its lock: a verify
+// that was killed leaves its directory behind.
+const staleSpillAge = time.Hour
+
+// newSpill creates a temporary index under parent and locks it, after
+// removing those that killed runs left there.
+func newSpill(parent string) (*table.Spill, *os.File, error) {
+	if parent != "" {
+		removeStaleSpills(parent)
+	}
+	s, err := table.NewSpill(parent, indexRun)
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := repo.LockExclusive(filepath.Join(s.Dir(), "lock"))
+	if err != nil {
+		_ = s.Close()
+		return nil, nil, err
+	}
+	return s, lock, nil
+}
+
+// removeStaleSpills removes the temporary indexes under parent that are
+// old enough and whose lock no process holds.
+func removeStaleSpills(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, table.SpillPrefix+"*"))
+	for _, dir := range dirs {
+		fi, err := os.Stat(dir)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleSpillAge {
+			continue
+		}
+		lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
+		if err != nil {
+			continue // in use, or not ours to judge
+		}
+		_ = os.RemoveAll(dir)
+		_ = lock.Close()
+	}
 }
 
 // pack returns the indexed pack id, or nil.
@@ -72,7 +117,8 @@ func (s *indexState) close(r *repo.Repository) {
 		r.ResetIndex()
 	}
 	_ = s.spill.Close()
-	s.spill = nil
+	_ = s.lock.Close()
+	s.spill, s.lock = nil, nil
 }
 
 // listingDigest identifies a pack's listing (the index's or the pack
@@ -154,7 +200,7 @@ func (c *checker) checkIndex(ctx context.Context) error {
 				skip[h.Name] = true
 			}
 		}
-		_ = p.st.spill.Close()
+		p.st.close(nil)
 		if p, err = c.readIndex(ctx, names, skip); err != nil {
 			return err
 		}
@@ -169,17 +215,17 @@ func (c *checker) checkIndex(ctx context.Context) error {
 // name and reports those that cannot be read; a second reading only
 // takes listings from the files the first found intact.
 func (c *checker) readIndex(ctx context.Context, names []remote.Handle, skip map[string]bool) (*indexPass, error) {
-	spill, err := table.NewSpill(c.r.StateDir(), indexRun)
+	spill, lock, err := newSpill(c.r.StateDir())
 	if err != nil && c.r.StateDir() != "" {
-		spill, err = table.NewSpill("", indexRun) // a read-only or full cache
+		spill, lock, err = newSpill("") // a read-only or full cache
 	}
 	if err != nil {
 		return nil, err
 	}
-	p := &indexPass{c: c, st: &indexState{spill: spill, badListings: map[blob.ID][]pack.Entry{}},
+	p := &indexPass{c: c, st: &indexState{spill: spill, lock: lock, badListings: map[blob.ID][]pack.Entry{}},
 		seen: map[blob.ID]int{}, sup: map[string][]blob.ID{}}
 	fail := func(err error) (*indexPass, error) {
-		_ = spill.Close()
+		p.st.close(nil)
 		return nil, err
 	}
 	var todo []remote.Handle
@@ -287,7 +333,7 @@ func (p *indexPass) add(h remote.Handle, f *index.File) error {
 func (c *checker) useIndex(p *indexPass) error {
 	set, err := p.st.spill.Finish()
 	if err != nil {
-		_ = p.st.spill.Close()
+		p.st.close(nil)
 		return err
 	}
 	c.idx = p.st

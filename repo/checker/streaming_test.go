@@ -2,6 +2,7 @@ package checker_test
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -234,5 +235,21 @@ func TestSharedDamagedFileIsReportedInEverySnapshot(t *testing.T) {
 		if s.Status != report.SnapshotDamaged {
 			t.Errorf("snapshot %s is %s", s.ID, s.Status)
 		}
+	}
+}
+
+// Verify writes its temporary index under the repository's state
+// directory and leaves nothing there once done.
+func TestVerifyLeavesNoTemporaryIndex(t *testing.T) {
+	cache := t.TempDir()
+	r, dir := repotest.NewLocal(t, repo.Options{CacheDir: cache, PackSize: 4096})
+	manyBlobsFrom(t, r, 0, 500)
+	rep := check(t, r.Backend(), r, nil, checker.Options{ReadData: true})
+	if len(rep.Problems) > 0 || rep.Checked.BlobsRead < 500 {
+		t.Fatalf("%d problems, %d blobs read in %s", len(rep.Problems), rep.Checked.BlobsRead, dir)
+	}
+	left, _ := filepath.Glob(filepath.Join(r.StateDir(), "spill-*"))
+	if len(left) > 0 {
+		t.Errorf("left behind: %q", left)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // bounded number of records, and merged into one table. Memory holds one
 // run (56 bytes a record before it is written), never every blob; verify
 // uses it to look blobs up in exactly the index files it read, without the
-// host's cache (design.md §24.5).
+// host's cache (design.md §24.1).
 //
 // Of records with the same id, the first added wins, as in index.Index.
 // The tables live in a directory of their own, authenticated with a random
@@ -40,6 +40,9 @@ type Spill struct {
 // record of every input for each record it writes.
 const spillFanIn = 16
 
+// SpillPrefix begins the name of every Spill's directory.
+const SpillPrefix = "spill-"
+
 // NewSpill creates an empty Spill in a new directory under parent (the
 // system's temporary directory when parent is ""), which sorts up to run
 // records in memory at once (at least one pack's).
@@ -49,7 +52,7 @@ func NewSpill(parent string, run int) (*Spill, error) {
 			return nil, fmt.Errorf("temporary index: %w", err)
 		}
 	}
-	dir, err := os.MkdirTemp(parent, "spill-")
+	dir, err := os.MkdirTemp(parent, SpillPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("temporary index: %w", err)
 	}
