@@ -141,7 +141,6 @@ type checker struct {
 	idx         *indexState
 	badBlobs    map[blob.ID]string  // blobs known damaged or missing, and why
 	badPacks    map[blob.ID]string  // packs whose blobs are all unusable, and why
-	orphans     map[blob.ID]blob.ID // blobs in unindexed packs, by pack
 	unindexed   map[blob.ID]bool    // blobs snapshots need that no index lists
 	trees       map[blob.ID]*treeResult
 	treeCache   *treeCache       // recently walked trees, bounded
@@ -210,7 +209,6 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		idx:         &indexState{},
 		badBlobs:    map[blob.ID]string{},
 		badPacks:    map[blob.ID]string{},
-		orphans:     map[blob.ID]blob.ID{},
 		unindexed:   map[blob.ID]bool{},
 		trees:       map[blob.ID]*treeResult{},
 		treeCache:   newTreeCache(treeCacheIDs),

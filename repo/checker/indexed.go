@@ -55,12 +55,28 @@ type indexState struct {
 	badListings map[blob.ID][]pack.Entry
 	spill       *table.Spill
 	lock        *os.File // held while spill is in use
+	// orphans are the blobs of the stored packs no index lists, found in
+	// their headers (nil when there are none), looked up in orphanSet.
+	orphans     *table.Spill
+	orphansLock *os.File
+	orphanSet   *table.Set
 }
 
 // staleSpillAge is how old a temporary index directory must be before
 // another verify may remove it, if no process holds its lock: a verify
 // that was killed leaves its directory behind.
 const staleSpillAge = time.Hour
+
+// newSpill creates a temporary index in the repository's state directory
+// (the host's cache, sized for its index tables), else (no cache, or one
+// that cannot be written) in the system's temporary directory.
+func (c *checker) newSpill() (*table.Spill, *os.File, error) {
+	spill, lock, err := newSpill(c.r.StateDir())
+	if err != nil && c.r.StateDir() != "" {
+		spill, lock, err = newSpill("")
+	}
+	return spill, lock, err
+}
 
 // newSpill creates a temporary index under parent and locks it, after
 // removing those that killed runs left there.
@@ -110,6 +126,11 @@ func (s *indexState) pack(id blob.ID) *indexedPack {
 // close removes the temporary index, and the repository's index, which
 // looked blobs up in it, is emptied.
 func (s *indexState) close(r *repo.Repository) {
+	if s.orphans != nil {
+		_ = s.orphans.Close()
+		_ = s.orphansLock.Close()
+		s.orphans, s.orphansLock, s.orphanSet = nil, nil, nil
+	}
 	if s.spill == nil {
 		return
 	}
@@ -209,16 +230,11 @@ func (c *checker) checkIndex(ctx context.Context) error {
 }
 
 // readIndex reads the index files not in skip, in name order, into a new
-// indexState, whose temporary index is written to the repository's state
-// directory (the host's cache, sized for its index tables), else to the
-// system's temporary directory. The first reading (skip nil) checks each file against its
+// indexState. The first reading (skip nil) checks each file against its
 // name and reports those that cannot be read; a second reading only
 // takes listings from the files the first found intact.
 func (c *checker) readIndex(ctx context.Context, names []remote.Handle, skip map[string]bool) (*indexPass, error) {
-	spill, lock, err := newSpill(c.r.StateDir())
-	if err != nil && c.r.StateDir() != "" {
-		spill, lock, err = newSpill("") // a read-only or full cache
-	}
+	spill, lock, err := c.newSpill()
 	if err != nil {
 		return nil, err
 	}

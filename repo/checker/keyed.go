@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/index/table"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
 	"github.com/courtbak/courtbak/repo/snapshot"
@@ -44,7 +46,10 @@ func (c *checker) checkKeyed(ctx context.Context) error {
 	}
 	// A temporary index damaged on this host's disk while in use answered
 	// "not found": what the walk reported cannot be trusted.
-	return c.idx.spill.Err()
+	if err := c.idx.spill.Err(); err != nil {
+		return err
+	}
+	return c.idx.orphans.Err()
 }
 
 // plan announces how many bytes will be read: the packs read with the key,
@@ -194,8 +199,22 @@ func (c *checker) checkPacks(ctx context.Context) error {
 			orphans = append(orphans, h)
 		}
 	}
-	var mu sync.Mutex
-	return parallel(ctx, c.opts.Workers, orphans, func(h remote.Handle) {
+	// Their blobs go to a temporary index of their own, looked up only for
+	// a blob no index lists: after a prune's mark, until its sweep, half a
+	// repository's blobs can be in such packs.
+	if len(orphans) == 0 {
+		return nil
+	}
+	var (
+		mu       sync.Mutex
+		spillErr error
+	)
+	spill, lock, err := c.newSpill()
+	if err != nil {
+		return err
+	}
+	c.idx.orphans, c.idx.orphansLock = spill, lock
+	err = parallel(ctx, c.opts.Workers, orphans, func(h remote.Handle) {
 		id, _ := blob.ParseID(h.Name)
 		entries, err := c.r.ReadPackHeader(ctx, id, c.primary.objects[h])
 		msg := fmt.Sprintf("the pack is in no index (%d blobs): a prune marked it unused, an interrupted backup left it, or its index file is lost", len(entries))
@@ -204,12 +223,21 @@ func (c *checker) checkPacks(ctx context.Context) error {
 		}
 		c.notice(report.Problem{Copy: c.primary.Location, Kind: KindPackUnindexed, Object: h.String(), Message: msg,
 			Action: "nothing, unless a snapshot needs its blobs (then it is listed under Problems); courtbak prune removes it"})
+		entries = slices.DeleteFunc(entries, func(e pack.Entry) bool { return !table.Fits(&e) })
 		mu.Lock()
 		defer mu.Unlock()
-		for _, e := range entries {
-			c.orphans[e.ID] = id
+		if err := spill.AddPack(id, c.primary.objects[h], entries); err != nil && spillErr == nil {
+			spillErr = err
 		}
 	})
+	if err != nil {
+		return err
+	}
+	if spillErr != nil {
+		return spillErr
+	}
+	c.idx.orphanSet, err = spill.Finish()
+	return err
 }
 
 // packsToRead are the indexed packs, stored with the right size, that this
@@ -460,8 +488,14 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 	if !ok {
 		c.mu.Lock()
 		c.unindexed[id] = true
-		orphan, inPack := c.orphans[id]
 		c.mu.Unlock()
+		var orphan blob.ID
+		inPack := false
+		if c.idx.orphanSet != nil {
+			var loc index.Location
+			loc, inPack = c.idx.orphanSet.Lookup(id)
+			orphan = loc.Pack
+		}
 		p := &report.Problem{Kind: KindBlobNotIndexed, Blob: id.String(),
 			Message: fmt.Sprintf("%s blob %s is in no index", t, id.Short()),
 			Action:  "an index file was lost: restore it from a replica: courtbak verify --repair --replica URL"}
