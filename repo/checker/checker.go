@@ -139,9 +139,9 @@ type checker struct {
 	// repository (design.md §24.1): the index's blobs are in spill, on
 	// disk; what is kept per pack is an indexedPack.
 	idx         *indexState
-	badBlobs    map[blob.ID]string  // blobs known damaged or missing, and why
-	badPacks    map[blob.ID]string  // packs whose blobs are all unusable, and why
-	unindexed   map[blob.ID]bool    // blobs snapshots need that no index lists
+	badBlobs    map[blob.ID]string // blobs known damaged or missing, and why
+	badPacks    map[blob.ID]string // packs whose blobs are all unusable, and why
+	unindexed   map[blob.ID]bool   // blobs snapshots need that no index lists
 	trees       map[blob.ID]*treeResult
 	treeCache   *treeCache       // recently walked trees, bounded
 	contentOK   *contentSet      // file contents found usable
