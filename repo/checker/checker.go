@@ -143,9 +143,10 @@ type checker struct {
 	badPacks    map[blob.ID]string // packs whose blobs are all unusable, and why
 	unindexed   map[blob.ID]bool   // blobs snapshots need that no index lists
 	trees       map[blob.ID]*treeResult
-	treeCache   *treeCache       // recently walked trees, bounded
-	contentOK   *contentSet      // file contents found usable
-	nameChecked map[blob.ID]bool // packs hashed after a tree failed to load
+	clean       map[blob.ID]treeSum // subtrees walked without a problem
+	treeCache   *treeCache          // recently walked trees, bounded
+	contentOK   *contentSet         // file contents found usable
+	nameChecked map[blob.ID]bool    // packs hashed after a tree failed to load
 }
 
 // maxRounds bounds check-and-repair rounds: a restored index can reveal
@@ -211,6 +212,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		badPacks:    map[blob.ID]string{},
 		unindexed:   map[blob.ID]bool{},
 		trees:       map[blob.ID]*treeResult{},
+		clean:       map[blob.ID]treeSum{},
 		treeCache:   newTreeCache(treeCacheIDs),
 		contentOK:   &contentSet{max: contentSetMax},
 		nameChecked: map[blob.ID]bool{},

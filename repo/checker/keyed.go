@@ -385,6 +385,10 @@ type walk struct {
 	// spent, and the rest of the snapshot is not walked.
 	bud     *snapshot.Budget
 	stopped bool
+	// lim are bud's limits and entries what it has counted, so that a
+	// clean subtree's sum is added only when it fits (see walkTree).
+	lim     snapshot.Limits
+	entries int64
 }
 
 // checkSnapshots reads every snapshot, chooses the manifests the report
@@ -429,7 +433,7 @@ func (c *checker) checkSnapshots(ctx context.Context) error {
 			out[i].Status = report.SnapshotForgotten
 			return
 		}
-		w := &walk{sn: sns[i], out: &out[i], bud: snapshot.NewBudget(c.r)}
+		w := &walk{sn: sns[i], out: &out[i], bud: snapshot.NewBudget(c.r), lim: snapshot.LimitsOf(c.r)}
 		if keep[i] {
 			w.out.ManifestIncluded, w.out.Manifest = true, []report.File{}
 		}
@@ -576,21 +580,59 @@ func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *sn
 	return t
 }
 
-func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string, depth int) {
+// treeSum is what walking a subtree adds to a snapshot's walk: its files
+// and their bytes, the entries of all its trees (what the walk's budget
+// counts) and its height (0 for a tree without subdirectories).
+type treeSum struct {
+	files, bytes, entries int64
+	height                int
+}
+
+// walkTree walks a tree and everything below it, and returns its sum and
+// whether the subtree is clean: walked in full without any problem.
+//
+// A clean subtree is walked once per run. When another snapshot (or
+// another place) reaches it again, its sum is added instead, unless the
+// snapshot's manifest is kept (which lists its files) or the sum would
+// cross a walk limit (then it is walked, so that the limit is met at the
+// same directory as always). Skipping it finds nothing less: a clean
+// subtree's problems would be the same as the first time, none, since
+// nothing that makes a blob usable changes while snapshots are walked.
+// This is what keeps verify from loading every tree again for each of a
+// court's daily snapshots, whose trees are nearly all shared, now that
+// trees are no longer all kept in memory (treeCache).
+func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string, depth int) (treeSum, bool) {
 	if w.stopped || ctx.Err() != nil {
-		return
+		return treeSum{}, false
 	}
+	if !w.out.ManifestIncluded {
+		c.mu.Lock()
+		sum, ok := c.clean[id]
+		c.mu.Unlock()
+		if ok && depth+sum.height <= w.lim.MaxDepth && w.entries+sum.entries <= w.lim.MaxEntries {
+			if err := w.bud.Tree(dir, depth, int(sum.entries)); err == nil {
+				w.entries += sum.entries
+				w.out.Files += sum.files
+				w.out.Bytes += sum.bytes
+				return sum, true
+			}
+		}
+	}
+	before := w.problems
 	t := c.tree(ctx, w, id, dir)
 	if t == nil {
-		return
+		return treeSum{}, false
 	}
 	if err := w.bud.Tree(dir, depth, len(t.Nodes)); err != nil {
 		w.stopped = true
 		c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: dir, Blob: id.String(),
 			Message: fmt.Sprintf("the snapshot was not walked further: %v", err),
 			Action:  "if the tree is real, verify again with the limit raised; otherwise report it"})
-		return
+		return treeSum{}, false
 	}
+	w.entries += int64(len(t.Nodes))
+	sum := treeSum{entries: int64(len(t.Nodes))}
+	clean := true
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		if !snapshot.ValidName(n.Name) {
@@ -602,15 +644,29 @@ func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string,
 		switch n.Type {
 		case snapshot.NodeFile:
 			c.checkFile(w, p, n)
+			sum.files++
+			sum.bytes += int64(n.Size)
 		case snapshot.NodeDir:
 			if n.Subtree == nil {
 				c.snapshotProblem(w, report.Problem{Kind: KindTreeDamaged, Path: p, Blob: id.String(),
 					Message: "the directory has no tree", Action: "report it"})
 				continue
 			}
-			c.walkTree(ctx, w, *n.Subtree, p, depth+1)
+			sub, ok := c.walkTree(ctx, w, *n.Subtree, p, depth+1)
+			clean = clean && ok
+			sum.files += sub.files
+			sum.bytes += sub.bytes
+			sum.entries += sub.entries
+			sum.height = max(sum.height, sub.height+1)
 		}
 	}
+	if !clean || w.problems != before || w.stopped || ctx.Err() != nil {
+		return treeSum{}, false
+	}
+	c.mu.Lock()
+	c.clean[id] = sum
+	c.mu.Unlock()
+	return sum, true
 }
 
 // checkFile adds a file to the manifest and reports the first problem of

@@ -2,6 +2,7 @@ package checker_test
 
 import (
 	"context"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/courtbak/courtbak/repo/index"
 	"github.com/courtbak/courtbak/repo/report"
 	"github.com/courtbak/courtbak/repo/repotest"
+	"github.com/courtbak/courtbak/repo/snapshot"
 )
 
 // indexFileOf returns the index file listing pack, and its contents.
@@ -251,5 +253,47 @@ func TestVerifyLeavesNoTemporaryIndex(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(r.StateDir(), "spill-*"))
 	if len(left) > 0 {
 		t.Errorf("left behind: %q", left)
+	}
+}
+
+// A clean subtree is walked once; every other snapshot or place that
+// reaches it adds its files and bytes, so each snapshot's counts are as
+// if it were walked in full, and a kept manifest still lists every file.
+func TestSharedCleanTreesCountInEverySnapshot(t *testing.T) {
+	f := newFixture(t)
+	root, err := f.r.LoadTree(context.Background(), f.sn.Tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bytes uint64
+	for _, n := range root.Nodes {
+		bytes += n.Size
+	}
+	f.saveSnapshot(root.Nodes)
+	twice := f.saveSnapshot([]snapshot.Node{
+		{Name: "x", Type: snapshot.NodeDir, Mode: fs.ModeDir | 0o755, Subtree: &f.sn.Tree},
+		{Name: "y", Type: snapshot.NodeDir, Mode: fs.ModeDir | 0o755, Subtree: &f.sn.Tree},
+	})
+	for _, treeIDs := range []int{1, 1 << 21} {
+		defer checker.SetStreamLimits(8, 1<<19, treeIDs)()
+		rep := check(t, f.be, f.r, nil, checker.Options{Manifest: report.ManifestChoice{All: true}})
+		rep2 := check(t, f.be, f.r, nil, checker.Options{})
+		wantKinds(t, rep)
+		wantKinds(t, rep2)
+		for i, s := range rep2.Snapshots {
+			wantFiles, wantBytes := int64(2), int64(bytes)
+			if s.ID == twice.ID.String() {
+				wantFiles, wantBytes = 4, 2*int64(bytes)
+			}
+			if s.Files != wantFiles || s.Bytes != wantBytes || s.Status != report.SnapshotIntact {
+				t.Errorf("tree cache %d: snapshot %s: %d files, %d bytes, %s; want %d, %d", treeIDs, s.ID, s.Files, s.Bytes, s.Status, wantFiles, wantBytes)
+			}
+			if m := rep.Snapshots[i]; m.Files != s.Files || int64(len(m.Manifest)) != s.Files {
+				t.Errorf("tree cache %d: snapshot %s: %d files and %d in the manifest when all are walked", treeIDs, s.ID, m.Files, len(m.Manifest))
+			}
+		}
+		if rep2.Checked.Files != 8 || rep2.Checked.Trees != rep.Checked.Trees {
+			t.Errorf("tree cache %d: checked %d files, %d trees; want 8 and %d", treeIDs, rep2.Checked.Files, rep2.Checked.Trees, rep.Checked.Trees)
+		}
 	}
 }
