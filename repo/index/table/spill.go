@@ -36,6 +36,10 @@ type Spill struct {
 	err error // the first damage found while the set was in use
 }
 
+// spillPinDir bounds the dir a Spill keeps in memory (Table.Pin): the
+// dir of 10^8 blobs takes about 25 MB.
+const spillPinDir = 32 << 20
+
 // spillFanIn is the most runs merged at once: a merge compares the next
 // record of every input for each record it writes.
 const spillFanIn = 16
@@ -141,6 +145,9 @@ func (s *Spill) Finish() (*Set, error) {
 		return nil, fmt.Errorf("temporary index: %w", err)
 	}
 	s.set = set
+	if err := set.Pin(spillPinDir); err != nil {
+		return nil, fmt.Errorf("temporary index: %w", err)
+	}
 	return set, nil
 }
 

@@ -3,6 +3,7 @@ package table
 import (
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/courtbak/courtbak/repo/index"
@@ -55,5 +56,58 @@ func TestSpillMergesRunsFirstListingWins(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s remains after Close: %v", dir, err)
+	}
+}
+
+// A pinned table answers from memory for its packs and dir: with both
+// sections overwritten on disk after Pin, every lookup still answers as
+// before; with the records overwritten too, lookups meet the damage.
+func TestPinnedTableReadsOnlyRecords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	dir := t.TempDir()
+	files := genFiles(rng, 5000, 11)
+	in := build(t, dir, files)
+	damaged := false
+	s, err := OpenSet(dir, testKey, []Info{in}, func(error) { damaged = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Pin(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	tb := s.tables[0]
+	zero := func(from, to uint64) {
+		f, err := os.OpenFile(filepath.Join(dir, in.Name), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(make([]byte, (to-from)*blockSize), int64(from*blockSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero(tb.packStart, tb.recStart)
+	zero(tb.dirStart, tb.dirStart+sectionBlocks(1<<tb.bits+1, perDirBlock))
+	tb.blocks = nil // nothing from before in the block cache
+	w := want(files)
+	for id, loc := range w {
+		if got, ok := s.Lookup(id); !ok || got != loc {
+			t.Fatalf("Lookup(%s) = %+v, %v; want %+v", id.Short(), got, ok, loc)
+		}
+	}
+	if damaged {
+		t.Fatal("damage reported for pinned sections")
+	}
+	zero(tb.recStart, tb.dirStart)
+	tb.blocks = nil
+	for id := range w {
+		if _, ok := s.Lookup(id); ok {
+			t.Fatalf("Lookup(%s) found in overwritten records", id.Short())
+		}
+		break
+	}
+	if !damaged {
+		t.Error("overwritten records not reported as damage")
 	}
 }

@@ -100,6 +100,9 @@ type Table struct {
 	// instead of once per blob. At most cachedBlocks are kept.
 	blocksMu sync.Mutex
 	blocks   map[uint64][]byte
+	// pinned are payloads read and authenticated once by Pin, kept for
+	// the table's life; written only by Pin, before lookups start.
+	pinned map[uint64][]byte
 }
 
 // cachedBlocks bounds a table's block cache: 512 KiB of payloads.
@@ -141,6 +144,11 @@ func (t *Table) blockMAC(no uint64, payload []byte) [macSize]byte {
 // readBlocks reads count blocks from block first, checks each, and returns
 // their payloads concatenated (MACs removed).
 func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
+	if t.pinned != nil {
+		if p, ok := t.pinnedBlocks(first, count); ok {
+			return p, nil
+		}
+	}
 	if count == 1 {
 		t.blocksMu.Lock()
 		p, ok := t.blocks[first]
@@ -166,6 +174,56 @@ func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
 		t.cacheBlock(first, out)
 	}
 	return out, nil
+}
+
+// pinnedBlocks returns the payloads of blocks [first, first+count) if all
+// are pinned.
+func (t *Table) pinnedBlocks(first, count uint64) ([]byte, bool) {
+	if count == 1 {
+		p, ok := t.pinned[first]
+		return p, ok
+	}
+	var out []byte
+	for i := first; i < first+count; i++ {
+		p, ok := t.pinned[i]
+		if !ok {
+			return nil, false
+		}
+		out = append(out, p...)
+	}
+	return out, true
+}
+
+// Pin reads the packs section, and the dir when it takes at most
+// maxDir bytes, into memory once, authenticated, so that a lookup then
+// reads only the records of its bucket: a third of the block reads of a
+// hit. The packs cost 40 bytes a pack; the dir about a quarter of a byte
+// a blob, hence its bound.
+func (t *Table) Pin(maxDir int64) error {
+	pinned := map[uint64][]byte{}
+	pin := func(first, count uint64) error {
+		for done := uint64(0); done < count; done += scanBlocks {
+			n := min(scanBlocks, count-done)
+			p, err := t.readBlocks(first+done, n)
+			if err != nil {
+				return err
+			}
+			for i := uint64(0); i < n; i++ {
+				pinned[first+done+i] = p[i*payloadSize : (i+1)*payloadSize : (i+1)*payloadSize]
+			}
+		}
+		return nil
+	}
+	if err := pin(t.packStart, t.recStart-t.packStart); err != nil {
+		return err
+	}
+	if dirBlocks := sectionBlocks(1<<t.bits+1, perDirBlock); int64(dirBlocks*payloadSize) <= maxDir {
+		if err := pin(t.dirStart, dirBlocks); err != nil {
+			return err
+		}
+	}
+	t.pinned = pinned
+	return nil
 }
 
 // cacheBlock keeps payload p of block no, evicting an arbitrary block when
