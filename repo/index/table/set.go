@@ -179,6 +179,17 @@ func OpenSet(dir string, key []byte, infos []Info, damage func(error)) (*Set, er
 	return s, nil
 }
 
+// Pin pins every table's packs and, up to maxDir bytes each, dirs (see
+// Table.Pin). Not safe while lookups run.
+func (s *Set) Pin(maxDir int64) error {
+	for _, t := range s.tables {
+		if err := t.Pin(maxDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close closes every table.
 func (s *Set) Close() {
 	for _, t := range s.tables {

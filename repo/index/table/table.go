@@ -103,6 +103,9 @@ type Table struct {
 	// reads counts the blocks read from the file and authenticated (the
 	// benchmarks report it per query).
 	reads atomic.Uint64
+	// pinned are payloads read and authenticated once by Pin, kept for
+	// the table's life; written only by Pin, before lookups start.
+	pinned map[uint64][]byte
 }
 
 // Cache bounds, in blocks of 4080 bytes of payload: 512 KiB of record and
@@ -189,6 +192,11 @@ func (t *Table) blockMAC(no uint64, payload []byte) [macSize]byte {
 // their payloads concatenated (MACs removed). It bypasses the caches: for
 // the header and for sequential scans.
 func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
+	if t.pinned != nil {
+		if p, ok := t.pinnedBlocks(first, count); ok {
+			return p, nil
+		}
+	}
 	t.reads.Add(count)
 	buf := make([]byte, count*blockSize)
 	if _, err := t.f.ReadAt(buf, int64(first*blockSize)); err != nil {
@@ -204,6 +212,56 @@ func (t *Table) readBlocks(first, count uint64) ([]byte, error) {
 		out = append(out, b[macSize:]...) // moves left within buf: never overlaps ahead
 	}
 	return out, nil
+}
+
+// pinnedBlocks returns the payloads of blocks [first, first+count) if all
+// are pinned.
+func (t *Table) pinnedBlocks(first, count uint64) ([]byte, bool) {
+	if count == 1 {
+		p, ok := t.pinned[first]
+		return p, ok
+	}
+	var out []byte
+	for i := first; i < first+count; i++ {
+		p, ok := t.pinned[i]
+		if !ok {
+			return nil, false
+		}
+		out = append(out, p...)
+	}
+	return out, true
+}
+
+// Pin reads the packs section, and the dir when it takes at most
+// maxDir bytes, into memory once, authenticated, so that a lookup then
+// reads only the records of its bucket: a third of the block reads of a
+// hit. The packs cost 40 bytes a pack; the dir about a quarter of a byte
+// a blob, hence its bound.
+func (t *Table) Pin(maxDir int64) error {
+	pinned := map[uint64][]byte{}
+	pin := func(first, count uint64) error {
+		for done := uint64(0); done < count; done += scanBlocks {
+			n := min(scanBlocks, count-done)
+			p, err := t.readBlocks(first+done, n)
+			if err != nil {
+				return err
+			}
+			for i := uint64(0); i < n; i++ {
+				pinned[first+done+i] = p[i*payloadSize : (i+1)*payloadSize : (i+1)*payloadSize]
+			}
+		}
+		return nil
+	}
+	if err := pin(t.packStart, t.recStart-t.packStart); err != nil {
+		return err
+	}
+	if dirBlocks := sectionBlocks(1<<t.bits+1, perDirBlock); int64(dirBlocks*payloadSize) <= maxDir {
+		if err := pin(t.dirStart, dirBlocks); err != nil {
+			return err
+		}
+	}
+	t.pinned = pinned
+	return nil
 }
 
 // block returns the authenticated payload of block no, from a cache or
