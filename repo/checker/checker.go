@@ -22,7 +22,6 @@ import (
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
-	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
 )
 
@@ -136,14 +135,16 @@ type checker struct {
 	// keeps what the primary forgot, or after an interrupted forget.
 	forgotten map[string]bool
 
-	// Keyed state.
-	packs       map[blob.ID][]pack.Entry // indexed packs and their blobs
-	packIndex   map[blob.ID]string       // the index file that lists a pack
-	packSizes   map[blob.ID]int64        // pack sizes as indexed
-	badBlobs    map[blob.ID]string       // blobs known damaged or missing, and why
-	orphans     map[blob.ID]blob.ID      // blobs in unindexed packs, by pack
-	unindexed   map[blob.ID]bool         // blobs snapshots need that no index lists
+	// Keyed state. Nothing here grows with the blobs of a healthy
+	// repository (design.md §24.1): the index's blobs are in spill, on
+	// disk; what is kept per pack is an indexedPack.
+	idx         *indexState
+	badBlobs    map[blob.ID]string // blobs known damaged or missing, and why
+	badPacks    map[blob.ID]string // packs whose blobs are all unusable, and why
+	unindexed   map[blob.ID]bool   // blobs snapshots need that no index lists
 	trees       map[blob.ID]*treeResult
+	treeCache   *treeCache       // recently walked trees, bounded
+	contentOK   *contentSet      // file contents found usable
 	nameChecked map[blob.ID]bool // packs hashed after a tree failed to load
 }
 
@@ -205,13 +206,13 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		opts:        opts,
 		r:           r,
 		damaged:     map[remote.Handle]bool{},
-		packs:       map[blob.ID][]pack.Entry{},
-		packIndex:   map[blob.ID]string{},
-		packSizes:   map[blob.ID]int64{},
+		idx:         &indexState{},
 		badBlobs:    map[blob.ID]string{},
-		orphans:     map[blob.ID]blob.ID{},
+		badPacks:    map[blob.ID]string{},
 		unindexed:   map[blob.ID]bool{},
 		trees:       map[blob.ID]*treeResult{},
+		treeCache:   newTreeCache(treeCacheIDs),
+		contentOK:   &contentSet{max: contentSetMax},
 		nameChecked: map[blob.ID]bool{},
 		forced:      map[string]bool{},
 		forgotten:   map[string]bool{},
@@ -232,6 +233,7 @@ func checkOnce(ctx context.Context, primary Target, r *repo.Repository, replicas
 		c.replicas = append(c.replicas, cs)
 	}
 
+	defer func() { c.idx.close(r) }()
 	var err error
 	if c.primary.objects, err = listAll(ctx, primary.Backend); err != nil {
 		return nil, fmt.Errorf("list repository %s: %w", primary.Location, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/courtbak/courtbak/repo"
 	"github.com/courtbak/courtbak/repo/blob"
 	"github.com/courtbak/courtbak/repo/index"
+	"github.com/courtbak/courtbak/repo/index/table"
 	"github.com/courtbak/courtbak/repo/pack"
 	"github.com/courtbak/courtbak/repo/report"
 	"github.com/courtbak/courtbak/repo/snapshot"
@@ -39,7 +41,15 @@ func (c *checker) checkKeyed(ctx context.Context) error {
 	if err := c.readPacks(ctx, toRead); err != nil {
 		return err
 	}
-	return c.checkSnapshots(ctx)
+	if err := c.checkSnapshots(ctx); err != nil {
+		return err
+	}
+	// A temporary index damaged on this host's disk while in use answered
+	// "not found": what the walk reported cannot be trusted.
+	if err := c.idx.spill.Err(); err != nil {
+		return err
+	}
+	return c.idx.orphans.Err()
 }
 
 // plan announces how many bytes will be read: the packs read with the key,
@@ -148,87 +158,32 @@ func (c *checker) checkKeys(ctx context.Context) error {
 	})
 }
 
-// checkIndex loads every index file, reports the unreadable ones, and fills
-// the in-memory index with the files no other present file supersedes.
-func (c *checker) checkIndex(ctx context.Context) error {
-	names := handles(c.primary.objects, remote.Index)
-	c.rep.Checked.IndexFiles = len(names)
-	files := map[string]*index.File{}
-	var mu sync.Mutex
-	err := parallel(ctx, c.opts.Workers, names, func(h remote.Handle) {
-		data, err := c.load(ctx, h)
-		var f *index.File
-		if err == nil {
-			var plain []byte
-			if plain, err = c.r.OpenFile(h, data); err == nil {
-				f, err = index.Decode(plain)
-			}
-		}
-		if err != nil {
-			c.problem(c.loadProblem(KindIndexDamaged, h, fmt.Errorf("index file cannot be read: %w", err)))
-			return
-		}
-		mu.Lock()
-		files[h.Name] = f
-		mu.Unlock()
-	})
-	if err != nil {
-		return err
-	}
-	superseded := index.Superseded(files)
-	for _, h := range names {
-		f := files[h.Name]
-		if f == nil || superseded[h.Name] {
-			continue
-		}
-		for _, p := range f.Packs {
-			if _, dup := c.packs[p.ID]; dup {
-				continue
-			}
-			c.packs[p.ID] = p.Blobs
-			c.packSizes[p.ID] = p.Size
-			c.packIndex[p.ID] = h.String()
-			var off uint32
-			for _, e := range p.Blobs {
-				if e.Offset != off {
-					c.problem(report.Problem{Copy: c.primary.Location, Kind: KindIndexInconsistent, Object: h.String(), Blob: e.ID.String(),
-						Message: fmt.Sprintf("the index places blob %s of pack %s at offset %d, but the blobs before it end at %d", e.ID.Short(), p.ID.Short(), e.Offset, off),
-						Action:  "the index file was written wrong: report it; the data may still be intact"})
-					break
-				}
-				off += e.Length
-			}
-		}
-		c.r.Index().AddFile(f)
-	}
-	return nil
-}
-
 // checkPacks checks that every indexed pack is stored with the size its
 // index records, and reads the headers of packs no index lists, so that a
 // lost index file can be told from packs an interrupted backup left.
 func (c *checker) checkPacks(ctx context.Context) error {
-	c.rep.Checked.Packs = len(c.packs)
-	for _, id := range sortedIDs(c.packs) {
-		entries := c.packs[id]
-		h := remote.Handle{Type: remote.Data, Name: id.String()}
+	c.rep.Checked.Packs = len(c.idx.packs)
+	for i := range c.idx.packs {
+		ip := &c.idx.packs[i]
+		h := remote.Handle{Type: remote.Data, Name: ip.id.String()}
 		size, ok := c.primary.objects[h]
 		var kind, msg string
-		switch want := c.packSizes[id]; {
+		switch {
 		case !ok:
-			kind, msg = KindPackMissing, fmt.Sprintf("the pack is missing, but %s lists %d blobs in it", c.packIndex[id], len(entries))
-		case size != want:
-			kind, msg = KindPackSize, fmt.Sprintf("the pack has %d bytes, the index records %d: it was truncated or altered", size, want)
+			kind, msg = KindPackMissing, fmt.Sprintf("the pack is missing, but %s lists %d blobs in it", c.idx.files[ip.file], ip.blobs)
+		case size != ip.size:
+			kind, msg = KindPackSize, fmt.Sprintf("the pack has %d bytes, the index records %d: it was truncated or altered", size, ip.size)
 		default:
 			continue
 		}
 		c.markDamaged(h, !ok)
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: kind, Object: h.String(), Message: msg, Action: c.repairAction()})
-		why := fmt.Sprintf("pack %s is damaged", id.Short())
+		why := fmt.Sprintf("pack %s is damaged", ip.id.Short())
 		if !ok {
-			why = fmt.Sprintf("pack %s is missing", id.Short())
+			why = fmt.Sprintf("pack %s is missing", ip.id.Short())
 		}
-		for _, e := range entries {
+		c.badPacks[ip.id] = why
+		for _, e := range c.idx.badListings[ip.id] {
 			c.badBlobs[e.ID] = why
 		}
 	}
@@ -240,12 +195,26 @@ func (c *checker) checkPacks(ctx context.Context) error {
 				Message: "a stray object that is not a courtbak pack", Action: "remove it by hand once you know where it came from"})
 			continue
 		}
-		if _, ok := c.packs[id]; !ok {
+		if c.idx.pack(id) == nil {
 			orphans = append(orphans, h)
 		}
 	}
-	var mu sync.Mutex
-	return parallel(ctx, c.opts.Workers, orphans, func(h remote.Handle) {
+	// Their blobs go to a temporary index of their own, looked up only for
+	// a blob no index lists: after a prune's mark, until its sweep, half a
+	// repository's blobs can be in such packs.
+	if len(orphans) == 0 {
+		return nil
+	}
+	var (
+		mu       sync.Mutex
+		spillErr error
+	)
+	spill, lock, err := c.newSpill()
+	if err != nil {
+		return err
+	}
+	c.idx.orphans, c.idx.orphansLock = spill, lock
+	err = parallel(ctx, c.opts.Workers, orphans, func(h remote.Handle) {
 		id, _ := blob.ParseID(h.Name)
 		entries, err := c.r.ReadPackHeader(ctx, id, c.primary.objects[h])
 		msg := fmt.Sprintf("the pack is in no index (%d blobs): a prune marked it unused, an interrupted backup left it, or its index file is lost", len(entries))
@@ -254,21 +223,21 @@ func (c *checker) checkPacks(ctx context.Context) error {
 		}
 		c.notice(report.Problem{Copy: c.primary.Location, Kind: KindPackUnindexed, Object: h.String(), Message: msg,
 			Action: "nothing, unless a snapshot needs its blobs (then it is listed under Problems); courtbak prune removes it"})
+		entries = slices.DeleteFunc(entries, func(e pack.Entry) bool { return !table.Fits(&e) })
 		mu.Lock()
 		defer mu.Unlock()
-		for _, e := range entries {
-			c.orphans[e.ID] = id
+		if err := spill.AddPack(id, c.primary.objects[h], entries); err != nil && spillErr == nil {
+			spillErr = err
 		}
 	})
-}
-
-func sortedIDs[V any](m map[blob.ID]V) []blob.ID {
-	ids := make([]blob.ID, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+	if err != nil {
+		return err
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
-	return ids
+	if spillErr != nil {
+		return spillErr
+	}
+	c.idx.orphanSet, err = spill.Finish()
+	return err
 }
 
 // packsToRead are the indexed packs, stored with the right size, that this
@@ -281,8 +250,8 @@ func (c *checker) packsToRead() []blob.ID {
 		out   []blob.ID
 		names []string
 	)
-	for _, id := range sortedIDs(c.packs) {
-		h := remote.Handle{Type: remote.Data, Name: id.String()}
+	for i := range c.idx.packs {
+		h := remote.Handle{Type: remote.Data, Name: c.idx.packs[i].id.String()}
 		if _, bad := c.damaged[h]; !bad {
 			names = append(names, h.Name)
 		}
@@ -299,19 +268,22 @@ func (c *checker) packsToRead() []blob.ID {
 
 func (c *checker) readPacks(ctx context.Context, ids []blob.ID) error {
 	c.rep.Checked.PacksRead = len(ids)
-	for _, size := range c.packSizes {
-		c.rep.Checked.PackBytes += size
+	for i := range c.idx.packs {
+		c.rep.Checked.PackBytes += c.idx.packs[i].size
 	}
 	for _, id := range ids {
-		c.rep.Checked.PackBytesRead += c.packSizes[id]
+		c.rep.Checked.PackBytesRead += c.idx.pack(id).size
 	}
 	return parallel(ctx, c.opts.Workers, ids, func(id blob.ID) { c.readPack(ctx, id) })
 }
 
 // readPack reads a whole pack, checks it against its name, compares its
-// header with the index, and authenticates and hashes every blob.
+// header with the index, and authenticates and hashes every blob the
+// index lists. The header, once it matches the listing's digest, stands
+// for the listing; otherwise the listing is read again from its index
+// file.
 func (c *checker) readPack(ctx context.Context, id blob.ID) {
-	entries := c.packs[id]
+	ip := c.idx.pack(id)
 	h := remote.Handle{Type: remote.Data, Name: id.String()}
 	obj := h.String()
 	bad := func(e pack.Entry, why string) {
@@ -326,9 +298,7 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 		}
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindObjectUnreadable, Object: obj,
 			Message: fmt.Sprintf("the pack cannot be read: %v", err), Action: "check the storage, then verify again"})
-		for _, e := range entries {
-			bad(e, fmt.Sprintf("pack %s cannot be read", id.Short()))
-		}
+		c.badPack(ctx, ip, fmt.Sprintf("pack %s cannot be read", id.Short()))
 		return
 	}
 	c.read(c.primary, h, int64(len(data)), true)
@@ -338,14 +308,17 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 			Message: "the pack's bytes do not match its name: it was altered or damaged in storage", Action: c.repairAction()})
 	}
 	hdr, err := c.r.ParsePackHeader(data)
+	entries := hdr
 	switch {
 	case err != nil:
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindPackHeader, Object: obj,
 			Message: fmt.Sprintf("the pack header cannot be read: %v", err), Action: c.repairAction()})
-	case !sameEntries(hdr, entries):
+		entries = c.listingOf(ctx, ip, nil)
+	case len(hdr) != int(ip.blobs) || listingDigest(hdr) != ip.digest:
 		c.problem(report.Problem{Copy: c.primary.Location, Kind: KindPackHeader, Object: obj,
-			Message: fmt.Sprintf("the pack header lists %d blobs that do not match the %d blobs %s lists", len(hdr), len(entries), c.packIndex[id]),
+			Message: fmt.Sprintf("the pack header lists %d blobs that do not match the %d blobs %s lists", len(hdr), ip.blobs, c.idx.files[ip.file]),
 			Action:  "the index does not describe this pack: report it"})
+		entries = c.listingOf(ctx, ip, hdr)
 	}
 	for _, e := range entries {
 		end := int(e.Offset) + int(e.Length)
@@ -370,27 +343,35 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 	}
 }
 
-// sameEntries compares a pack header with the index's entries for it.
-func sameEntries(a, b []pack.Entry) bool {
-	if len(a) != len(b) {
-		return false
+// listingOf returns the index's listing of a pack whose header does not
+// match it, read again from its index file. If that file cannot be read
+// now, the header's entries (hdr, possibly nil) are checked instead, and
+// every blob the index places in the pack is taken as unusable.
+func (c *checker) listingOf(ctx context.Context, ip *indexedPack, hdr []pack.Entry) []pack.Entry {
+	if entries := c.listing(ctx, ip); entries != nil {
+		return entries
 	}
-	byID := make(map[blob.ID]pack.Entry, len(a))
-	for _, e := range a {
-		byID[e.ID] = e
-	}
-	for _, e := range b {
-		if byID[e.ID] != e {
-			return false
-		}
-	}
-	return true
+	c.mu.Lock()
+	c.badPacks[ip.id] = fmt.Sprintf("pack %s does not match its index", ip.id.Short())
+	c.mu.Unlock()
+	return hdr
 }
 
-// treeResult is a loaded tree, or the problem that stopped it loading
-// (Snapshot and Path filled per walk).
+// badPack marks every blob of an indexed pack unusable.
+func (c *checker) badPack(ctx context.Context, ip *indexedPack, why string) {
+	entries := c.listing(ctx, ip)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.badPacks[ip.id] = why
+	for _, e := range entries {
+		c.badBlobs[e.ID] = why
+	}
+}
+
+// treeResult is the outcome of loading a tree: nil problem when it
+// loaded (the tree itself is in treeCache while it fits), else the
+// problem that stopped it (Snapshot and Path filled per walk).
 type treeResult struct {
-	tree    *snapshot.Tree
 	problem *report.Problem
 }
 
@@ -507,8 +488,14 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 	if !ok {
 		c.mu.Lock()
 		c.unindexed[id] = true
-		orphan, inPack := c.orphans[id]
 		c.mu.Unlock()
+		var orphan blob.ID
+		inPack := false
+		if c.idx.orphanSet != nil {
+			var loc index.Location
+			loc, inPack = c.idx.orphanSet.Lookup(id)
+			orphan = loc.Pack
+		}
 		p := &report.Problem{Kind: KindBlobNotIndexed, Blob: id.String(),
 			Message: fmt.Sprintf("%s blob %s is in no index", t, id.Short()),
 			Action:  "an index file was lost: restore it from a replica: courtbak verify --repair --replica URL"}
@@ -527,6 +514,9 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 	}
 	c.mu.Lock()
 	why, bad := c.badBlobs[id]
+	if !bad {
+		why, bad = c.badPacks[loc.Pack]
+	}
 	c.mu.Unlock()
 	if bad {
 		return &report.Problem{Kind: KindFileDamaged, Object: obj, Blob: id.String(),
@@ -537,22 +527,32 @@ func (c *checker) blobProblem(id blob.ID, t blob.Type) *report.Problem {
 
 // tree loads a tree once per run; a problem is reported for every snapshot
 // that reaches the tree.
+//
+// A tree that loaded is kept in a bounded cache (treeCache); one that has
+// dropped out of it is loaded again when another snapshot reaches it.
+// Should that second load fail, the tree's problem is reported from then
+// on, as for a first load.
 func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *snapshot.Tree {
 	c.mu.Lock()
 	res, ok := c.trees[id]
 	c.mu.Unlock()
+	var t *snapshot.Tree
+	if ok && res.problem == nil {
+		if t = c.treeCache.get(id); t == nil {
+			ok = false // loaded before, but no longer cached
+		}
+	}
 	if !ok {
 		res = &treeResult{problem: c.blobProblem(id, blob.Tree)}
 		if res.problem == nil {
-			t, err := c.r.LoadTree(ctx, id)
-			if err != nil {
+			var err error
+			if t, err = c.r.LoadTree(ctx, id); err != nil {
 				loc, _ := c.r.Index().Lookup(id)
 				res.problem = &report.Problem{Kind: KindTreeDamaged, Blob: id.String(),
 					Object:  remote.Handle{Type: remote.Data, Name: loc.Pack.String()}.String(),
 					Message: fmt.Sprintf("directory tree cannot be read: %v", err), Action: c.repairAction()}
 				c.checkPackName(ctx, loc.Pack)
 			}
-			res.tree = t
 		}
 		if ctx.Err() != nil {
 			return nil // not cached: a cancelled read says nothing about the tree
@@ -560,6 +560,9 @@ func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *sn
 		c.mu.Lock()
 		c.trees[id] = res
 		c.mu.Unlock()
+		if res.problem == nil {
+			c.treeCache.put(id, t)
+		}
 	}
 	if res.problem != nil {
 		p := *res.problem
@@ -570,7 +573,7 @@ func (c *checker) tree(ctx context.Context, w *walk, id blob.ID, dir string) *sn
 		c.snapshotProblem(w, p)
 		return nil
 	}
-	return res.tree
+	return t
 }
 
 func (c *checker) walkTree(ctx context.Context, w *walk, id blob.ID, dir string, depth int) {
@@ -625,6 +628,9 @@ func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 	if w.out.ManifestIncluded {
 		w.out.Manifest = append(w.out.Manifest, f)
 	}
+	if c.contentOK.has(n.Content) {
+		return
+	}
 	for _, id := range n.Content {
 		if pr := c.blobProblem(id, blob.Data); pr != nil {
 			pr.Path = p
@@ -632,6 +638,7 @@ func (c *checker) checkFile(w *walk, p string, n *snapshot.Node) {
 			return
 		}
 	}
+	c.contentOK.add(n.Content)
 }
 
 // checkPackName hashes a pack whose tree failed to load, once, so that
