@@ -148,6 +148,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		return nil, fmt.Errorf("another prune of this repository is running on this host: %w", err)
 	}
 	defer lock.Close()
+	// Safety: the lock keeps every other prune of this location on this
+	// host out, so any sort directory here is a killed run's, and no
+	// decision reads it. Removed before the sweep (not only at the mark)
+	// so that a sweep that keeps stopping does not also keep the disk
+	// full of old runs and fail for that reason.
+	removeStaleSorts(dir)
 
 	res := &Result{}
 	plan, err := loadPlan(dir)
@@ -305,7 +311,6 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		return nil, nil, err
 	}
 	opts.step("mark: finding the data %d snapshots need", len(in.snaps))
-	removeStaleSorts(dir)
 	if err := findOwners(ctx, r, names, treesOf(in.snaps), pt, dir); err != nil {
 		if errors.Is(err, ErrIncomplete) {
 			err = fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
