@@ -1,8 +1,12 @@
 package prune
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/courtbak/courtbak/repo/blob"
@@ -139,4 +143,73 @@ func TestJoinAndClassifyAgainstAnOracle(t *testing.T) {
 			t.Fatalf("seed %d: %d blobs owned, %d used", seed, len(owners), len(used))
 		}
 	}
+}
+
+// The sort's run files live in the cache directory, which design.md §24
+// does not trust. A run rewritten as a consistent shorter run (records
+// dropped, its trailer recomputed), or replaced by a copy of another run
+// of the same sort, would silently drop used blobs from the mark (their
+// packs then look unused and are deleted): both make the merge fail.
+func TestSorterRefusesAForgedRun(t *testing.T) {
+	fill := func(t *testing.T) *sorter {
+		s := newSorter(t.TempDir(), 8, 8*10)
+		for i := range 25 {
+			if err := s.add(binary.BigEndian.AppendUint64(nil, uint64(i*7%25+1))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.spill(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// forge rewrites run 1 as the given records with a trailer computed
+	// the way a checksum-only trailer is.
+	forge := func(t *testing.T, s *sorter, recs []byte) {
+		out := slices.Clone(recs)
+		out = binary.BigEndian.AppendUint64(out, uint64(len(recs)/8))
+		out = binary.BigEndian.AppendUint32(out, crc32.Checksum(recs, crc32.MakeTable(crc32.Castagnoli)))
+		if err := os.WriteFile(s.runs[1], out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll := func(s *sorter) (int, error) {
+		m, err := s.sorted()
+		if err != nil {
+			return 0, err
+		}
+		defer m.close()
+		n := 0
+		for {
+			_, ok, err := m.next()
+			if err != nil || !ok {
+				return n, err
+			}
+			n++
+		}
+	}
+	t.Run("shortened with its trailer recomputed", func(t *testing.T) {
+		s := fill(t)
+		b, err := os.ReadFile(s.runs[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		forge(t, s, b[:3*8]) // 3 of its 10 records
+		if n, err := readAll(s); !errors.Is(err, errSortRun) {
+			t.Errorf("a forged run was merged (%d records, error %v), want errSortRun", n, err)
+		}
+	})
+	t.Run("replaced by another run", func(t *testing.T) {
+		s := fill(t)
+		b, err := os.ReadFile(s.runs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.runs[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := readAll(s); !errors.Is(err, errSortRun) {
+			t.Errorf("a run replaced by another was merged (%d records, error %v), want errSortRun", n, err)
+		}
+	})
 }
