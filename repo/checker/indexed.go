@@ -60,6 +60,11 @@ type indexState struct {
 	orphans     *table.Spill
 	orphansLock *os.File
 	orphanSet   *table.Set
+
+	// later are the entries of a pack's later listings (other index
+	// files) that differ from its first: rare (§20.3), but the index
+	// places blobs through them too, so --read-data checks them as well.
+	later map[blob.ID][]pack.Entry
 }
 
 // staleSpillAge is how old a temporary index directory must be before
@@ -238,7 +243,7 @@ func (c *checker) readIndex(ctx context.Context, names []remote.Handle, skip map
 	if err != nil {
 		return nil, err
 	}
-	p := &indexPass{c: c, st: &indexState{spill: spill, lock: lock, badListings: map[blob.ID][]pack.Entry{}},
+	p := &indexPass{c: c, st: &indexState{spill: spill, lock: lock, badListings: map[blob.ID][]pack.Entry{}, later: map[blob.ID][]pack.Entry{}},
 		seen: map[blob.ID]int{}, sup: map[string][]blob.ID{}}
 	fail := func(err error) (*indexPass, error) {
 		p.st.close(nil)
@@ -320,7 +325,13 @@ func (p *indexPass) add(h remote.Handle, f *index.File) error {
 	fileNo := int32(len(p.st.files))
 	p.st.files = append(p.st.files, h)
 	for _, pk := range f.Packs {
-		if _, dup := p.seen[pk.ID]; dup {
+		if i, dup := p.seen[pk.ID]; dup {
+			// Safety: the temporary index may place a blob in this pack
+			// through this listing; one that differs from the first is
+			// kept, so that reading the pack checks its blobs too.
+			if listingDigest(pk.Blobs) != p.st.packs[i].digest {
+				p.st.later[pk.ID] = append(p.st.later[pk.ID], pk.Blobs...)
+			}
 			continue
 		}
 		p.seen[pk.ID] = len(p.st.packs)
