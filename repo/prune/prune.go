@@ -516,7 +516,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	if err := loadPackLists(ctx, r, inEffect); err != nil {
 		return nil, err
 	}
-	if err := checkWrittenStored(ctx, r, plan); err != nil {
+	if err := checkWrittenStored(ctx, r, markFiles(plan, inEffect)); err != nil {
 		return nil, err
 	}
 	candidates := sweepCandidates(plan, inEffect)
@@ -577,8 +577,8 @@ func checkPlanCurrent(plan *Plan, files, inEffect map[string]*index.File) error 
 // effect, so they deduplicate against the packs the mark found unused and
 // no check of theirs sees that a mark happened. Until the file is intact
 // in storage again, the sweep deletes nothing and the plan waits.
-func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) error {
-	for _, id := range plan.Written {
+func checkWrittenStored(ctx context.Context, r *repo.Repository, written []blob.ID) error {
+	for _, id := range written {
 		h := remote.Handle{Type: remote.Index, Name: id.String()}
 		data, err := remote.ReadAll(ctx, r.Backend(), h)
 		if err == nil {
@@ -595,6 +595,34 @@ func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) err
 		}
 	}
 	return nil
+}
+
+// markFiles are the index files the mark's effect rests on: those the
+// plan names as written, and every file in effect that supersedes a file
+// of the mark's I1. Safety: a prune killed just after storing its
+// superseding file (crashpoint prune.mark.supersede) left a plan that
+// does not name it; were it then damaged in storage, other hosts would
+// see I1 in effect and deduplicate against the dead packs, so it must be
+// read intact from storage like the files the plan names.
+func markFiles(plan *Plan, inEffect map[string]*index.File) []blob.ID {
+	out := slices.Clone(plan.Written)
+	replaced, named := map[blob.ID]bool{}, map[blob.ID]bool{}
+	for _, id := range plan.Superseded {
+		replaced[id] = true
+	}
+	for _, id := range plan.Written {
+		named[id] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(inEffect)) {
+		id, err := blob.ParseID(name)
+		if err != nil || named[id] {
+			continue
+		}
+		if slices.ContainsFunc(inEffect[name].Supersedes, func(s blob.ID) bool { return replaced[s] }) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // sweepCandidates are the plan's packs that no index file in effect lists.
