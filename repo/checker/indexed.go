@@ -83,11 +83,17 @@ func (c *checker) newSpill() (*table.Spill, *os.File, error) {
 	return spill, lock, err
 }
 
-// newSpill creates a temporary index under parent and locks it, after
-// removing those that killed runs left there.
+// newSpill creates a temporary index under parent (the system's
+// temporary directory when "") and locks it, after removing those that
+// killed runs left there: in the temporary directory too, where they
+// would otherwise stay (gigabytes each at court scale), but there only
+// directories with a verify's lock file, since other programs may use
+// the same prefix.
 func newSpill(parent string) (*table.Spill, *os.File, error) {
 	if parent != "" {
 		removeStaleSpills(parent)
+	} else {
+		removeStaleTempSpills(os.TempDir())
 	}
 	s, err := table.NewSpill(parent, indexRun)
 	if err != nil {
@@ -106,17 +112,34 @@ func newSpill(parent string) (*table.Spill, *os.File, error) {
 func removeStaleSpills(parent string) {
 	dirs, _ := filepath.Glob(filepath.Join(parent, table.SpillPrefix+"*"))
 	for _, dir := range dirs {
-		fi, err := os.Stat(dir)
-		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleSpillAge {
-			continue
-		}
-		lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
-		if err != nil {
-			continue // in use, or not ours to judge
-		}
-		_ = os.RemoveAll(dir)
-		_ = lock.Close()
+		removeStaleSpill(dir)
 	}
+}
+
+// removeStaleTempSpills is removeStaleSpills for the system's temporary
+// directory: only directories holding a verify's lock file are judged.
+func removeStaleTempSpills(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, table.SpillPrefix+"*"))
+	for _, dir := range dirs {
+		if fi, err := os.Lstat(filepath.Join(dir, "lock")); err == nil && fi.Mode().IsRegular() {
+			removeStaleSpill(dir)
+		}
+	}
+}
+
+// removeStaleSpill removes one temporary index if it is old enough and no
+// process holds its lock.
+func removeStaleSpill(dir string) {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleSpillAge {
+		return
+	}
+	lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
+	if err != nil {
+		return // in use, or not ours to judge
+	}
+	_ = os.RemoveAll(dir)
+	_ = lock.Close()
 }
 
 // pack returns the indexed pack id, or nil.

@@ -2,7 +2,10 @@ package checker_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/courtbak/courtbak/crypto"
 	"github.com/courtbak/courtbak/repo/blob"
@@ -91,5 +94,45 @@ func TestBlobListedOnlyByASecondListingIsChecked(t *testing.T) {
 		for _, p := range rep.Problems {
 			t.Logf("%+v", p)
 		}
+	}
+}
+
+// Without a cache directory the temporary index lies in the system's
+// temporary directory (some 52 bytes a blob: gigabytes at court scale);
+// one a killed verify left there is removed by the next verify once it is
+// an hour old, as in the cache directory; a directory of the same prefix
+// without a verify's lock file is not courtbak's and stays.
+func TestStaleTemporaryIndexWithoutACacheIsRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	stale := filepath.Join(tmp, "spill-killed")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"run.tbl", "lock"} {
+		if err := os.WriteFile(filepath.Join(stale, name), make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foreign := filepath.Join(tmp, "spill-of-another-program") // no verify's lock file
+	if err := os.MkdirAll(foreign, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, dir := range []string{stale, foreign} {
+		if err := os.Chtimes(dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t)
+	if f.r.StateDir() != "" {
+		t.Fatalf("the fixture has a state directory %q", f.r.StateDir())
+	}
+	wantKinds(t, check(t, f.be, f.r, nil, checker.Options{}))
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a killed verify's temporary index is still in the temporary directory: %v", err)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("another program's directory was removed: %v", err)
 	}
 }
