@@ -60,6 +60,11 @@ type indexState struct {
 	orphans     *table.Spill
 	orphansLock *os.File
 	orphanSet   *table.Set
+
+	// later are the entries of a pack's later listings (other index
+	// files) that differ from its first: rare (§20.3), but the index
+	// places blobs through them too, so --read-data checks them as well.
+	later map[blob.ID][]pack.Entry
 }
 
 // staleSpillAge is how old a temporary index directory must be before
@@ -78,11 +83,17 @@ func (c *checker) newSpill() (*table.Spill, *os.File, error) {
 	return spill, lock, err
 }
 
-// newSpill creates a temporary index under parent and locks it, after
-// removing those that killed runs left there.
+// newSpill creates a temporary index under parent (the system's
+// temporary directory when "") and locks it, after removing those that
+// killed runs left there: in the temporary directory too, where they
+// would otherwise stay (gigabytes each at court scale), but there only
+// directories with a verify's lock file, since other programs may use
+// the same prefix.
 func newSpill(parent string) (*table.Spill, *os.File, error) {
 	if parent != "" {
 		removeStaleSpills(parent)
+	} else {
+		removeStaleTempSpills(os.TempDir())
 	}
 	s, err := table.NewSpill(parent, indexRun)
 	if err != nil {
@@ -101,17 +112,34 @@ func newSpill(parent string) (*table.Spill, *os.File, error) {
 func removeStaleSpills(parent string) {
 	dirs, _ := filepath.Glob(filepath.Join(parent, table.SpillPrefix+"*"))
 	for _, dir := range dirs {
-		fi, err := os.Stat(dir)
-		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleSpillAge {
-			continue
-		}
-		lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
-		if err != nil {
-			continue // in use, or not ours to judge
-		}
-		_ = os.RemoveAll(dir)
-		_ = lock.Close()
+		removeStaleSpill(dir)
 	}
+}
+
+// removeStaleTempSpills is removeStaleSpills for the system's temporary
+// directory: only directories holding a verify's lock file are judged.
+func removeStaleTempSpills(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join(parent, table.SpillPrefix+"*"))
+	for _, dir := range dirs {
+		if fi, err := os.Lstat(filepath.Join(dir, "lock")); err == nil && fi.Mode().IsRegular() {
+			removeStaleSpill(dir)
+		}
+	}
+}
+
+// removeStaleSpill removes one temporary index if it is old enough and no
+// process holds its lock.
+func removeStaleSpill(dir string) {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleSpillAge {
+		return
+	}
+	lock, err := repo.LockExclusive(filepath.Join(dir, "lock"))
+	if err != nil {
+		return // in use, or not ours to judge
+	}
+	_ = os.RemoveAll(dir)
+	_ = lock.Close()
 }
 
 // pack returns the indexed pack id, or nil.
@@ -238,7 +266,7 @@ func (c *checker) readIndex(ctx context.Context, names []remote.Handle, skip map
 	if err != nil {
 		return nil, err
 	}
-	p := &indexPass{c: c, st: &indexState{spill: spill, lock: lock, badListings: map[blob.ID][]pack.Entry{}},
+	p := &indexPass{c: c, st: &indexState{spill: spill, lock: lock, badListings: map[blob.ID][]pack.Entry{}, later: map[blob.ID][]pack.Entry{}},
 		seen: map[blob.ID]int{}, sup: map[string][]blob.ID{}}
 	fail := func(err error) (*indexPass, error) {
 		p.st.close(nil)
@@ -320,7 +348,13 @@ func (p *indexPass) add(h remote.Handle, f *index.File) error {
 	fileNo := int32(len(p.st.files))
 	p.st.files = append(p.st.files, h)
 	for _, pk := range f.Packs {
-		if _, dup := p.seen[pk.ID]; dup {
+		if i, dup := p.seen[pk.ID]; dup {
+			// Safety: the temporary index may place a blob in this pack
+			// through this listing; one that differs from the first is
+			// kept, so that reading the pack checks its blobs too.
+			if listingDigest(pk.Blobs) != p.st.packs[i].digest {
+				p.st.later[pk.ID] = append(p.st.later[pk.ID], pk.Blobs...)
+			}
 			continue
 		}
 		p.seen[pk.ID] = len(p.st.packs)

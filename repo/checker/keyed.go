@@ -320,6 +320,7 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 			Action:  "the index does not describe this pack: report it"})
 		entries = c.listingOf(ctx, ip, hdr)
 	}
+	entries = withLater(entries, c.idx.later[id])
 	for _, e := range entries {
 		end := int(e.Offset) + int(e.Length)
 		var err error
@@ -341,6 +342,29 @@ func (c *checker) readPack(ctx context.Context, id blob.ID) {
 			bad(e, fmt.Sprintf("blob %s in pack %s is damaged", e.ID.Short(), id.Short()))
 		}
 	}
+}
+
+// withLater adds to the entries of a pack those of its later listings
+// that are not among them. Safety: the index places a blob through any
+// listing of a pack in effect, so every such place is checked, not only
+// the first listing's (a blob only a later listing names, damaged, would
+// otherwise be reported usable).
+func withLater(entries, later []pack.Entry) []pack.Entry {
+	if len(later) == 0 {
+		return entries
+	}
+	have := make(map[pack.Entry]bool, len(entries))
+	for _, e := range entries {
+		have[e] = true
+	}
+	out := slices.Clip(entries)
+	for _, e := range later {
+		if !have[e] {
+			have[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // listingOf returns the index's listing of a pack whose header does not

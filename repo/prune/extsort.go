@@ -4,14 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"container/heap"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"os"
 	"slices"
+
+	"github.com/zeebo/blake3"
 )
 
 // The mark sorts one record per listed blob and one per used blob, too
@@ -21,10 +22,15 @@ import (
 // the runs with a heap. Records are compared as bytes, so their fields are
 // stored big-endian.
 //
-// A run file is its records, then a trailer: the record count and a
-// CRC-32C of the records. A run that is short, long, out of order or fails
-// its checksum makes the merge fail: the mark then deletes nothing, where a
-// silently shortened run could make a used blob look unused.
+// A run file is its records, then a trailer: the record count and a MAC
+// (keyed BLAKE3, 16 bytes) of the run's number, its records and the count.
+// A run that is short, long, out of order or fails its MAC makes the merge
+// fail: the mark then deletes nothing, where a silently shortened run could
+// make a used blob look unused. Safety of the MAC over a checksum: the runs
+// lie in the cache directory, which design.md §24 does not trust; the key
+// is random per sort and never leaves the process, so a run rewritten
+// consistently (records dropped, trailer recomputed), or one replaced by
+// another run of the same sort or of an earlier prune, fails too.
 
 // defaultRunBytes bounds a sorter's memory: 32 MiB of records, plus 4
 // bytes per record for their order while sorting. A variable so that
@@ -34,7 +40,8 @@ var defaultRunBytes = 32 << 20
 // errSortRun means a run file of an external sort was damaged on disk.
 var errSortRun = errors.New("a sorted run in the prune's temporary directory is damaged")
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// runTrailer is the record count (8 bytes) and the MAC (16).
+const runTrailer = 8 + 16
 
 // sorter collects fixed-size records and returns them sorted.
 type sorter struct {
@@ -44,12 +51,15 @@ type sorter struct {
 	buf     []byte
 	runs    []string
 	records int64
+	key     []byte // of the runs' MACs: random, in memory only
 }
 
 // newSorter sorts records of size bytes, spilling runs of at most
 // runBytes into dir, which must exist and be private to the caller.
 func newSorter(dir string, size, runBytes int) *sorter {
-	return &sorter{dir: dir, size: size, max: max(1, runBytes/size)}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails (crypto/rand)
+	return &sorter{dir: dir, size: size, max: max(1, runBytes/size), key: key}
 }
 
 // add copies one record in.
@@ -82,14 +92,15 @@ func (s *sorter) spill() error {
 		return fmt.Errorf("sort: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	sum := crc32.New(crcTable)
+	mac := runMAC(s.key, len(s.runs))
 	for _, i := range order {
 		_, _ = w.Write(rec(i))
-		_, _ = sum.Write(rec(i))
+		_, _ = mac.Write(rec(i))
 	}
-	var trailer [12]byte
+	var trailer [runTrailer]byte
 	binary.BigEndian.PutUint64(trailer[:8], uint64(n))
-	binary.BigEndian.PutUint32(trailer[8:], sum.Sum32())
+	_, _ = mac.Write(trailer[:8])
+	copy(trailer[8:], mac.Sum(nil))
 	_, _ = w.Write(trailer[:])
 	err = w.Flush()
 	if cerr := f.Close(); err == nil {
@@ -112,8 +123,8 @@ func (s *sorter) sorted() (*merged, error) {
 	}
 	s.buf = nil
 	m := &merged{size: s.size}
-	for _, name := range s.runs {
-		rr, err := openRun(name, s.size)
+	for no, name := range s.runs {
+		rr, err := openRun(name, s.size, runMAC(s.key, no))
 		if err != nil {
 			m.close()
 			return nil, err
@@ -132,21 +143,31 @@ func (s *sorter) sorted() (*merged, error) {
 	return m, nil
 }
 
-// runReader reads one run back, checking its order, count and checksum.
+// runMAC starts the MAC of run number no of a sort keyed with key.
+func runMAC(key []byte, no int) *blake3.Hasher {
+	h, _ := blake3.NewKeyed(key) // fails only for a key not of 32 bytes
+	_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(no)))
+	return h
+}
+
+// runReader reads one run back, checking its order, count and MAC.
 type runReader struct {
 	f       *os.File
 	r       *bufio.Reader
 	name    string
 	size    int
 	left    int64 // records not yet read
-	want    uint32
-	sum     hash.Hash32
+	count   [8]byte
+	want    [16]byte
+	mac     *blake3.Hasher
 	cur     []byte
 	prev    []byte
 	started bool
+	ended   bool // the MAC was checked
+	bad     bool // and did not match
 }
 
-func openRun(name string, size int) (*runReader, error) {
+func openRun(name string, size int, mac *blake3.Hasher) (*runReader, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("sort: %w", err)
@@ -156,31 +177,38 @@ func openRun(name string, size int) (*runReader, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("sort: %w", err)
 	}
-	var trailer [12]byte
-	if fi.Size() < 12 {
+	var trailer [runTrailer]byte
+	if fi.Size() < runTrailer {
 		_ = f.Close()
 		return nil, fmt.Errorf("%w: %s has no trailer", errSortRun, name)
 	}
-	if _, err := f.ReadAt(trailer[:], fi.Size()-12); err != nil {
+	if _, err := f.ReadAt(trailer[:], fi.Size()-runTrailer); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("sort: %w", err)
 	}
 	n := binary.BigEndian.Uint64(trailer[:8])
-	if n > uint64(fi.Size()) || int64(n)*int64(size) != fi.Size()-12 {
+	if n > uint64(fi.Size()) || int64(n)*int64(size) != fi.Size()-runTrailer {
 		_ = f.Close()
-		return nil, fmt.Errorf("%w: %s holds %d bytes, not %d records", errSortRun, name, fi.Size()-12, n)
+		return nil, fmt.Errorf("%w: %s holds %d bytes, not %d records", errSortRun, name, fi.Size()-runTrailer, n)
 	}
-	return &runReader{f: f, r: bufio.NewReaderSize(f, 64<<10), name: name, size: size, left: int64(n),
-		want: binary.BigEndian.Uint32(trailer[8:]), sum: crc32.New(crcTable),
-		cur: make([]byte, size), prev: make([]byte, size)}, nil
+	rr := &runReader{f: f, r: bufio.NewReaderSize(f, 64<<10), name: name, size: size, left: int64(n),
+		mac: mac, cur: make([]byte, size), prev: make([]byte, size)}
+	copy(rr.count[:], trailer[:8])
+	copy(rr.want[:], trailer[8:])
+	return rr, nil
 }
 
 // next reads the next record into cur; false at the end of the run, when
-// the checksum has been checked.
+// the MAC has been checked.
 func (rr *runReader) next() (bool, error) {
 	if rr.left == 0 {
-		if rr.sum.Sum32() != rr.want {
-			return false, fmt.Errorf("%w: %s fails its checksum", errSortRun, rr.name)
+		if !rr.ended {
+			rr.ended = true
+			_, _ = rr.mac.Write(rr.count[:])
+			rr.bad = !bytes.Equal(rr.mac.Sum(nil)[:16], rr.want[:])
+		}
+		if rr.bad {
+			return false, fmt.Errorf("%w: %s fails its MAC", errSortRun, rr.name)
 		}
 		return false, nil
 	}
@@ -188,7 +216,7 @@ func (rr *runReader) next() (bool, error) {
 	if _, err := io.ReadFull(rr.r, rr.cur); err != nil {
 		return false, fmt.Errorf("%w: %s: %v", errSortRun, rr.name, err)
 	}
-	_, _ = rr.sum.Write(rr.cur)
+	_, _ = rr.mac.Write(rr.cur)
 	if rr.started && bytes.Compare(rr.prev, rr.cur) > 0 {
 		return false, fmt.Errorf("%w: %s is out of order", errSortRun, rr.name)
 	}

@@ -427,8 +427,8 @@ func findOwners(ctx context.Context, r *repo.Repository, names []string, roots [
 	return joinUsed(lm, um, pt)
 }
 
-// removeStaleSorts removes the temporary directories of marks that did
-// not finish (the caller holds the prune lock of dir).
+// removeStaleSorts removes the temporary directories of marks and sweeps
+// that did not finish (the caller holds the prune lock of dir).
 func removeStaleSorts(dir string) {
 	old, _ := filepath.Glob(filepath.Join(dir, "sort-*"))
 	for _, d := range old {

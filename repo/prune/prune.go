@@ -148,6 +148,12 @@ func Run(ctx context.Context, r *repo.Repository, opts Options) (*Result, error)
 		return nil, fmt.Errorf("another prune of this repository is running on this host: %w", err)
 	}
 	defer lock.Close()
+	// Safety: the lock keeps every other prune of this location on this
+	// host out, so any sort directory here is a killed run's, and no
+	// decision reads it. Removed before the sweep (not only at the mark)
+	// so that a sweep that keeps stopping does not also keep the disk
+	// full of old runs and fail for that reason.
+	removeStaleSorts(dir)
 
 	res := &Result{}
 	plan, err := loadPlan(dir)
@@ -305,7 +311,6 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 		return nil, nil, err
 	}
 	opts.step("mark: finding the data %d snapshots need", len(in.snaps))
-	removeStaleSorts(dir)
 	if err := findOwners(ctx, r, names, treesOf(in.snaps), pt, dir); err != nil {
 		if errors.Is(err, ErrIncomplete) {
 			err = fmt.Errorf("%w; prune deletes nothing until courtbak verify finds the repository healthy (verify --repair can restore data from a replica)", err)
@@ -511,7 +516,7 @@ func sweep(ctx context.Context, r *repo.Repository, plan *Plan, opts Options) (*
 	if err := loadPackLists(ctx, r, inEffect); err != nil {
 		return nil, err
 	}
-	if err := checkWrittenStored(ctx, r, plan); err != nil {
+	if err := checkWrittenStored(ctx, r, markFiles(plan, inEffect)); err != nil {
 		return nil, err
 	}
 	candidates := sweepCandidates(plan, inEffect)
@@ -572,8 +577,8 @@ func checkPlanCurrent(plan *Plan, files, inEffect map[string]*index.File) error 
 // effect, so they deduplicate against the packs the mark found unused and
 // no check of theirs sees that a mark happened. Until the file is intact
 // in storage again, the sweep deletes nothing and the plan waits.
-func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) error {
-	for _, id := range plan.Written {
+func checkWrittenStored(ctx context.Context, r *repo.Repository, written []blob.ID) error {
+	for _, id := range written {
 		h := remote.Handle{Type: remote.Index, Name: id.String()}
 		data, err := remote.ReadAll(ctx, r.Backend(), h)
 		if err == nil {
@@ -590,6 +595,34 @@ func checkWrittenStored(ctx context.Context, r *repo.Repository, plan *Plan) err
 		}
 	}
 	return nil
+}
+
+// markFiles are the index files the mark's effect rests on: those the
+// plan names as written, and every file in effect that supersedes a file
+// of the mark's I1. Safety: a prune killed just after storing its
+// superseding file (crashpoint prune.mark.supersede) left a plan that
+// does not name it; were it then damaged in storage, other hosts would
+// see I1 in effect and deduplicate against the dead packs, so it must be
+// read intact from storage like the files the plan names.
+func markFiles(plan *Plan, inEffect map[string]*index.File) []blob.ID {
+	out := slices.Clone(plan.Written)
+	replaced, named := map[blob.ID]bool{}, map[blob.ID]bool{}
+	for _, id := range plan.Superseded {
+		replaced[id] = true
+	}
+	for _, id := range plan.Written {
+		named[id] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(inEffect)) {
+		id, err := blob.ParseID(name)
+		if err != nil || named[id] {
+			continue
+		}
+		if slices.ContainsFunc(inEffect[name].Supersedes, func(s blob.ID) bool { return replaced[s] }) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // sweepCandidates are the plan's packs that no index file in effect lists.
