@@ -2,6 +2,7 @@ package restorer
 
 import (
 	"context"
+	"math"
 	"sync"
 
 	"github.com/courtbak/courtbak/remote"
@@ -194,8 +195,14 @@ func (c *packCache) load(ctx context.Context, pack blob.ID, p *cachedPack) {
 	p.buf = c.bufs.Get()
 	h := remote.Handle{Type: remote.Data, Name: pack.String()}
 	p.data, p.err = remote.ReadObjectInto(ctx, c.r.Backend(), h, (*p.buf)[:0])
+	s := seen{whole: true, size: len(p.data)}
+	if p.err != nil {
+		// Not again whole: a pack larger than the buffer would be read
+		// up to its size and dropped for every run.
+		s.size = math.MaxInt
+	}
 	c.mu.Lock()
-	c.seen[pack] = seen{whole: true, size: len(p.data)}
+	c.seen[pack] = s
 	c.mu.Unlock()
 }
 

@@ -63,13 +63,14 @@ func TestPackCacheRules(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var packs []at
+	var packs, oversized []at
 	for id, entries := range r.Index().Packs() {
-		// Packs larger than the cache's buffers (a single large chunk)
-		// are left to range reads.
+		e := entries[len(entries)-1]
 		if sizes[id] <= int64(r.PackCap()) {
-			e := entries[len(entries)-1]
 			packs = append(packs, at{id, int64(e.Offset), int(e.Length)})
+		} else {
+			// A single large chunk, larger than the cache's buffers.
+			oversized = append(oversized, at{id, int64(e.Offset), int(e.Length)})
 		}
 	}
 	// The smallest pack first, the largest second.
@@ -137,4 +138,16 @@ func TestPackCacheRules(t *testing.T) {
 		t.Fatal("a large pack that left the cache was read whole again")
 	}
 	wholeReads(3 + cachePacks)
+
+	// A pack too large for the buffers is tried whole once, then left to
+	// range reads.
+	if len(oversized) == 0 {
+		t.Fatalf("no pack larger than %d bytes", r.PackCap())
+	}
+	for i := range 3 {
+		if copyOut(oversized[0]) {
+			t.Fatalf("read %d of a pack larger than the buffers came from the cache", i+1)
+		}
+	}
+	wholeReads(4 + cachePacks)
 }
