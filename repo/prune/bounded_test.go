@@ -1,6 +1,8 @@
 package prune_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,9 +38,18 @@ func TestPruneWithManySortRuns(t *testing.T) {
 	f.mustRestore(snAgain, old)
 	f.mustRestore(snKept, kept)
 
+	// A sort directory that a crashed mark left behind is removed by the
+	// next mark, and no mark leaves one.
+	stale := filepath.Join(prune.Dir(f.open()), "sort-crashed")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	f.forget(snAgain)
 	f.advance(prune.DefaultGrace)
 	f.prune(prune.Options{Grace: 0})
+	if left, _ := filepath.Glob(filepath.Join(prune.Dir(f.open()), "sort-*")); len(left) != 0 {
+		t.Errorf("sort directories left after the prunes: %v", left)
+	}
 	if freed := before - f.packBytes(); freed < 11<<20 {
 		t.Errorf("prunes freed %d bytes, want gone.mp4's 12 MiB", freed)
 	}
