@@ -254,6 +254,9 @@ func (g *globals) runPrune(ctx context.Context, r *repo.Repository, pf pruneFlag
 			g.printf("%s %s of used data out of %d partly unused packs (%s)\n", would("copied", "would copy"), formatBytes(m.BytesMoved),
 				m.PacksRepacked, formatBytes(m.BytesRepacked))
 		}
+		if m.IndexFilesRead > 0 && m.PacksUnused+m.PacksUnindexed+m.PacksRepacked+m.PacksReindexed == 0 {
+			g.printf("%s %d index files into bounded ones\n", would("consolidated", "would consolidate"), m.IndexFilesRead)
+		}
 		if m.PacksReindexed > 0 {
 			g.printf("indexed %d packs again that snapshots need but no index file listed\n", m.PacksReindexed)
 		}

@@ -7,3 +7,12 @@ func SetSortRunBytes(n int) (undo func()) {
 	defaultRunBytes = n
 	return func() { defaultRunBytes = old }
 }
+
+// SetMinConsolidate sets the number of index files in effect above which
+// a mark with nothing unused consolidates them, and returns a function
+// that undoes it.
+func SetMinConsolidate(n int) (undo func()) {
+	old := minConsolidate
+	minConsolidate = n
+	return func() { minConsolidate = old }
+}

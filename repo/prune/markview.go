@@ -2,6 +2,7 @@ package prune
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/courtbak/courtbak/remote"
 	"github.com/courtbak/courtbak/repo"
@@ -68,7 +71,11 @@ type packTable struct {
 	held map[uint32]index.PackBlobs
 	// merged is set once held has every listing of the packs listed more
 	// than once.
-	merged  bool
+	merged bool
+	// alike are the packs listed more than once whose listings are all
+	// the same (findAlike): streamed once, from their first listing,
+	// instead of held. nil when no pack is listed more than once.
+	alike   bitset
 	entries uint64 // entries numbered so far
 	owned   bitset // by entry number: the entry owns a used blob
 }
@@ -191,12 +198,81 @@ func loadWalkIndex(ctx context.Context, r *repo.Repository, pt *packTable) error
 	return nil
 }
 
+// findAlike finds the packs listed more than once whose listings are all
+// the same, so that streamListings need not hold them. Safety: such a
+// pack's union is any one of its listings, so streaming its first listing
+// gives every pass the same entries a held union would. This is the case
+// after a mark stopped between writing its index files and the file that
+// supersedes the old ones: then nearly every kept pack is listed twice,
+// and holding them all would need tens of bytes per blob (design.md
+// §20.5). It reads the files in effect once more, only when some pack is
+// listed more than once, and keeps 32 bytes per such pack meanwhile.
+func (pt *packTable) findAlike(ctx context.Context, r *repo.Repository, names []string) error {
+	if !slices.ContainsFunc(pt.packs, func(p packState) bool { return p.listings > 1 }) {
+		return nil
+	}
+	first := map[uint32][32]byte{}
+	differ := map[uint32]bool{}
+	for _, name := range names {
+		f, err := r.LoadIndexFile(ctx, name)
+		if err != nil {
+			return err
+		}
+		for _, p := range f.Packs {
+			n, ok := pt.find(p.ID)
+			if !ok || pt.packs[n].listings < 2 {
+				continue
+			}
+			d := listingDigest(p)
+			if seen, ok := first[n]; !ok {
+				first[n] = d
+			} else if seen != d {
+				differ[n] = true
+			}
+		}
+	}
+	pt.alike = newBitset(uint64(len(pt.packs)))
+	for n := range first {
+		if !differ[n] {
+			pt.alike.set(uint64(n))
+		}
+	}
+	return nil
+}
+
+// listingDigest is a hash of a pack listing's size and entries in offset
+// order: equal for listings with the same entries in any order.
+func listingDigest(p index.PackBlobs) [32]byte {
+	entries := slices.SortedFunc(slices.Values(p.Blobs), func(a, b pack.Entry) int {
+		return cmp.Or(cmp.Compare(a.Offset, b.Offset), compareIDs(a.ID, b.ID))
+	})
+	h := blake3.New()
+	var b [8 + 32 + 4*3 + 2]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(p.Size))
+	_, _ = h.Write(b[:8])
+	for _, e := range entries {
+		copy(b[8:], e.ID[:])
+		binary.BigEndian.PutUint32(b[40:], e.Offset)
+		binary.BigEndian.PutUint32(b[44:], e.Length)
+		binary.BigEndian.PutUint32(b[48:], e.RawLength)
+		b[52], b[53] = byte(e.Type), e.Compression
+		_, _ = h.Write(b[8:])
+	}
+	var d [32]byte
+	copy(d[:], h.Sum(nil))
+	return d
+}
+
 // streamListings calls fn with every pack listing of the files in effect
 // (names, read one at a time), then with the held listings in pack order.
 // Each pack comes once: a pack listed more than once is held, its
 // listings merged on the first stream. A listing that differs from the
 // first stream's (an index file changed under the mark) is an error.
 func (pt *packTable) streamListings(ctx context.Context, r *repo.Repository, names []string, fn func(n uint32, p index.PackBlobs) error) error {
+	var streamed bitset // alike packs already given to fn in this stream
+	if pt.alike != nil {
+		streamed = newBitset(uint64(len(pt.packs)))
+	}
 	for _, name := range names {
 		f, err := r.LoadIndexFile(ctx, name)
 		if err != nil {
@@ -207,7 +283,12 @@ func (pt *packTable) streamListings(ctx context.Context, r *repo.Repository, nam
 			if !ok {
 				return fmt.Errorf("index file %s lists pack %s, which it did not list before: run prune again", name, p.ID.Short())
 			}
-			if pt.packs[n].listings > 1 {
+			if pt.alike != nil && pt.alike.has(uint64(n)) {
+				if streamed.has(uint64(n)) {
+					continue
+				}
+				streamed.set(uint64(n))
+			} else if pt.packs[n].listings > 1 {
 				if !pt.merged {
 					pt.held[n] = mergeListings(pt.held[n], p)
 				}
@@ -498,6 +579,17 @@ func classify(pt *packTable, repackUnused float64) (*markDecision, error) {
 		}
 	}
 	return d, nil
+}
+
+// keptEntries is the number of listing entries of the packs kept.
+func (pt *packTable) keptEntries() uint64 {
+	var n uint64
+	for i := range pt.packs {
+		if pt.packs[i].fate == fateKeep {
+			n += uint64(pt.packs[i].entries)
+		}
+	}
+	return n
 }
 
 // nothingToDo reports whether the decision leaves the index as it is.

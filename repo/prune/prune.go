@@ -102,10 +102,14 @@ type Mark struct {
 	PacksReindexed int   `json:"packs_reindexed"` // unindexed packs a snapshot needs
 	// Packs partly unused are repacked: their used blobs are copied into
 	// new packs (BytesMoved of sealed blobs), and they are then unused.
-	PacksRepacked int       `json:"packs_repacked"`
-	BytesRepacked int64     `json:"bytes_repacked"`
-	BytesMoved    int64     `json:"bytes_moved"`
-	Due           time.Time `json:"due,omitzero"`
+	PacksRepacked int `json:"packs_repacked"`
+	// IndexFilesRead is set when the mark rewrites the index: the files
+	// in effect it replaces with bounded ones (also when nothing is
+	// unused, to keep their number bounded: consolidate).
+	IndexFilesRead int       `json:"index_files_read,omitempty"`
+	BytesRepacked  int64     `json:"bytes_repacked"`
+	BytesMoved     int64     `json:"bytes_moved"`
+	Due            time.Time `json:"due,omitzero"`
 }
 
 // Pending reports a plan whose grace period has not passed.
@@ -278,6 +282,26 @@ func mergeListings(a, b index.PackBlobs) index.PackBlobs {
 	return out
 }
 
+// consolidate reports whether a mark that finds nothing unused should
+// still rewrite the index, because the files in effect (backups write one
+// per 64 packs, so a court that keeps every recording gains about 300 a
+// night) are more than minConsolidate and four times the bounded files
+// the mark would write. Listing index/ and a start-up then cost what the
+// mark's files cost. Safety: the same as any mark's; nothing is unused, so
+// the plan deletes only the superseded index files, after the grace
+// period.
+func consolidate(files int, d *markDecision, entries uint64) bool {
+	if files <= minConsolidate {
+		return false
+	}
+	wouldWrite := max((d.usedPacks+packsPerIndexFile-1)/packsPerIndexFile, int((entries+blobsPerIndexFile-1)/blobsPerIndexFile), 1)
+	return files > 4*wouldWrite
+}
+
+// minConsolidate is the number of index files in effect up to which a
+// mark with nothing unused leaves the index as it is.
+var minConsolidate = 256
+
 // errStalePlan means a plan no longer matches the repository.
 var errStalePlan = errors.New("the prune plan no longer matches the repository")
 
@@ -307,6 +331,9 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	if err := readUnindexed(ctx, r, pt); err != nil {
 		return nil, nil, err
 	}
+	if err := pt.findAlike(ctx, r, names); err != nil {
+		return nil, nil, err
+	}
 	if err := loadWalkIndex(ctx, r, pt); err != nil {
 		return nil, nil, err
 	}
@@ -323,9 +350,10 @@ func mark(ctx context.Context, r *repo.Repository, opts Options, dir string) (*P
 	}
 	plan := newPlan(r.Backend().Location(), in, d)
 	m := d.summary(len(in.snaps))
-	if d.nothingToDo() && len(in.superseded) == 0 {
+	if d.nothingToDo() && len(in.superseded) == 0 && !consolidate(len(names), d, pt.keptEntries()) {
 		return nil, m, nil // nothing to prune: leave the index alone
 	}
+	m.IndexFilesRead = len(names)
 	if opts.DryRun {
 		m.Due = r.Now().Add(opts.Grace)
 		return plan, m, nil

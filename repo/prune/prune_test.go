@@ -1021,3 +1021,50 @@ func (f *fixture) openElsewhere(t *testing.T) *repo.Repository {
 	}
 	return r
 }
+
+// A court that keeps every recording never has anything unused, yet each
+// backup adds index files: a mark consolidates them into bounded files
+// once they are many, deletes no pack, and every snapshot still restores.
+// Not parallel: it changes the package's threshold while it runs.
+func TestPruneConsolidatesIndexFilesWhenNothingIsUnused(t *testing.T) {
+	defer prune.SetMinConsolidate(3)()
+	f := newFixture(t)
+	var snaps []*snapshot.Snapshot
+	var srcs []string
+	for i := range 5 {
+		src := t.TempDir()
+		if err := gen.WriteMedia(filepath.Join(src, "hearing.wav"), 300<<10, int64(10+i)); err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, f.backup(f.open(), src))
+		srcs = append(srcs, src)
+	}
+	indexFiles := func() int {
+		n := 0
+		if err := f.open().Backend().List(context.Background(), remote.Index, func(remote.ObjectInfo) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before, packs := indexFiles(), f.packs()
+	if before < 5 {
+		t.Fatalf("%d index files after five backups, want at least five", before)
+	}
+	res := f.prune(prune.Options{Grace: 0})
+	if res.Marked == nil || res.Marked.IndexFilesRead != before || res.Marked.PacksUnused+res.Marked.PacksRepacked != 0 {
+		t.Fatalf("mark = %+v, want the %d index files read and nothing unused", res.Marked, before)
+	}
+	if after := indexFiles(); after >= before || after > 2 {
+		t.Errorf("%d index files after consolidating %d, want at most 2", after, before)
+	}
+	if got := f.packs(); len(got) != len(packs) {
+		t.Errorf("consolidation changed the packs: %d, was %d", len(got), len(packs))
+	}
+	for i, sn := range snaps {
+		f.mustRestore(sn, srcs[i])
+	}
+	again := f.prune(prune.Options{Grace: 0})
+	if again.Marked == nil || again.Marked.IndexFilesRead != 0 {
+		t.Errorf("a second prune rewrote the consolidated index: %+v", again.Marked)
+	}
+}

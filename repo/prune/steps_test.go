@@ -542,3 +542,66 @@ func TestStreamListingsMergesAPackListedTwice(t *testing.T) {
 		t.Errorf("a later pass saw listings of %v blobs, want [1 3] (q from its file, then p merged)", seen)
 	}
 }
+
+// After a mark that stopped before its superseding file, the packs it kept
+// are listed twice, alike. findAlike lets each be streamed once from its
+// first listing instead of held in memory; a pack whose listings differ
+// is still held and merged.
+func TestFindAlikeStreamsPacksListedTwiceAlikeWithoutHoldingThem(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, repo.Options{})
+	p, q, u := id(10), id(11), id(12)
+	e1, e2, e3, e4 := entry(id(1), 0, 10), entry(id(2), 10, 20), entry(id(3), 30, 40), entry(id(4), 0, 5)
+	var names []string
+	for _, f := range []*index.File{
+		{Packs: []index.PackBlobs{listing(p, 100, e1, e2), listing(u, 40, e3)}},
+		{Packs: []index.PackBlobs{listing(p, 100, e2, e1), listing(q, 50, e4)}}, // p alike, in another order
+		{Packs: []index.PackBlobs{listing(u, 40, e3, e4)}},                      // u differs
+	} {
+		name, err := r.SaveFile(ctx, remote.Index, index.Encode(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name.String())
+	}
+	slices.Sort(names)
+	listed, err := listedPacks(ctx, r, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := newPackTable(listed, map[blob.ID]int64{p: 100, q: 50, u: 40})
+	if err := pt.findAlike(ctx, r, names); err != nil {
+		t.Fatal(err)
+	}
+	s := newSorter(t.TempDir(), listingSize, 2*listingSize)
+	if err := pt.numberListings(ctx, r, names, s); err != nil {
+		t.Fatal(err)
+	}
+	np, _ := pt.find(p)
+	nu, _ := pt.find(u)
+	if _, held := pt.held[np]; held {
+		t.Error("a pack listed twice alike is held in memory")
+	}
+	if _, held := pt.held[nu]; !held {
+		t.Error("a pack whose listings differ is not held")
+	}
+	if st := pt.packs[np]; st.entries != 2 || st.all != 30 {
+		t.Errorf("pack listed twice alike: %d entries, %d bytes; want 2, 30", st.entries, st.all)
+	}
+	if st := pt.packs[nu]; st.entries != 2 || st.all != 45 {
+		t.Errorf("pack listed differently: %d entries, %d bytes; want the union's 2, 45", st.entries, st.all)
+	}
+	if pt.entries != 5 || s.records != 5 {
+		t.Errorf("%d entries numbered, %d records; want 5", pt.entries, s.records)
+	}
+	got := map[blob.ID]int{}
+	if err := pt.streamListings(ctx, r, names, func(n uint32, l index.PackBlobs) error {
+		got[pt.packs[n].id] += len(l.Blobs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got[p] != 2 || got[q] != 1 || got[u] != 2 {
+		t.Errorf("a later pass streamed %v entries by pack; want p 2, q 1, u 2, each pack once", got)
+	}
+}
