@@ -318,6 +318,7 @@ done
 {
 	echo "courtbak DR benchmark on object storage, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
+	echo "command:  SIZE=$SIZE${WEED:+ WEED=$WEED} bash bench/dr.sh"
 	echo "machine:  $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end; other work on the machine skews times"
 	echo "tools:    $("$CB" version 2>/dev/null | awk 'NR == 1'), $(restic version | cut -d' ' -f1-2), $("$AWS" --version 2>&1 | cut -d' ' -f1), versitygw $("$VERSITYGW" --version 2>/dev/null | awk 'NR == 1' | tr -s ' ' | cut -d' ' -f2-3)"

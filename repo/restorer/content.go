@@ -75,8 +75,10 @@ type fetcher struct {
 	// zeroed and page-faulted on every read.
 	big    *buffers.List
 	bigRun int64
-	// packs, where storage prefers large reads, serves runs from packs
-	// read whole (nil elsewhere).
+	// packs, set by Restore where storage prefers large reads, serves
+	// runs from packs read whole. WriteContent (dump) reads one file,
+	// whose runs share their packs with other files: reading those whole
+	// would fetch several times the bytes it needs.
 	packs *packCache
 }
 
@@ -88,7 +90,6 @@ func newFetcher(r *repo.Repository, budget, maxRun int64) *fetcher {
 		maxRun: maxRun,
 		big:    buffers.New(2, int(bigRun)),
 		bigRun: bigRun,
-		packs:  newPackCache(r),
 	}
 }
 

@@ -100,6 +100,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 		workers = 4
 	}
 	fe := newFetcher(r, restoreBudget, maxRun)
+	fe.packs = newPackCache(r)
 	var loader snapshot.TreeLoader = r
 	if fe.packs != nil {
 		loader = fe.packs
