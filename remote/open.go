@@ -29,10 +29,15 @@ type Options struct {
 	// Retry wraps network backends in NewRetry with RetryPolicy.
 	Retry       bool
 	RetryPolicy RetryPolicy
+	// Adaptive bounds the Loads and Saves in flight to a network backend
+	// by an AdaptiveLimit with AdaptivePolicy (see NewAdaptive).
+	Adaptive       bool
+	AdaptivePolicy AdaptivePolicy
 }
 
 // Open returns the backend for a repository URL (see the contract's
-// "Repository URLs"), decorated with retries and rate limits as opts ask.
+// "Repository URLs"), decorated with retries, an adaptive bound on the
+// requests in flight and rate limits as opts ask.
 // It does not check that a repository exists there, and reads no
 // environment variables of its own (the AWS SDK's credential and config
 // chain aside): the CLI passes them in opts.
@@ -62,6 +67,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (Backend, error) {
 		be = s3be
 		if opts.Retry {
 			be = NewRetry(be, opts.RetryPolicy)
+		}
+		// Above the retries (see Adaptive), below the rate limit, whose
+		// waits for upload budget hold no slot.
+		if opts.Adaptive {
+			be = NewAdaptive(be, opts.AdaptivePolicy)
 		}
 	}
 	// The limiter goes outside the retries: it paces what the caller

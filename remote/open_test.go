@@ -80,6 +80,8 @@ func TestOpenWrappers(t *testing.T) {
 		{"file://" + dir, remote.Options{LimitDownloadKiB: 10}, "*remote.Limiter > *remote.Local"},
 		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{}, "*remote.S3"},
 		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{Retry: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Retry > *remote.S3"},
+		{"s3:http://127.0.0.1:1/bkt/p", remote.Options{Retry: true, Adaptive: true, LimitUploadKiB: 10}, "*remote.Limiter > *remote.Adaptive > *remote.Retry > *remote.S3"},
+		{dir, remote.Options{Retry: true, Adaptive: true}, "*remote.Local"},
 	} {
 		be, err := remote.Open(ctx, tc.url, tc.opts)
 		if err != nil {

@@ -143,6 +143,7 @@ func (r *Retry) do(ctx context.Context, what string, timeout time.Duration, op f
 		if ctx.Err() != nil || !IsTransient(err) {
 			return err
 		}
+		noteAttempt(ctx, err)
 		limit := r.policy.MaxAttempts
 		if unreachable && !r.answered.Load() {
 			limit = min(unreachedAttempts, limit)

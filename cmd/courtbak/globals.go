@@ -123,6 +123,7 @@ func (g *globals) remoteOptions() remote.Options {
 		LimitUploadKiB:   g.limitUpload,
 		LimitDownloadKiB: g.limitDownload,
 		Retry:            true,
+		Adaptive:         true,
 		RetryPolicy: remote.RetryPolicy{
 			MaxAttempts: g.retries,
 			OnRetry:     g.retryNotice,
