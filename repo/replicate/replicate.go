@@ -30,8 +30,10 @@ import (
 )
 
 // DefaultWorkers is how many objects are copied at most at once: enough
-// requests in flight to hide a server's latency, as aws-cli's ten do.
-const DefaultWorkers = 16
+// requests in flight to hide a distant server's latency (aws-cli sends
+// ten). How many of them a server gets at once, the adaptive limit of its
+// backend decides (remote.Adaptive); the memory bound stays Memory.
+const DefaultWorkers = 32
 
 // DefaultMemory bounds the bytes of the objects being copied at once: each
 // is held whole, to be checked against its name before it is written. With

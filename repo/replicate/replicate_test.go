@@ -500,3 +500,76 @@ func TestReplicateCopiesTheLogPredecessorsFirst(t *testing.T) {
 		}
 	}
 }
+
+// slowDown is an S3 503 SlowDown answer as the SDK reports its status.
+type slowDown struct{}
+
+func (slowDown) Error() string       { return "api error SlowDown: Please reduce your request rate" }
+func (slowDown) HTTPStatusCode() int { return 503 }
+
+// busyServer answers 503 SlowDown to every fourth Load and Save, and
+// delays the others a little, as a server past its capacity does.
+type busyServer struct {
+	remote.Backend
+	mu    sync.Mutex
+	calls int
+}
+
+func (b *busyServer) busy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	return b.calls%4 == 0
+}
+
+func (b *busyServer) Load(ctx context.Context, h remote.Handle, offset, length int64, fn func(io.Reader) error) error {
+	if b.busy() {
+		return slowDown{}
+	}
+	time.Sleep(time.Millisecond)
+	return b.Backend.Load(ctx, h, offset, length, fn)
+}
+
+func (b *busyServer) Save(ctx context.Context, h remote.Handle, data []byte) error {
+	if b.busy() {
+		return slowDown{}
+	}
+	time.Sleep(time.Millisecond)
+	return b.Backend.Save(ctx, h, data)
+}
+
+// adaptive stacks a backend as the CLI opens an S3 server: the adaptive
+// limit over the retries (which here retry at once).
+func adaptive(be remote.Backend) *remote.Adaptive {
+	retry := remote.NewRetry(be, remote.RetryPolicy{
+		MaxAttempts: 20,
+		Sleep:       func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+	})
+	return remote.NewAdaptive(retry, remote.AdaptivePolicy{})
+}
+
+// Both servers answer 503 SlowDown to a quarter of the requests: the
+// replica still ends up byte for byte the primary, and both limits fell
+// and gave back every slot.
+func TestReplicateThroughAdaptiveLimitsUnder503s(t *testing.T) {
+	primary := newPrimary(t)
+	for i := range 60 {
+		data := bytes.Repeat([]byte(fmt.Sprintf("more data %d ", i)), 500+i*50)
+		save(t, primary, remote.Handle{Type: remote.Data, Name: hashName(data)}, data)
+	}
+	base := newLocal(t)
+	src, dst := adaptive(&busyServer{Backend: primary}), adaptive(&busyServer{Backend: base})
+	res, err := replicate.Run(context.Background(), context.Background(), src, dst, replicate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameObjects(t, primary, base)
+	if res.ObjectsCopied < 60 {
+		t.Errorf("copied %d objects, want all of them", res.ObjectsCopied)
+	}
+	for _, a := range []*remote.Adaptive{src, dst} {
+		if st := a.Stats(); st.Drops == 0 || st.InFlight != 0 || st.Limit < 2 || st.Limit > 32 {
+			t.Errorf("%s: %+v, want drops, nothing in flight, a limit in [2, 32]", a.Location(), st)
+		}
+	}
+}

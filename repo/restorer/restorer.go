@@ -36,7 +36,7 @@ type Options struct {
 	// or the base name, as path.Match does, and "**" matches any number of
 	// path components.
 	Includes []string
-	// Workers restore files in parallel; 0 picks a default.
+	// Workers restore files in parallel; 0 means defaultWorkers.
 	Workers int
 	OnBytes func(n int64)
 }
@@ -76,6 +76,13 @@ func CheckIncludes(patterns []string) error {
 	return nil
 }
 
+// defaultWorkers is how many files are restored at once. Each fetches a
+// few runs ahead (window), so on object storage a few dozen requests may
+// be in flight: enough for a distant server, while how many it gets at
+// once the adaptive limit of its backend decides (remote.Adaptive). The
+// memory stays bound by restoreBudget and the pack cache.
+const defaultWorkers = 16
+
 // Restore restores snapshot sn under opts.Target.
 //
 // Everything is created relative to directory handles restore opened
@@ -97,7 +104,7 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, opt
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = 4
+		workers = defaultWorkers
 	}
 	fe := newFetcher(r, restoreBudget, maxRun)
 	fe.packs = newPackCache(r)
