@@ -16,8 +16,27 @@ import (
 // replicaJSON is one replica's line of the --json summary.
 type replicaJSON struct {
 	replicate.Result
-	DurationSeconds float64 `json:"duration_s"`
-	Error           string  `json:"error,omitempty"`
+	DurationSeconds float64       `json:"duration_s"`
+	Requests        *requestsJSON `json:"requests,omitempty"`
+	Error           string        `json:"error,omitempty"`
+}
+
+// requestsJSON is the adaptive limit on the requests in flight to an S3
+// replica (docs/replication.md §7), at the end of its run.
+type requestsJSON struct {
+	Limit int `json:"limit"`
+	Peak  int `json:"peak"`
+	Drops int `json:"drops"`
+}
+
+// requestStats reports be's adaptive limit, if it has one.
+func requestStats(be remote.Backend) *requestsJSON {
+	a, ok := remote.As[*remote.Adaptive](be)
+	if !ok {
+		return nil
+	}
+	st := a.Stats()
+	return &requestsJSON{Limit: st.Limit, Peak: st.Peak, Drops: st.Drops}
 }
 
 type replicateJSON struct {
@@ -103,7 +122,7 @@ credentials only, no repository password.`,
 				if bar != nil {
 					_ = bar.Finish()
 				}
-				rj := replicaJSON{Result: res, DurationSeconds: time.Since(t0).Seconds()}
+				rj := replicaJSON{Result: res, DurationSeconds: time.Since(t0).Seconds(), Requests: requestStats(replica)}
 				if err != nil {
 					rj.Error = err.Error()
 					failures = append(failures, err)

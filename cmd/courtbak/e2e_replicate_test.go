@@ -30,6 +30,9 @@ type replicateSummary struct {
 		BytesCopied    int64  `json:"bytes_copied"`
 		ObjectsPresent int    `json:"objects_present"`
 		Error          string `json:"error"`
+		Requests       *struct {
+			Limit, Peak, Drops int
+		} `json:"requests"`
 	} `json:"replicas"`
 	ObjectsCopied  int   `json:"objects_copied"`
 	BytesCopied    int64 `json:"bytes_copied"`
@@ -110,6 +113,10 @@ func TestReplicateAndRestoreDuringAnOutage(t *testing.T) {
 	for _, r := range s.Replicas {
 		if r.ObjectsCopied != total || r.Error != "" {
 			t.Errorf("replica %s: %+v", r.Location, r)
+		}
+		// Each S3 replica had its adaptive limit, within its bounds.
+		if q := r.Requests; q == nil || q.Limit < 2 || q.Limit > 32 || q.Peak < q.Limit || q.Peak > 32 {
+			t.Errorf("replica %s: requests %+v, want a limit in [2, 32] and its peak", r.Location, q)
 		}
 	}
 	sameObjects(t, e, center)
