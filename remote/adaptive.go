@@ -24,10 +24,11 @@ import (
 //   - throttling (503 SlowDown, 429), another 5xx, a reset connection or a
 //     stalled request halves it.
 //
-// The answers to requests sent before the last decrease cannot decrease
-// the limit again: they tell of the load that decrease answered, so one
-// burst of 503s counts once (as TCP halves its window once per round
-// trip). The limit never leaves [Floor, Ceiling].
+// The answers to requests sent before the last decrease can neither
+// decrease the limit again nor raise it: they tell of the load that
+// decrease answered, so one burst of 503s counts once (as TCP halves its
+// window once per round trip), and the successes of the requests in
+// flight at a 503 do not undo its decrease. The limit never leaves [Floor, Ceiling].
 type AdaptivePolicy struct {
 	// Floor and Ceiling bound the requests in flight (defaults 2 and 32).
 	Floor, Ceiling int
@@ -167,7 +168,9 @@ func (l *AdaptiveLimit) release(t ticket, o Outcome, latency time.Duration) {
 	case o != Succeeded:
 	case latency > 0 && latency > 2*l.minLatency()+l.p.Slack:
 		l.drop(t, 0.75)
-	case t.full:
+	case t.full && t.seq > l.dropSeq:
+		// A request admitted before the last decrease took the last slot
+		// of the limit that decrease cut: its success must not undo it.
 		l.limit = min(l.limit+1, float64(l.p.Ceiling))
 		l.peak = max(l.peak, int(l.limit))
 	}

@@ -338,3 +338,34 @@ func TestAdaptiveCancelledRequestsLeaveNoSlotHeld(t *testing.T) {
 		t.Fatalf("after cancellation: %+v, want nothing in flight and no drop", st)
 	}
 }
+
+// The answers to requests sent before a decrease tell of the load that
+// decrease answered: under a saturated caller (every request took the
+// last slot), the requests in flight when a 503 came must not raise the
+// limit back as they succeed, or one throttled request leaves the limit
+// higher than before it.
+func TestAdaptiveLimitDecreaseIsNotUndoneByRequestsSentBeforeIt(t *testing.T) {
+	clock := newFakeClock()
+	l := remote.NewAdaptiveLimit(remote.AdaptivePolicy{Floor: 2, Initial: 8, Ceiling: 32, Now: clock.Now})
+	held := fill(l)
+	// Saturate: each freed slot is taken again at once, so every request
+	// in flight took the last slot.
+	for range 8 {
+		held[0](remote.Neutral, 0)
+		held = append(held[1:], fill(l)...)
+	}
+	if st := l.Stats(); st.Limit != 8 || st.InFlight != 8 {
+		t.Fatalf("saturated: %+v", st)
+	}
+	held[0](remote.Overloaded, 0)
+	if st := l.Stats(); st.Limit != 4 {
+		t.Fatalf("after a 503: %+v, want 4", st)
+	}
+	for _, release := range held[1:] {
+		clock.Advance(10 * time.Millisecond)
+		release(remote.Succeeded, 20*time.Millisecond)
+	}
+	if st := l.Stats(); st.Limit != 4 || st.Drops != 1 {
+		t.Fatalf("after the requests sent before the 503 succeeded: %+v, want the limit still 4", st)
+	}
+}
