@@ -124,7 +124,18 @@ func NewAdaptiveLimit(p AdaptivePolicy) *AdaptiveLimit {
 // request ended, with its outcome and its latency (time to first byte;
 // 0 when not measured); further calls do nothing.
 func (l *AdaptiveLimit) Acquire(ctx context.Context) (release func(Outcome, time.Duration), err error) {
+	return l.acquire(ctx, nil)
+}
+
+// acquire is Acquire that also gives up, with errCopyDown, once giveUp
+// is closed (nil: never).
+func (l *AdaptiveLimit) acquire(ctx context.Context, giveUp <-chan struct{}) (release func(Outcome, time.Duration), err error) {
 	for {
+		select {
+		case <-giveUp:
+			return nil, errCopyDown
+		default:
+		}
 		l.mu.Lock()
 		if l.inflight < int(l.limit) {
 			l.inflight++
@@ -140,6 +151,8 @@ func (l *AdaptiveLimit) Acquire(ctx context.Context) (release func(Outcome, time
 		l.mu.Unlock()
 		select {
 		case <-wake:
+		case <-giveUp:
+			return nil, errCopyDown
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -283,8 +296,11 @@ type request struct {
 	failed  atomic.Bool
 }
 
+// start takes a slot. Through a Failover, a request gives up waiting
+// for one once the copy is out (giveUpKey).
 func (a *Adaptive) start(ctx context.Context) (*request, error) {
-	release, err := a.limit.Acquire(ctx)
+	giveUp, _ := ctx.Value(giveUpKey{}).(<-chan struct{})
+	release, err := a.limit.acquire(ctx, giveUp)
 	if err != nil {
 		return nil, err
 	}

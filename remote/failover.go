@@ -203,7 +203,7 @@ func (f *Failover) copies(ctx context.Context, skip func(*member)) iter.Seq2[con
 				skip(m)
 				continue
 			}
-			if !yield(ctx, m) {
+			if !yield(whileIn(ctx, m), m) {
 				return
 			}
 		}
@@ -217,6 +217,23 @@ func (f *Failover) copies(ctx context.Context, skip func(*member)) iter.Seq2[con
 			}
 		}
 	}
+}
+
+// giveUpKey carries, in the context of a call to a copy admitted while
+// its breaker was closed, the channel closed once the breaker leaves the
+// closed state. A call still waiting then for a slot of the copy's
+// adaptive limit gives up (errCopyDown) and goes on to the next copy:
+// otherwise each call queued behind a stalled copy's few slots would
+// cost a stalled attempt of its own, a few at a time.
+type giveUpKey struct{}
+
+// whileIn is ctx for a call to m, which gives up waiting for a slot of
+// m once m is out. A probe or a last resort (m already out) waits.
+func whileIn(ctx context.Context, m *member) context.Context {
+	if in, tripped := m.br.closed(); in {
+		return context.WithValue(ctx, giveUpKey{}, tripped)
+	}
+	return ctx
 }
 
 // settle records the outcome of a call to m: a copy that answered (even
