@@ -55,8 +55,21 @@ func TestFailoverRequestsWaitingForASlotGiveUpWhenTheCopyIsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	primary := &stallingCopy{Backend: replica, release: make(chan struct{})}
-	limited := NewAdaptive(primary, AdaptivePolicy{Floor: 1, Initial: 1, Ceiling: 1})
-	f := NewFailover([]Backend{limited, replica}, FailoverOptions{Breaker: BreakerPolicy{Failures: 100, Cooldown: time.Hour}})
+	var limited *Adaptive
+	// As OpenFailover builds it: the adaptive limit above the retries,
+	// which tell the copy's breaker of each failed attempt. The first
+	// failed attempt opens it.
+	instant := func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	f, err := openFailover(2, func(i int, p RetryPolicy) (Backend, error) {
+		if i == 1 {
+			return replica, nil
+		}
+		limited = NewAdaptive(NewRetry(primary, p), AdaptivePolicy{Floor: 1, Initial: 1, Ceiling: 1})
+		return limited, nil
+	}, RetryPolicy{MaxAttempts: 8, Sleep: instant}, FailoverOptions{Breaker: BreakerPolicy{Failures: 1, Cooldown: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const n = 5
 	errs := make([]error, n)
@@ -76,7 +89,7 @@ func TestFailoverRequestsWaitingForASlotGiveUpWhenTheCopyIsOut(t *testing.T) {
 		go load(i)
 	}
 	time.Sleep(100 * time.Millisecond)
-	close(primary.release) // the first fails for good: the breaker opens
+	close(primary.release) // the first attempt fails: the breaker opens
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("reads through the failover: %v", err)
