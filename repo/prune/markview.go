@@ -412,13 +412,56 @@ func (pt *packTable) ownerRank(n uint32) int {
 // only, which the new index then locates it in. Both streams are read to
 // their ends, so that a damaged run is always noticed (errSortRun).
 func joinUsed(listings, used *merged, pt *packTable) error {
-	rec, ok, err := listings.next()
+	var missing *blob.ID
+	err := mergeJoin(listings, used, listingSize, func(id blob.ID, group []byte) error {
+		var best listingRec
+		bestRank := -1
+		for rec := range slices.Chunk(group, listingSize) {
+			l := getListing(rec)
+			if int(l.pack) >= len(pt.packs) {
+				return fmt.Errorf("%w: pack number %d of %d", errSortRun, l.pack, len(pt.packs))
+			}
+			if rank := pt.ownerRank(l.pack); bestRank < 0 || rank < bestRank {
+				best, bestRank = l, rank
+			}
+		}
+		if bestRank < 0 {
+			if missing == nil {
+				missing = &id
+			}
+			return nil
+		}
+		p := &pt.packs[best.pack]
+		if best.pos >= p.entries {
+			return fmt.Errorf("prune: entry %d of pack %s is past its %d entries", best.pos, p.id.Short(), p.entries)
+		}
+		p.used += int64(best.length)
+		pt.owned.set(p.first + uint64(best.pos))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if missing != nil {
+		return fmt.Errorf("%w (blob %s: %w)", ErrIncomplete, missing.Short(), repo.ErrBlobNotIndexed)
+	}
+	return nil
+}
+
+// mergeJoin walks the sorted used blob ids, each once, beside the sorted
+// records of size size (each starting with a blob id), and calls fn with
+// each used id and its records, concatenated in sort order (empty when no
+// record names it; valid only during the call). Records of ids no one
+// uses are skipped. Both streams are read to their ends, so that a
+// damaged run is always noticed (errSortRun).
+func mergeJoin(recs, used *merged, size int, fn func(id blob.ID, group []byte) error) error {
+	rec, ok, err := recs.next()
 	if err != nil {
 		return err
 	}
 	var (
-		missing *blob.ID
-		last    []byte
+		last  []byte
+		group []byte
 	)
 	for {
 		u, uok, err := used.next()
@@ -433,45 +476,30 @@ func joinUsed(listings, used *merged, pt *packTable) error {
 		}
 		last = append(last[:0], u...)
 		for ok && bytes.Compare(rec[:32], u) < 0 {
-			if rec, ok, err = listings.next(); err != nil {
+			if rec, ok, err = recs.next(); err != nil {
 				return err
 			}
 		}
-		var best listingRec
-		bestRank := -1
+		group = group[:0]
 		for ok && bytes.Equal(rec[:32], u) {
-			l := getListing(rec)
-			if int(l.pack) >= len(pt.packs) {
-				return fmt.Errorf("%w: pack number %d of %d", errSortRun, l.pack, len(pt.packs))
+			if len(rec) != size {
+				return fmt.Errorf("%w: a record of %d bytes, want %d", errSortRun, len(rec), size)
 			}
-			if rank := pt.ownerRank(l.pack); bestRank < 0 || rank < bestRank {
-				best, bestRank = l, rank
-			}
-			if rec, ok, err = listings.next(); err != nil {
+			group = append(group, rec...)
+			if rec, ok, err = recs.next(); err != nil {
 				return err
 			}
 		}
-		if bestRank < 0 {
-			if missing == nil {
-				missing = &blob.ID{}
-				copy(missing[:], u)
-			}
-			continue
-		}
-		p := &pt.packs[best.pack]
-		if best.pos >= p.entries {
-			return fmt.Errorf("prune: entry %d of pack %s is past its %d entries", best.pos, p.id.Short(), p.entries)
-		}
-		p.used += int64(best.length)
-		pt.owned.set(p.first + uint64(best.pos))
-	}
-	for ok {
-		if _, ok, err = listings.next(); err != nil {
+		var id blob.ID
+		copy(id[:], u)
+		if err := fn(id, group); err != nil {
 			return err
 		}
 	}
-	if missing != nil {
-		return fmt.Errorf("%w (blob %s: %w)", ErrIncomplete, missing.Short(), repo.ErrBlobNotIndexed)
+	for ok {
+		if _, ok, err = recs.next(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -134,59 +134,26 @@ func joinSinceMark(cands, used *merged, order []blob.ID, candidates map[blob.ID]
 		_, candidate := candidates[loc.Pack]
 		return ok && !candidate
 	}
-	rec, ok, err := cands.next()
-	if err != nil {
-		return nil, err
-	}
-	var (
-		missing *blob.ID
-		last    []byte
-		group   []uint32
-	)
-	for {
-		u, uok, err := used.next()
-		if err != nil {
-			return nil, err
-		}
-		if !uok {
-			break
-		}
-		if last != nil && bytes.Equal(last, u) {
-			continue
-		}
-		last = append(last[:0], u...)
-		for ok && bytes.Compare(rec[:32], u) < 0 {
-			if rec, ok, err = cands.next(); err != nil {
-				return nil, err
-			}
-		}
-		group = group[:0]
-		for ok && bytes.Equal(rec[:32], u) {
-			group = append(group, binary.BigEndian.Uint32(rec[32:]))
-			if rec, ok, err = cands.next(); err != nil {
-				return nil, err
-			}
-		}
-		var id blob.ID
-		copy(id[:], u)
+	var missing *blob.ID
+	err := mergeJoin(cands, used, candidateSize, func(id blob.ID, group []byte) error {
 		switch {
 		case len(group) == 0:
 			if missing == nil && !idx.Has(id) {
 				missing = &id
 			}
 		case !elsewhere(id):
-			for _, n := range group {
+			for rec := range slices.Chunk(group, candidateSize) {
+				n := binary.BigEndian.Uint32(rec[32:])
 				if int(n) >= len(order) {
-					return nil, fmt.Errorf("%w: candidate %d of %d", errSortRun, n, len(order))
+					return fmt.Errorf("%w: candidate %d of %d", errSortRun, n, len(order))
 				}
 				needed[order[n]] = true
 			}
 		}
-	}
-	for ok {
-		if _, ok, err = cands.next(); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if missing != nil {
 		return nil, fmt.Errorf("%w (blob %s: %w)", ErrIncomplete, missing.Short(), repo.ErrBlobNotIndexed)
